@@ -1,0 +1,176 @@
+/**
+ * A local anvil chain with the test 0xBTC token deployed: the embedded chain
+ * of `0xbtcpay dev`, and the real chain the tests run against.
+ */
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { createAnvil } from "@viem/anvil";
+import { createTestClient, type Hex, http, publicActions, walletActions } from "viem";
+import { foundry } from "viem/chains";
+import { testTokenAbi, testTokenBytecode } from "../../contracts-abi/index.ts";
+
+/** Anvil's well-known test mnemonic; its accounts are funded with ETH. */
+export const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
+
+/**
+ * xpub of m/44'/60'/1'/0 of the test mnemonic: the dev daemon's deposit
+ * addresses. Account 1' rather than 0' so deposit addresses never collide
+ * with anvil's funded accounts (m/44'/60'/0'/0/i).
+ */
+export const DEV_XPUB =
+  "xpub6EFHUEbYV13535ChA9yg5xZTWowwFCmFoWnhLbwkd91xHoirGu89GTZwBSUBnBpFeY5EV2cgof8yuyDnkeGALcD8DgGYJSiQfkxKpunWTX1";
+
+/** Anvil's first ten accounts (m/44'/60'/0'/0/0..9 of the test mnemonic). */
+export const ANVIL_ACCOUNTS = [
+  "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
+  "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+  "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
+  "0x90f79bf6eb2c4f870365e785982e1f101e93b906",
+  "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65",
+  "0x9965507d1a55bcc2695c58ba16fb37d819b0a4dc",
+  "0x976ea74026e726554db657fa54763abd0c3a0aa9",
+  "0x14dc79964da2c08b23698b3d3cc7ca32193d9955",
+  "0x23618e81e3f5cdf7f54c3d65f7fbc0abeb21c8f2",
+  "0xa0ee7a142d267c1f36714e4a8f75612f20a79720",
+] as const satisfies readonly Hex[];
+
+/** Path of the anvil binary shipped by the `@foundry-rs/anvil` npm package. */
+export function anvilBinaryPath(): string {
+  const arch = process.arch === "x64" ? "amd64" : process.arch;
+  const platform = process.platform;
+  const pkg = `@foundry-rs/anvil-${platform}-${arch}`;
+  const require = createRequire(import.meta.url);
+  const dir = dirname(require.resolve(`${pkg}/package.json`));
+  return join(dir, "bin", platform === "win32" ? "anvil.exe" : "anvil");
+}
+
+/** A free TCP port on 127.0.0.1 (anvil needs a port number up front). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export type LocalChain = Awaited<ReturnType<typeof startLocalChain>>;
+
+/**
+ * Starts anvil on 127.0.0.1. With `blockTime` it mines on a timer (dev);
+ * without, it mines only when told to (`mine`), which is what tests want.
+ */
+export async function startLocalChain({
+  port,
+  blockTime,
+}: {
+  port?: number;
+  blockTime?: number;
+} = {}) {
+  const chosenPort = port ?? (await freePort());
+  const anvil = createAnvil({
+    anvilBinary: anvilBinaryPath(),
+    host: "127.0.0.1",
+    port: chosenPort,
+    chainId: foundry.id,
+    startTimeout: 30_000,
+    ...(blockTime ? { blockTime } : { noMining: true }),
+  });
+  await anvil.start();
+  const rpcUrl = `http://127.0.0.1:${chosenPort}`;
+  const client = createTestClient({
+    mode: "anvil",
+    chain: foundry,
+    transport: http(rpcUrl, { retryCount: 0 }),
+    pollingInterval: 50,
+  })
+    .extend(publicActions)
+    .extend(walletActions);
+
+  async function mine(blocks = 1) {
+    await client.mine({ blocks });
+  }
+
+  /** Sends a transaction from an unlocked anvil account and waits until it is mined. */
+  async function send(hash: Hex): Promise<Hex> {
+    if (!blockTime) await mine(1);
+    const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    if (receipt.status !== "success") throw new Error(`transaction ${hash} reverted`);
+    return hash;
+  }
+
+  async function deployToken(): Promise<Hex> {
+    const hash = await client.deployContract({
+      abi: testTokenAbi,
+      bytecode: testTokenBytecode,
+      account: ANVIL_ACCOUNTS[0],
+    });
+    if (!blockTime) await mine(1);
+    const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    if (!receipt.contractAddress) throw new Error("token deployment failed");
+    return receipt.contractAddress.toLowerCase() as Hex;
+  }
+
+  async function submitTransfer({
+    token,
+    from,
+    to,
+    value,
+  }: {
+    token: Hex;
+    from: Hex;
+    to: Hex;
+    value: bigint;
+  }): Promise<Hex> {
+    return client.writeContract({
+      address: token,
+      abi: testTokenAbi,
+      functionName: "transfer",
+      args: [to, value],
+      account: from,
+      chain: foundry,
+    });
+  }
+
+  return {
+    rpcUrl,
+    port: chosenPort,
+    client,
+    mine,
+    deployToken,
+    /** Mints `value` base units to `to` and mines it (in tests). */
+    async mint(token: Hex, to: Hex, value: bigint) {
+      return send(
+        await client.writeContract({
+          address: token,
+          abi: testTokenAbi,
+          functionName: "mint",
+          args: [to, value],
+          account: ANVIL_ACCOUNTS[0],
+          chain: foundry,
+        }),
+      );
+    },
+    /**
+     * Submits a token transfer without waiting for it to be mined: the
+     * caller mines (tests) or the block timer does (dev).
+     */
+    submitTransfer,
+    /** Transfers and waits until the transfer is in a block. */
+    async transfer(params: { token: Hex; from: Hex; to: Hex; value: bigint }) {
+      return send(await submitTransfer(params));
+    },
+    async balanceOf(token: Hex, owner: Hex): Promise<bigint> {
+      return client.readContract({
+        address: token,
+        abi: testTokenAbi,
+        functionName: "balanceOf",
+        args: [owner],
+      });
+    },
+    stop: () => anvil.stop(),
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The few JSON-RPC calls the watcher makes, over viem's HTTP transport.
+ * Logs are requested raw and decoded here: viem's per-log ABI decoding is the
+ * slow part of matching, and a Transfer log has a fixed shape.
+ */
+import { createPublicClient, type Hex, http, type PublicClient } from "viem";
+import { TRANSFER_TOPIC } from "../../contracts-abi/index.ts";
+import { ChainRpcError } from "../internal/errors.ts";
+import type { TokenTransfer } from "./types.ts";
+
+export type ChainClient = {
+  chainId(): Promise<number>;
+  blockNumber(): Promise<number>;
+  /** Hash of block `number`; throws if the provider does not have it. */
+  blockHash(number: number): Promise<string>;
+  /** All Transfer logs of `token` in blocks `fromBlock..toBlock`. */
+  transfers(params: {
+    token: string;
+    fromBlock: number;
+    toBlock: number;
+  }): Promise<TokenTransfer[]>;
+  /** The underlying viem client, for anything else. */
+  viem: PublicClient;
+};
+
+type RawLog = {
+  address: string;
+  topics: string[];
+  data: string;
+  blockNumber: string | null;
+  blockHash: string | null;
+  transactionHash: string | null;
+  logIndex: string | null;
+  removed?: boolean;
+};
+
+const toHex = (n: number): Hex => `0x${n.toString(16)}`;
+
+/**
+ * Decodes raw logs into transfers, skipping pending logs and logs that are
+ * not a standard 3-topic ERC-20 Transfer (an ERC-721 Transfer has 4).
+ */
+export function decodeTransferLogs(logs: readonly RawLog[]): TokenTransfer[] {
+  const transfers: TokenTransfer[] = [];
+  for (const log of logs) {
+    const [topic0, fromTopic, toTopic] = log.topics;
+    if (log.topics.length !== 3 || topic0 !== TRANSFER_TOPIC || !fromTopic || !toTopic) continue;
+    if (
+      log.removed ||
+      !log.blockNumber ||
+      !log.blockHash ||
+      !log.transactionHash ||
+      !log.logIndex
+    ) {
+      continue;
+    }
+    if (!/^0x[0-9a-fA-F]{1,64}$/.test(log.data)) continue;
+    transfers.push({
+      txHash: log.transactionHash.toLowerCase(),
+      logIndex: Number(log.logIndex),
+      blockNumber: Number(log.blockNumber),
+      blockHash: log.blockHash.toLowerCase(),
+      from: `0x${fromTopic.slice(26).toLowerCase()}`,
+      to: `0x${toTopic.slice(26).toLowerCase()}`,
+      value: BigInt(log.data),
+    });
+  }
+  return transfers;
+}
+
+export function createChainClient({
+  rpcUrl,
+  timeoutMs = 15_000,
+}: {
+  rpcUrl: string;
+  timeoutMs?: number;
+}): ChainClient {
+  // NOTE: retries are the watcher's (it never advances the cursor past a
+  // failure), so the transport does not retry on its own.
+  const viem = createPublicClient({
+    transport: http(rpcUrl, { retryCount: 0, timeout: timeoutMs }),
+  });
+
+  async function call<T>(method: string, params: unknown[]): Promise<T> {
+    try {
+      return (await viem.request({ method, params } as never)) as T;
+    } catch (cause) {
+      const detail =
+        cause instanceof Error
+          ? ((cause as { shortMessage?: string }).shortMessage ?? cause.message)
+          : String(cause);
+      throw new ChainRpcError(`${method} failed: ${detail}`, { cause });
+    }
+  }
+
+  return {
+    async chainId() {
+      return Number(await call<string>("eth_chainId", []));
+    },
+    async blockNumber() {
+      return Number(await call<string>("eth_blockNumber", []));
+    },
+    async blockHash(number) {
+      const block = await call<{ hash: string } | null>("eth_getBlockByNumber", [
+        toHex(number),
+        false,
+      ]);
+      if (!block?.hash) throw new ChainRpcError(`block ${number} not available from the provider`);
+      return block.hash.toLowerCase();
+    },
+    async transfers({ token, fromBlock, toBlock }) {
+      const logs = await call<RawLog[]>("eth_getLogs", [
+        {
+          address: token,
+          topics: [TRANSFER_TOPIC],
+          fromBlock: toHex(fromBlock),
+          toBlock: toHex(toBlock),
+        },
+      ]);
+      if (!Array.isArray(logs)) throw new ChainRpcError("eth_getLogs returned no array");
+      return decodeTransferLogs(logs);
+    },
+    viem,
+  };
+}

@@ -1,0 +1,218 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import pretty from "pino-pretty";
+import { createWalletClient, type Hex, http } from "viem";
+import { foundry } from "viem/chains";
+import { testTokenAbi } from "../../../contracts-abi/index.ts";
+import { ANVIL_ACCOUNTS, freePort, startLocalChain } from "../../chain/anvil.ts";
+import { loadConfig } from "../../config/index.ts";
+import { startDaemon } from "../../daemon.ts";
+import { createLogger } from "../../internal/logger.ts";
+import { parseAmount } from "../../payments/amount.ts";
+import { exitOnError, onSignals } from "../run.ts";
+
+const DEV_CONFIG = fileURLToPath(new URL("../../../config/dev.json", import.meta.url));
+const STATE_DIR = resolve(".0xbtcpay-dev");
+const STATE_FILE = resolve(STATE_DIR, "state.json");
+
+type DevState = {
+  rpcUrl: string;
+  token: Hex;
+  publicUrl: string;
+  privateUrl: string;
+  decimals: number;
+};
+
+/** Tokens each of anvil's payer accounts (1..9) gets on start. */
+const FAUCET_TOKENS = 1_000_000n;
+
+async function isFree(port: number): Promise<boolean> {
+  return new Promise((resolvePort) => {
+    const server = createServer();
+    server.once("error", () => resolvePort(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolvePort(true)));
+  });
+}
+
+/** A stand-in for the shop: prints every postback it receives. */
+async function startDemoReceiver(
+  print: (line: string) => void,
+): Promise<{ url: string; close(): void }> {
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      print(`\n[demo shop] postback received: ${body}\n`);
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/payment_complete`, close: () => server.close() };
+}
+
+async function runDev(options: { config: string; chainPort?: number }) {
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  let config = (() => {
+    try {
+      return loadConfig({ path: options.config, env: {} });
+    } catch (error) {
+      exitOnError(error);
+    }
+  })();
+
+  print("0xbtcpay dev: starting a local anvil chain (a block every second)…");
+  const wanted = options.chainPort ?? 8545;
+  const chain = await startLocalChain({
+    port: (await isFree(wanted)) ? wanted : await freePort(),
+    blockTime: 1,
+  });
+  const token = await chain.deployToken();
+  print(`deployed the test 0xBTC token at ${token}; funding anvil accounts 1-9…`);
+  const unit = 10n ** BigInt(config.chain.decimals);
+  for (const account of ANVIL_ACCOUNTS.slice(1)) {
+    await chain.mint(token, account, FAUCET_TOKENS * unit);
+  }
+
+  // A fresh chain every run, so a fresh database too.
+  const dbPath = resolve(config.database.path);
+  rmSync(dirname(dbPath), { recursive: true, force: true });
+  mkdirSync(dirname(dbPath), { recursive: true });
+  config = {
+    ...config,
+    chain: { ...config.chain, rpcUrl: chain.rpcUrl, token },
+    database: { path: dbPath },
+  };
+
+  const logger = createLogger({
+    level: config.log.level,
+    destination: pretty({ colorize: process.stdout.isTTY, ignore: "pid,hostname,service" }),
+  });
+  const receiver = await startDemoReceiver(print);
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon({ config, logger });
+  } catch (error) {
+    receiver.close();
+    await chain.stop();
+    exitOnError(error);
+  }
+  const state: DevState = {
+    rpcUrl: chain.rpcUrl,
+    token,
+    publicUrl: daemon.publicUrl,
+    privateUrl: daemon.privateUrl,
+    decimals: config.chain.decimals,
+  };
+  writeFileSync(STATE_FILE, JSON.stringify(state, null, 2));
+
+  const body = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "start_payment",
+    params: { amount: "0.29", data: { order_id: "444" }, postback_url: receiver.url },
+  });
+  print(`
+0xbtcpay is running on a local chain (chain id ${config.chain.chainId}, ${config.chain.confirmations} confirmations).
+
+  private JSON-RPC (shop server):  ${daemon.privateUrl}/
+  public status (browsers):        ${daemon.publicUrl}/<id>/status.json
+  anvil RPC:                       ${chain.rpcUrl}
+  demo shop postback receiver:     ${receiver.url}
+
+1. Create a payment:
+   curl -s -X POST -H 'Content-Type: application/json' -d '${body}' ${daemon.privateUrl}/
+
+2. Pay it from a funded anvil account (in another terminal):
+   npx 0xbtcpay dev pay <id>
+
+3. Watch it go waiting -> seen -> paid, and the postback arrive here:
+   curl -s ${daemon.publicUrl}/<id>/status.json
+
+Ctrl-C stops everything.`);
+
+  onSignals(async () => {
+    await daemon.stop();
+    receiver.close();
+    await chain.stop();
+    rmSync(STATE_FILE, { force: true });
+  });
+  daemon.done.catch(async () => {
+    await chain.stop();
+    process.exit(1);
+  });
+}
+
+async function runPay(id: string, options: { amount?: string; from: number }) {
+  let state: DevState;
+  try {
+    state = JSON.parse(readFileSync(STATE_FILE, "utf8")) as DevState;
+  } catch {
+    exitOnError(
+      new Error(`no running dev daemon found (${STATE_FILE}); start one with: npm start`),
+    );
+  }
+  const response = await fetch(`${state.publicUrl}/${encodeURIComponent(id)}/status.json`).catch(
+    (error) => exitOnError(error),
+  );
+  if (response.status === 404) exitOnError(new Error(`no payment with id ${id}`));
+  const status = (await response.json()) as { address: Hex; amount: string; paid_amount: string };
+  let value: bigint;
+  if (options.amount !== undefined) {
+    const parsed = parseAmount(options.amount, { decimals: state.decimals });
+    if (!parsed.ok) exitOnError(new Error(`invalid --amount ${options.amount}`));
+    value = parsed.value;
+  } else {
+    const due = (parseAmount(status.amount, { decimals: state.decimals }) as { value: bigint })
+      .value;
+    const paid = parseAmount(status.paid_amount, { decimals: state.decimals });
+    value = due - (paid.ok ? paid.value : 0n);
+    if (value <= 0n) exitOnError(new Error(`payment ${id} has already received its amount`));
+  }
+  const wallet = createWalletClient({ chain: foundry, transport: http(state.rpcUrl) });
+  const from = ANVIL_ACCOUNTS[options.from] as Hex;
+  const hash = await wallet.writeContract({
+    address: state.token,
+    abi: testTokenAbi,
+    functionName: "transfer",
+    args: [status.address, value],
+    account: from,
+  });
+  process.stdout.write(
+    `sent ${options.amount ?? "the amount due"} 0xBTC (${value} base units) from ${from} to ${status.address}\ntx ${hash}\nwatch: curl -s ${state.publicUrl}/${id}/status.json\n`,
+  );
+}
+
+function accountIndex(value: string): number {
+  if (!/^[1-9]$/.test(value))
+    throw new InvalidArgumentError("expected an anvil account from 1 to 9");
+  return Number(value);
+}
+
+export function devCommand(): Command {
+  const dev = new Command("dev")
+    .description(
+      "Run the daemon on an embedded local chain (anvil) with a test 0xBTC token: no node or account needed.",
+    )
+    .option("-c, --config <file>", "base config (chain RPC and token are replaced)", DEV_CONFIG)
+    .option("--chain-port <port>", "anvil port (default 8545, or a free one)", (v) => Number(v))
+    .action(async (options: { config: string; chainPort?: number }) => {
+      await runDev(options).catch((error) => exitOnError(error));
+    });
+  dev
+    .command("pay")
+    .description("Pay a payment of the running dev daemon from a funded anvil account.")
+    .argument("<id>", "payment id (16 hex characters)")
+    .option("--amount <amount>", "0xBTC to send (default: what is still due)")
+    .option("--from <n>", "anvil account 1-9 to pay from", accountIndex, 1)
+    .action(async (id: string, options: { amount?: string; from: number }) => {
+      await runPay(id, options).catch((error) => exitOnError(error));
+    });
+  return dev;
+}

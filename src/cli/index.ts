@@ -1,0 +1,21 @@
+/**
+ * The `0xbtcpay` command line. Each command lives in ./commands/.
+ */
+import { Command } from "commander";
+import { deriveCommand } from "./commands/derive.ts";
+import { devCommand } from "./commands/dev.ts";
+import { serveCommand } from "./commands/serve.ts";
+
+const program = new Command()
+  .name("0xbtcpay")
+  .description(
+    "Self-hosted, watch-only 0xBitcoin (0xBTC) payment gateway, wire-compatible with 0xBTCpay.",
+  )
+  .version("0.1.0")
+  .showHelpAfterError();
+
+program.addCommand(serveCommand());
+program.addCommand(devCommand());
+program.addCommand(deriveCommand());
+
+await program.parseAsync(process.argv);

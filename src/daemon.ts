@@ -1,0 +1,153 @@
+/**
+ * Builds the running daemon from a validated config: database, deriver,
+ * payment logic, chain watcher, postback sender and both HTTP ports.
+ * The CLI's `serve` and `dev` commands and the tests start it through here.
+ */
+import type { AddressInfo } from "node:net";
+import { createAdaptorServer, type ServerType } from "@hono/node-server";
+import { createAddressDeriver } from "./addresses/index.ts";
+import { createChainClient } from "./chain/client.ts";
+import { createChainWatcher } from "./chain/watcher.ts";
+import type { Config } from "./config/index.ts";
+import { type Clock, createClock } from "./internal/clock.ts";
+import { errorMessage } from "./internal/errors.ts";
+import type { Logger } from "./internal/logger.ts";
+import { createShutdown } from "./internal/shutdown.ts";
+import { createPayments, type Payments } from "./payments/index.ts";
+import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
+import { createPublicApp } from "./public/index.ts";
+import { createAllowlist } from "./rpc/allowlist.ts";
+import { createPrivateApp } from "./rpc/index.ts";
+import { type Db, openDatabase } from "./store/index.ts";
+
+export type Daemon = {
+  privateUrl: string;
+  publicUrl: string;
+  payments: Payments;
+  sender: PostbackSender;
+  db: Db;
+  /** Settles when the daemon stops; rejects if it stopped on a fatal error (wrong chain). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+};
+
+async function listen(server: ServerType, host: string, port: number): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${shownHost}:${address.port}`;
+}
+
+function close(server: ServerType): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive sockets from pollers would hold close() open.
+    (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+  });
+}
+
+export async function startDaemon({
+  config,
+  logger,
+  clock = createClock(),
+  fetch: fetchFn,
+}: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  fetch?: typeof fetch;
+}): Promise<Daemon> {
+  const shutdown = createShutdown();
+  const log = logger.child({ module: "daemon" });
+  const db = openDatabase({ path: config.database.path });
+  shutdown.add(() => db.close());
+
+  let sender: PostbackSender | undefined;
+  const payments = createPayments({
+    db,
+    deriver: createAddressDeriver({ xpub: config.wallet.xpub }),
+    clock,
+    logger,
+    chainId: config.chain.chainId,
+    token: config.chain.token,
+    decimals: config.chain.decimals,
+    requiredConfirmations: config.chain.confirmations,
+    expiresAfterSeconds: config.payments.expiresAfter,
+    onEvents: () => sender?.wake(),
+  });
+  sender = createPostbackSender({
+    payments,
+    clock,
+    logger,
+    decimals: config.chain.decimals,
+    timeoutMs: config.postbacks.timeoutMs,
+    ...(fetchFn ? { fetch: fetchFn } : {}),
+  });
+  const watcher = createChainWatcher({
+    client: createChainClient({ rpcUrl: config.chain.rpcUrl }),
+    sink: payments.sink,
+    clock,
+    logger,
+    chainId: config.chain.chainId,
+    token: config.chain.token,
+    pollIntervalMs: config.chain.pollIntervalMs,
+    maxBlockRange: config.chain.maxBlockRange,
+    startBlock: config.chain.startBlock,
+  });
+
+  const privateServer = createAdaptorServer({
+    fetch: createPrivateApp({
+      payments,
+      allowlist: createAllowlist({ allow: config.private.allow }),
+      trustProxy:
+        config.private.trustProxy.length > 0
+          ? createAllowlist({ allow: config.private.trustProxy, loopback: false })
+          : undefined,
+      decimals: config.chain.decimals,
+      maxWholeTokens: BigInt(config.payments.maxAmount),
+      logger,
+    }).fetch,
+  });
+  const publicServer = createAdaptorServer({ fetch: createPublicApp({ payments, logger }).fetch });
+
+  let privateUrl: string;
+  let publicUrl: string;
+  try {
+    privateUrl = await listen(privateServer, config.private.host, config.private.port);
+    shutdown.add(() => close(privateServer));
+    publicUrl = await listen(publicServer, config.public.host, config.public.port);
+    shutdown.add(() => close(publicServer));
+  } catch (error) {
+    await shutdown.kill();
+    throw error;
+  }
+
+  const loops = [watcher.run(shutdown.signal), sender.run(shutdown.signal)].map((loop) =>
+    loop.catch(async (error) => {
+      log.fatal({ err: errorMessage(error) }, "stopping on a fatal error");
+      void shutdown.kill();
+      throw error;
+    }),
+  );
+  const done = Promise.all(loops).then(() => undefined);
+  // Loops stop on abort; wait for them before closing the database.
+  shutdown.add(() => Promise.allSettled(loops));
+  done.catch(() => {});
+
+  log.info({ private_url: privateUrl, public_url: publicUrl }, "daemon started");
+  return {
+    privateUrl,
+    publicUrl,
+    payments,
+    sender,
+    db,
+    done,
+    stop: () => shutdown.kill(),
+  };
+}

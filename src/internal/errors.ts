@@ -1,0 +1,59 @@
+/**
+ * Error classes with a stable `code`. Retry decisions live in one place:
+ * {@link shouldRetry}.
+ */
+export class BaseError extends Error {
+  static code = "INTERNAL";
+  readonly code: string;
+  /** Whether doing the same thing again later may succeed. */
+  readonly retryable: boolean;
+
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = (new.target as typeof BaseError).code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The configuration is invalid; `issues` are "key: problem" lines. */
+export class ConfigError extends BaseError {
+  static override code = "CONFIG";
+  readonly issues: string[];
+  constructor(issues: string[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join("\n")}`);
+    this.issues = issues;
+  }
+}
+
+/** A key was given where a watch-only extended public key is required. */
+export class KeyError extends BaseError {
+  static override code = "KEY";
+}
+
+/** An RPC provider call failed (network, HTTP status, JSON-RPC error). */
+export class ChainRpcError extends BaseError {
+  static override code = "CHAIN_RPC";
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { ...options, retryable: true });
+  }
+}
+
+/** The provider serves another chain than the configured one: never retried. */
+export class ChainMismatchError extends BaseError {
+  static override code = "CHAIN_MISMATCH";
+}
+
+/** Decides whether an operation that threw `error` should be tried again. */
+export function shouldRetry(error: unknown): boolean {
+  if (error instanceof BaseError) return error.retryable;
+  // Unknown errors from transports (sockets reset, timeouts) are retried; our
+  // own programming errors surface in logs on every retry.
+  return true;
+}
+
+/** The message of anything thrown, for logs and stored `last_error` columns. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message.split("\n")[0] ?? error.name;
+  return String(error);
+}

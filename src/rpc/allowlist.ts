@@ -1,0 +1,111 @@
+/**
+ * Who may call the private port: loopback always (as in the original
+ * 0xBTCpay), plus the configured IPs and CIDR ranges.
+ */
+import ipaddr from "ipaddr.js";
+
+export type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** Parses "10.0.0.5", "10.0.0.0/8", "::1", "fd00::/8"; undefined if it is neither. */
+export function parseCidr(entry: string): Cidr | undefined {
+  const text = entry.trim();
+  try {
+    if (text.includes("/")) return ipaddr.parseCIDR(text);
+    if (!ipaddr.isValid(text)) return undefined;
+    const address = ipaddr.parse(text);
+    return [address, address.kind() === "ipv4" ? 32 : 128];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses an IP, folding IPv4-mapped IPv6 (`::ffff:127.0.0.1`) to IPv4. */
+export function parseIp(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  try {
+    if (!ipaddr.isValid(text)) return undefined;
+    const address = ipaddr.parse(text);
+    if (address.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+      return (address as ipaddr.IPv6).toIPv4Address();
+    }
+    return address;
+  } catch {
+    return undefined;
+  }
+}
+
+function inRange(address: ipaddr.IPv4 | ipaddr.IPv6, [range, bits]: Cidr): boolean {
+  let candidate = address;
+  let network = range;
+  if (network.kind() === "ipv6" && (network as ipaddr.IPv6).isIPv4MappedAddress()) {
+    network = (network as ipaddr.IPv6).toIPv4Address();
+    bits = Math.max(0, bits - 96);
+  }
+  if (candidate.kind() !== network.kind()) {
+    if (candidate.kind() === "ipv4" && network.kind() === "ipv6") {
+      candidate = (candidate as ipaddr.IPv4).toIPv4MappedAddress();
+    } else {
+      return false;
+    }
+  }
+  return candidate.match(network, bits);
+}
+
+export type Allowlist = {
+  /** Whether `peer` (a socket's remote address) may call the private port. */
+  allows(peer: string | undefined): boolean;
+};
+
+/**
+ * Builds the matcher. Entries are validated at config load; an unparsable one
+ * here is a programming error and throws.
+ */
+export function createAllowlist({
+  allow,
+  loopback = true,
+}: {
+  allow: readonly string[];
+  /** Whether loopback is always allowed (the original's rule); tests may turn it off. */
+  loopback?: boolean;
+}): Allowlist {
+  const ranges = allow.map((entry) => {
+    const cidr = parseCidr(entry);
+    if (!cidr) throw new Error(`invalid allowlist entry: ${entry}`);
+    return cidr;
+  });
+  return {
+    allows(peer) {
+      if (peer === undefined) return false;
+      const address = parseIp(peer);
+      if (!address) return false;
+      if (loopback && address.range() === "loopback") return true;
+      return ranges.some((range) => inRange(address, range));
+    },
+  };
+}
+
+/**
+ * The client address to judge: the TCP peer, unless the peer is a trusted
+ * proxy, then the right-most X-Forwarded-For entry that is not itself trusted.
+ */
+export function clientAddress({
+  peer,
+  forwardedFor,
+  trustProxy,
+}: {
+  peer: string | undefined;
+  forwardedFor: string | undefined;
+  trustProxy: Allowlist | undefined;
+}): string | undefined {
+  if (!trustProxy || !forwardedFor || !trustProxy.allows(peer)) return peer;
+  const hops = forwardedFor
+    .split(",")
+    .map((hop) => hop.trim())
+    .filter((hop) => hop.length > 0);
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i];
+    if (hop === undefined) continue;
+    if (!parseIp(hop)) return undefined;
+    if (!trustProxy.allows(hop)) return hop;
+  }
+  return hops[0];
+}

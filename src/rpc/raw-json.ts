@@ -1,0 +1,76 @@
+/**
+ * Finds the exact source text of a member of a JSON document, so the shop's
+ * `data` is stored and handed back byte for byte as it was sent (big numbers,
+ * key order and all), not as JSON.parse + JSON.stringify would remake it.
+ */
+
+const WHITESPACE = new Set([" ", "\t", "\n", "\r"]);
+const LITERAL_END = new Set([",", "}", "]", " ", "\t", "\n", "\r"]);
+
+/**
+ * The source text of the value at `path` (object keys from the root), or
+ * undefined if absent. With duplicate keys the last one wins, as in
+ * JSON.parse. `text` must already be valid JSON (JSON.parse it first).
+ */
+export function rawMember(text: string, path: readonly string[]): string | undefined {
+  let pos = 0;
+  let found: [number, number] | undefined;
+
+  const skipWhitespace = () => {
+    while (pos < text.length && WHITESPACE.has(text[pos] as string)) pos++;
+  };
+
+  const readString = (): string => {
+    const start = pos;
+    pos++;
+    while (pos < text.length && text[pos] !== '"') pos += text[pos] === "\\" ? 2 : 1;
+    pos++;
+    return JSON.parse(text.slice(start, pos)) as string;
+  };
+
+  // Iterative over containers would be longer; recursion depth is bounded by
+  // the request body limit and guarded by the caller's try/catch.
+  const readValue = (depth: number, onPath: boolean): void => {
+    skipWhitespace();
+    const ch = text[pos];
+    if (ch === "{" || ch === "[") {
+      const isObject = ch === "{";
+      const close = isObject ? "}" : "]";
+      pos++;
+      skipWhitespace();
+      if (text[pos] === close) {
+        pos++;
+        return;
+      }
+      for (;;) {
+        let matches = false;
+        if (isObject) {
+          skipWhitespace();
+          const key = readString();
+          skipWhitespace();
+          pos++; // ':'
+          matches = onPath && key === path[depth];
+        }
+        skipWhitespace();
+        const start = pos;
+        readValue(depth + 1, matches);
+        if (matches && depth === path.length - 1) found = [start, pos];
+        skipWhitespace();
+        if (text[pos] === ",") {
+          pos++;
+          continue;
+        }
+        pos++; // close
+        return;
+      }
+    }
+    if (ch === '"') {
+      readString();
+      return;
+    }
+    while (pos < text.length && !LITERAL_END.has(text[pos] as string)) pos++;
+  };
+
+  readValue(0, path.length > 0);
+  return found ? text.slice(found[0], found[1]) : undefined;
+}

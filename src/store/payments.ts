@@ -1,0 +1,145 @@
+/**
+ * Queries over payments, transfers, the scan cursor and the derivation
+ * counter. Statements are prepared once; callers own transactions.
+ */
+import type { Db } from "./index.ts";
+
+export type PaymentRow = {
+  id: string;
+  amount: string;
+  derivation_index: number;
+  address: string;
+  data: string | null;
+  postback_url: string | null;
+  created_at: number;
+  expires_at: number;
+  seen_at: number | null;
+  paid_at: number | null;
+  tx_hash: string | null;
+  /** Block of the transfer that completes (or, while partial, was last added to) the payment. */
+  block_number: number | null;
+  paid_amount: string;
+};
+
+export type TransferRow = {
+  tx_hash: string;
+  log_index: number;
+  block_number: number;
+  block_hash: string;
+  from_address: string;
+  to_address: string;
+  value: string;
+  payment_id: string;
+  recorded_at: number;
+};
+
+export type CursorRow = {
+  chain_id: number;
+  token: string;
+  block_number: number;
+  block_hash: string | null;
+  head_number: number;
+  updated_at: number;
+};
+
+export type PaymentStore = ReturnType<typeof createPaymentStore>;
+
+export function createPaymentStore(db: Db) {
+  const statements = {
+    nextIndex: db.prepare(
+      "UPDATE counters SET value = value + 1 WHERE name = 'derivation_index' RETURNING value - 1 AS value",
+    ),
+    insertPayment: db.prepare(`INSERT INTO payments
+      (id, amount, derivation_index, address, data, postback_url, created_at, expires_at)
+      VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at)`),
+    getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
+    paymentIdByAddress: db.prepare("SELECT id FROM payments WHERE address = ?").pluck(),
+    confirming: db
+      // NOTE: partial payments cannot change on a new head, only fully received
+      // ones waiting for confirmations can. CAST saturates at int64, which only
+      // errs towards re-evaluating.
+      .prepare(
+        "SELECT id FROM payments WHERE seen_at IS NOT NULL AND paid_at IS NULL AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)",
+      )
+      .pluck(),
+    updateProgress: db.prepare(`UPDATE payments SET
+      seen_at = @seen_at, paid_at = @paid_at, tx_hash = @tx_hash,
+      block_number = @block_number, paid_amount = @paid_amount
+      WHERE id = @id`),
+    insertTransfer: db.prepare(`INSERT OR IGNORE INTO transfers
+      (tx_hash, log_index, block_number, block_hash, from_address, to_address, value, payment_id, recorded_at)
+      VALUES (@tx_hash, @log_index, @block_number, @block_hash, @from_address, @to_address, @value, @payment_id, @recorded_at)`),
+    transfersOf: db.prepare(
+      "SELECT * FROM transfers WHERE payment_id = ? ORDER BY block_number, log_index",
+    ),
+    getCursor: db.prepare("SELECT * FROM chain_cursor WHERE id = 1"),
+    upsertCursor: db.prepare(`INSERT INTO chain_cursor
+      (id, chain_id, token, block_number, block_hash, head_number, updated_at)
+      VALUES (1, @chain_id, @token, @block_number, @block_hash, @head_number, @updated_at)
+      ON CONFLICT (id) DO UPDATE SET block_number = excluded.block_number,
+        block_hash = excluded.block_hash, head_number = excluded.head_number,
+        updated_at = excluded.updated_at`),
+    setHead: db.prepare(
+      "UPDATE chain_cursor SET head_number = @head_number, updated_at = @updated_at WHERE id = 1",
+    ),
+  };
+
+  return {
+    /** Takes the next derivation index. Call inside the transaction that inserts the payment. */
+    allocateIndex(): number {
+      const row = statements.nextIndex.get() as { value: number } | undefined;
+      if (!row) throw new Error("derivation counter missing");
+      return row.value;
+    },
+    insertPayment(
+      row: Pick<
+        PaymentRow,
+        | "id"
+        | "amount"
+        | "derivation_index"
+        | "address"
+        | "data"
+        | "postback_url"
+        | "created_at"
+        | "expires_at"
+      >,
+    ): void {
+      statements.insertPayment.run(row);
+    },
+    getPayment(id: string): PaymentRow | undefined {
+      return statements.getPayment.get(id) as PaymentRow | undefined;
+    },
+    paymentIdByAddress(address: string): string | undefined {
+      return statements.paymentIdByAddress.get(address) as string | undefined;
+    },
+    /** Ids of payments that have received their amount but are not paid (confirming). */
+    confirmingPaymentIds(): string[] {
+      return statements.confirming.all() as string[];
+    },
+    updateProgress(
+      row: Pick<
+        PaymentRow,
+        "id" | "seen_at" | "paid_at" | "tx_hash" | "block_number" | "paid_amount"
+      >,
+    ): void {
+      statements.updateProgress.run(row);
+    },
+    /** Records a transfer; false if (tx_hash, log_index) was already recorded. */
+    insertTransfer(row: TransferRow): boolean {
+      return statements.insertTransfer.run(row).changes === 1;
+    },
+    /** A payment's transfers in chain order. */
+    transfersOf(paymentId: string): TransferRow[] {
+      return statements.transfersOf.all(paymentId) as TransferRow[];
+    },
+    getCursor(): CursorRow | undefined {
+      return statements.getCursor.get() as CursorRow | undefined;
+    },
+    setCursor(row: CursorRow): void {
+      statements.upsertCursor.run(row);
+    },
+    setHead(head: number, now: number): void {
+      statements.setHead.run({ head_number: head, updated_at: now });
+    },
+  };
+}
