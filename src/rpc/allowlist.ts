@@ -6,31 +6,35 @@ import ipaddr from "ipaddr.js";
 
 export type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
+/**
+ * Parses one address strictly: four-part decimal IPv4 or IPv6. The lenient
+ * forms ipaddr.js (like inet_aton) also accepts, "10.0.0" or "0x7f000001",
+ * are refused: in an allowlist they only hide what is really allowed.
+ */
+function parseStrict(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (text.includes(":")) return ipaddr.IPv6.isValid(text) ? ipaddr.IPv6.parse(text) : undefined;
+  return ipaddr.IPv4.isValidFourPartDecimal(text) ? ipaddr.IPv4.parse(text) : undefined;
+}
+
 /** Parses "10.0.0.5", "10.0.0.0/8", "::1", "fd00::/8"; undefined if it is neither. */
 export function parseCidr(entry: string): Cidr | undefined {
-  const text = entry.trim();
-  try {
-    if (text.includes("/")) return ipaddr.parseCIDR(text);
-    if (!ipaddr.isValid(text)) return undefined;
-    const address = ipaddr.parse(text);
-    return [address, address.kind() === "ipv4" ? 32 : 128];
-  } catch {
-    return undefined;
-  }
+  const [addressText = "", bitsText, ...rest] = entry.trim().split("/");
+  if (rest.length > 0) return undefined;
+  const address = parseStrict(addressText);
+  if (!address) return undefined;
+  const maxBits = address.kind() === "ipv4" ? 32 : 128;
+  if (bitsText === undefined) return [address, maxBits];
+  if (!/^[0-9]{1,3}$/.test(bitsText) || Number(bitsText) > maxBits) return undefined;
+  return [address, Number(bitsText)];
 }
 
 /** Parses an IP, folding IPv4-mapped IPv6 (`::ffff:127.0.0.1`) to IPv4. */
 export function parseIp(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  try {
-    if (!ipaddr.isValid(text)) return undefined;
-    const address = ipaddr.parse(text);
-    if (address.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
-      return (address as ipaddr.IPv6).toIPv4Address();
-    }
-    return address;
-  } catch {
-    return undefined;
+  const address = parseStrict(text.trim());
+  if (address?.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+    return (address as ipaddr.IPv6).toIPv4Address();
   }
+  return address;
 }
 
 function inRange(address: ipaddr.IPv4 | ipaddr.IPv6, [range, bits]: Cidr): boolean {

@@ -1,0 +1,335 @@
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createAddressDeriver } from "../src/addresses/index.ts";
+import { DEV_XPUB } from "../src/chain/anvil.ts";
+import { createClock } from "../src/internal/clock.ts";
+import { createPayments } from "../src/payments/index.ts";
+import { createAllowlist } from "../src/rpc/allowlist.ts";
+import { createPrivateApp } from "../src/rpc/index.ts";
+import { openDatabase } from "../src/store/index.ts";
+import { silentLogger } from "./helpers/index.ts";
+
+function setup({ allow = [] as string[], loopback = true } = {}) {
+  const db = openDatabase({ path: ":memory:" });
+  const payments = createPayments({
+    db,
+    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
+    clock: createClock(),
+    logger: silentLogger,
+    chainId: 31337,
+    token: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+    decimals: 8,
+    requiredConfirmations: 3,
+    expiresAfterSeconds: 86_400,
+  });
+  const app = createPrivateApp({
+    payments,
+    allowlist: createAllowlist({ allow, loopback }),
+    decimals: 8,
+    maxWholeTokens: 20_999_984n,
+    logger: silentLogger,
+  });
+  /** A request as if from TCP peer `peer` (the node server's `incoming` binding). */
+  const post = (body: unknown, peer = "127.0.0.1", headers: Record<string, string> = {}) =>
+    app.request(
+      "/",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      },
+      { incoming: { socket: { remoteAddress: peer } } },
+    );
+  const countPayments = () =>
+    (db.prepare("SELECT count(*) AS n FROM payments").get() as { n: number }).n;
+  return { app, db, payments, post, countPayments };
+}
+
+const request = (params: unknown, extra: Record<string, unknown> = {}) => ({
+  jsonrpc: "2.0",
+  id: 111,
+  method: "start_payment",
+  params,
+  ...extra,
+});
+
+describe("start_payment wire compatibility", () => {
+  test("a valid request returns id, amount and address, echoing the request id", async () => {
+    const { post, payments } = setup();
+    const response = await post(
+      request({
+        amount: "222.333",
+        data: { order_id: "444" },
+        postback_url: "https://shop.example/payment_complete",
+      }),
+    );
+    expect(response.status).toBe(200);
+    expect(response.headers.get("access-control-allow-origin")).toBeNull();
+    expect(response.headers.get("content-type")).toBe("application/json");
+    const body = (await response.json()) as {
+      jsonrpc: string;
+      id: number;
+      result: Record<string, unknown>;
+    };
+    expect(Object.keys(body)).toEqual(["jsonrpc", "result", "id"]);
+    expect(body.jsonrpc).toBe("2.0");
+    expect(body.id).toBe(111);
+    expect(body.result.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(body.result.amount).toBe("222.333");
+    expect(body.result.address).toBe(createAddressDeriver({ xpub: DEV_XPUB }).derive(0));
+    const row = payments.get(body.result.id as string);
+    expect(row?.amount).toBe("22233300000");
+    expect(row?.data).toBe('{"order_id":"444"}');
+    expect(row?.postback_url).toBe("https://shop.example/payment_complete");
+  });
+
+  test("string ids are echoed", async () => {
+    const { post } = setup();
+    const body = (await (await post(request({ amount: "1" }, { id: "abc" }))).json()) as {
+      id: unknown;
+    };
+    expect(body.id).toBe("abc");
+  });
+
+  test("each payment gets a fresh address and derivation index", async () => {
+    const { post, payments } = setup();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const body = (await (await post(request({ amount: "1" }))).json()) as {
+        result: { id: string };
+      };
+      ids.push(body.result.id);
+    }
+    const rows = ids.map((id) => payments.get(id));
+    expect(rows.map((r) => r?.derivation_index)).toEqual([0, 1, 2, 3, 4]);
+    expect(new Set(rows.map((r) => r?.address)).size).toBe(5);
+  });
+
+  test("data is stored as the exact JSON text sent (big numbers, order, spacing)", async () => {
+    const { post, payments } = setup();
+    const raw = `{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"data": {"b":1, "a":12345678901234567890123, "s":"\\u00e9"} ,"amount":"1"}}`;
+    const body = (await (await post(raw)).json()) as { result: { id: string } };
+    expect(payments.get(body.result.id)?.data).toBe(
+      '{"b":1, "a":12345678901234567890123, "s":"\\u00e9"}',
+    );
+  });
+
+  test("absent data is stored as null; explicit null data as the text null", async () => {
+    const { post, payments } = setup();
+    const a = (await (await post(request({ amount: "1" }))).json()) as { result: { id: string } };
+    const b = (await (await post(request({ amount: "1", data: null }))).json()) as {
+      result: { id: string };
+    };
+    expect(payments.get(a.result.id)?.data).toBeNull();
+    expect(payments.get(b.result.id)?.data).toBe("null");
+  });
+
+  const errorCases: Array<[string, unknown, number, string, unknown]> = [
+    ["a body that is not JSON", "{not json", -32700, "Parse error", null],
+    ["an empty body", "", -32700, "Parse error", null],
+    [
+      "a missing jsonrpc",
+      { id: 5, method: "start_payment", params: { amount: "1" } },
+      -32600,
+      "Invalid request",
+      5,
+    ],
+    [
+      "jsonrpc 1.0",
+      { jsonrpc: "1.0", id: 5, method: "start_payment", params: { amount: "1" } },
+      -32600,
+      "Invalid request",
+      5,
+    ],
+    [
+      "a missing id",
+      { jsonrpc: "2.0", method: "start_payment", params: { amount: "1" } },
+      -32600,
+      "Invalid request",
+      null,
+    ],
+    [
+      "a missing method",
+      { jsonrpc: "2.0", id: 5, params: { amount: "1" } },
+      -32600,
+      "Invalid request",
+      5,
+    ],
+    [
+      "missing params",
+      { jsonrpc: "2.0", id: 5, method: "start_payment" },
+      -32600,
+      "Invalid request",
+      5,
+    ],
+    ["a JSON string body", '"hello"', -32600, "Invalid request", null],
+    ["a JSON number body", "42", -32600, "Invalid request", null],
+    [
+      "an unknown method",
+      request({ amount: "1" }, { method: "stop_payment" }),
+      -32601,
+      "Method not found",
+      111,
+    ],
+    ["no amount", request({ data: 1 }), -32602, "Invalid params: missing amount", 111],
+    ["a null amount", request({ amount: null }), -32602, "Invalid params: missing amount", 111],
+    ["params as an array", request(["1"]), -32602, "Invalid params: missing amount", 111],
+    ["a numeric amount", request({ amount: 1.5 }), -32602, "Invalid params: invalid amount", 111],
+    [
+      "an amount with 9 decimals",
+      request({ amount: "1.123456789" }),
+      -32602,
+      "Invalid params: invalid amount",
+      111,
+    ],
+    ["a zero amount", request({ amount: "0" }), -32602, "Invalid params: invalid amount", 111],
+    [
+      "an amount above the cap",
+      request({ amount: "20999984.00000001" }),
+      -32602,
+      "Invalid params: invalid amount",
+      111,
+    ],
+    [
+      "an exponent amount",
+      request({ amount: "1e3" }),
+      -32602,
+      "Invalid params: invalid amount",
+      111,
+    ],
+    [
+      "a relative postback URL",
+      request({ amount: "1", postback_url: "/done" }),
+      -32602,
+      "Invalid params: invalid postback URL",
+      111,
+    ],
+    [
+      "a non-http postback URL",
+      request({ amount: "1", postback_url: "ftp://shop/x" }),
+      -32602,
+      "Invalid params: invalid postback URL",
+      111,
+    ],
+    [
+      "a numeric postback URL",
+      request({ amount: "1", postback_url: 5 }),
+      -32602,
+      "Invalid params: invalid postback URL",
+      111,
+    ],
+    [
+      "a javascript: postback URL",
+      request({ amount: "1", postback_url: "javascript:alert(1)" }),
+      -32602,
+      "Invalid params: invalid postback URL",
+      111,
+    ],
+  ];
+
+  test.each(errorCases)("%s → %i %s", async (_name, body, code, message, id) => {
+    const { post, countPayments } = setup();
+    const response = await post(body);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ jsonrpc: "2.0", error: { code, message }, id });
+    expect(countPayments()).toBe(0);
+  });
+
+  test("a batch request does not crash the server and creates nothing", async () => {
+    const { post, countPayments } = setup();
+    const response = await post([request({ amount: "1" }), request({ amount: "2" })]);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      jsonrpc: "2.0",
+      error: { code: -32600, message: "Invalid request" },
+      id: null,
+    });
+    expect(countPayments()).toBe(0);
+    // and the server still serves
+    expect((await post(request({ amount: "1" }))).status).toBe(200);
+  });
+
+  test("a notification (no id) does not crash the server", async () => {
+    const { post } = setup();
+    const response = await post({
+      jsonrpc: "2.0",
+      method: "start_payment",
+      params: { amount: "1" },
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { error: { code: number } }).error.code).toBe(-32600);
+  });
+
+  test("an unknown path is 404", async () => {
+    const { app } = setup();
+    const env = { incoming: { socket: { remoteAddress: "127.0.0.1" } } };
+    expect((await app.request("/rpc", { method: "POST", body: "{}" }, env)).status).toBe(404);
+    expect((await app.request("/", { method: "GET" }, env)).status).toBe(404);
+  });
+
+  test("a body over 64 KiB is refused with 413", async () => {
+    const { post, countPayments } = setup();
+    const response = await post(request({ amount: "1", data: "x".repeat(70_000) }));
+    expect(response.status).toBe(413);
+    expect(countPayments()).toBe(0);
+  });
+});
+
+describe("private port allowlist", () => {
+  test("a peer outside the allowlist gets 403 and creates nothing", async () => {
+    const { post, countPayments } = setup({ allow: ["10.0.0.0/8"] });
+    const response = await post(request({ amount: "1" }), "192.168.7.7");
+    expect(response.status).toBe(403);
+    expect(response.headers.get("access-control-allow-origin")).toBeNull();
+    expect(await response.json()).toEqual({
+      jsonrpc: "2.0",
+      error: { code: -32001, message: "Forbidden" },
+      id: null,
+    });
+    expect(countPayments()).toBe(0);
+  });
+
+  test("an allowlisted peer (IPv4-mapped form) is served", async () => {
+    const { post } = setup({ allow: ["10.0.0.0/8"] });
+    expect((await post(request({ amount: "1" }), "::ffff:10.9.8.7")).status).toBe(200);
+  });
+
+  test("X-Forwarded-For from an untrusted peer does not help", async () => {
+    const { post } = setup({ allow: [] });
+    const response = await post(request({ amount: "1" }), "192.168.7.7", {
+      "x-forwarded-for": "127.0.0.1",
+    });
+    expect(response.status).toBe(403);
+  });
+
+  test("loopback is refused when the exemption is off", async () => {
+    const { post } = setup({ loopback: false });
+    expect((await post(request({ amount: "1" }), "127.0.0.1")).status).toBe(403);
+  });
+
+  describe("over a real socket", () => {
+    let server: ReturnType<typeof serve>;
+    let url: string;
+    beforeAll(async () => {
+      const { app } = setup();
+      server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+      await new Promise((r) => server.once("listening", r));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => {
+      server.close();
+    });
+
+    test("a request from 127.0.0.1 succeeds", async () => {
+      const response = await fetch(`${url}/`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(request({ amount: "0.29" })),
+      });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { result: { amount: string } };
+      expect(body.result.amount).toBe("0.29");
+    });
+  });
+});
