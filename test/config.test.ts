@@ -56,7 +56,7 @@ describe("config", () => {
         extra: true,
       }),
     ).toEqual([
-      "chain.rpcUrl: expected an http(s) or ws(s) URL",
+      "chain.rpcUrl: expected an http(s) URL",
       "chain.chainId: Too small: expected number to be >0",
       "chain.token: expected a 0x-prefixed 20-byte address",
       "chain.confirmations: Too small: expected number to be >=1",

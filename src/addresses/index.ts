@@ -17,8 +17,8 @@ export type AddressDeriver = {
 };
 
 /**
- * Parses an extended public key (xpub, or tpub for testnets), refusing any
- * key that carries a private part.
+ * Parses a BIP32 extended public key (mainnet `xpub` version bytes, which
+ * Ethereum wallets export), refusing any key that carries a private part.
  */
 export function parseExtendedPublicKey(xpub: string): HDKey {
   const trimmed = xpub.trim();

@@ -45,12 +45,12 @@ const httpUrl = z.string().refine(
   (value) => {
     try {
       const url = new URL(value);
-      return ["http:", "https:", "ws:", "wss:"].includes(url.protocol);
+      return url.protocol === "http:" || url.protocol === "https:";
     } catch {
       return false;
     }
   },
-  { message: "expected an http(s) or ws(s) URL" },
+  { message: "expected an http(s) URL" },
 );
 
 const port = z.number().int().min(0).max(65_535);

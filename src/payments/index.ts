@@ -8,6 +8,7 @@ import type { AddressDeriver } from "../addresses/index.ts";
 import type { ChainSink, ScanBatch, ScanCursor } from "../chain/types.ts";
 import type { Clock } from "../internal/clock.ts";
 import { toUnixSeconds } from "../internal/clock.ts";
+import { ChainMismatchError } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import { createEventStore, type EventStore } from "../store/events.ts";
 import type { Db } from "../store/index.ts";
@@ -209,7 +210,7 @@ export function createPayments({
       const row = store.getCursor();
       if (!row) return undefined;
       if (row.chain_id !== chainId || row.token !== token) {
-        throw new Error(
+        throw new ChainMismatchError(
           `the database was written for chain ${row.chain_id} token ${row.token}, not chain ${chainId} token ${token}: use a new database.path`,
         );
       }

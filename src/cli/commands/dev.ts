@@ -80,10 +80,12 @@ async function runDev(options: { config: string; chainPort?: number }) {
     await chain.mint(token, account, FAUCET_TOKENS * unit);
   }
 
-  // A fresh chain every run, so a fresh database too.
+  // A fresh chain every run, so a fresh database too: remove the database
+  // file and its WAL files, nothing else.
   const dbPath = resolve(config.database.path);
-  rmSync(dirname(dbPath), { recursive: true, force: true });
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${dbPath}${suffix}`, { force: true });
   mkdirSync(dirname(dbPath), { recursive: true });
+  mkdirSync(STATE_DIR, { recursive: true });
   config = {
     ...config,
     chain: { ...config.chain, rpcUrl: chain.rpcUrl, token },
