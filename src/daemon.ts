@@ -7,7 +7,8 @@ import type { AddressInfo } from "node:net";
 import { createAdaptorServer, type ServerType } from "@hono/node-server";
 import { createAddressDeriver } from "./addresses/index.ts";
 import { createChainClient } from "./chain/client.ts";
-import { createChainWatcher } from "./chain/watcher.ts";
+import { createHeadSubscription } from "./chain/heads.ts";
+import { type ChainWatcher, createChainWatcher } from "./chain/watcher.ts";
 import type { Config } from "./config/index.ts";
 import { type Clock, createClock } from "./internal/clock.ts";
 import { errorMessage } from "./internal/errors.ts";
@@ -25,6 +26,7 @@ export type Daemon = {
   publicUrl: string;
   payments: Payments;
   sender: PostbackSender;
+  watcher: ChainWatcher;
   db: Db;
   /** Settles when the daemon stops; rejects if it stopped on a fatal error (wrong chain). */
   done: Promise<void>;
@@ -79,6 +81,8 @@ export async function startDaemon({
     decimals: config.chain.decimals,
     requiredConfirmations: config.chain.confirmations,
     expiresAfterSeconds: config.payments.expiresAfter,
+    monitorForSeconds: config.payments.monitorFor,
+    keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
     onEvents: () => sender?.wake(),
   });
   sender = createPostbackSender({
@@ -98,6 +102,7 @@ export async function startDaemon({
     token: config.chain.token,
     pollIntervalMs: config.chain.pollIntervalMs,
     maxBlockRange: config.chain.maxBlockRange,
+    finalityDepth: config.chain.finalityDepth,
     startBlock: config.chain.startBlock,
   });
 
@@ -146,6 +151,7 @@ export async function startDaemon({
     publicUrl,
     payments,
     sender,
+    watcher,
     db,
     done,
     stop: () => shutdown.kill(),

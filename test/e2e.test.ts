@@ -343,6 +343,12 @@ describe("public port", () => {
       "confirmations",
       "required_confirmations",
       "expires_at",
+      "late",
+      "paid_late",
+      "late_amount",
+      "overpaid_amount",
+      "reorged_after_paid",
+      "transfers",
     ]);
   });
 });

@@ -14,10 +14,13 @@ describe("evaluatePayment", () => {
       evaluatePayment({ amount: 10n, transfers: [], head: 100, requiredConfirmations: 3 }),
     ).toEqual({
       paidAmount: 0n,
+      lateAmount: 0n,
       completing: undefined,
+      paid: false,
+      lateCompleting: undefined,
+      paidLate: false,
       referenceBlock: undefined,
       confirmations: 0,
-      paid: false,
     });
   });
 
@@ -68,5 +71,85 @@ describe("evaluatePayment", () => {
     expect(confirmationsOf(10, 12)).toBe(3);
     expect(confirmationsOf(12, 10)).toBe(0);
     expect(confirmationsOf(null, 10)).toBe(0);
+  });
+
+  describe("deadline (block time decides)", () => {
+    const expiresAt = 1_000_000 * 1000; // ms
+    const at = (
+      txHash: string,
+      blockNumber: number,
+      value: bigint,
+      blockTimestamp: number | null,
+    ) => ({
+      txHash,
+      blockNumber,
+      logIndex: 0,
+      value,
+      blockTimestamp,
+    });
+
+    test("in-time funds complete the payment even if they confirm after the deadline", () => {
+      const result = evaluatePayment({
+        amount: 10n,
+        transfers: [at("0xa", 10, 10n, 999_999)],
+        head: 12,
+        requiredConfirmations: 3,
+        expiresAt,
+      });
+      expect(result).toMatchObject({ paid: true, lateAmount: 0n, paidLate: false });
+    });
+
+    test("a transfer exactly at the deadline is in time; one second later is late", () => {
+      const onTime = evaluatePayment({
+        amount: 10n,
+        transfers: [at("0xa", 10, 10n, 1_000_000)],
+        head: 20,
+        requiredConfirmations: 3,
+        expiresAt,
+      });
+      expect(onTime.paid).toBe(true);
+      const late = evaluatePayment({
+        amount: 10n,
+        transfers: [at("0xa", 10, 10n, 1_000_001)],
+        head: 20,
+        requiredConfirmations: 3,
+        expiresAt,
+      });
+      expect(late).toMatchObject({
+        paid: false,
+        paidLate: true,
+        lateAmount: 10n,
+        completing: undefined,
+      });
+      expect(late.lateCompleting?.txHash).toBe("0xa");
+    });
+
+    test("partial in time, rest late: paid late with the completing late transfer", () => {
+      const result = evaluatePayment({
+        amount: 10n,
+        transfers: [at("0xa", 10, 4n, 999_000), at("0xb", 20, 6n, 1_000_500)],
+        head: 30,
+        requiredConfirmations: 3,
+        expiresAt,
+      });
+      expect(result).toMatchObject({
+        paid: false,
+        paidLate: true,
+        paidAmount: 10n,
+        lateAmount: 6n,
+        referenceBlock: 20,
+      });
+    });
+
+    test("an unknown block time (rows from before block times were kept) counts as in time", () => {
+      const result = evaluatePayment({
+        amount: 10n,
+        transfers: [at("0xa", 10, 10n, null)],
+        head: 20,
+        requiredConfirmations: 3,
+        expiresAt,
+      });
+      expect(result.paid).toBe(true);
+    });
   });
 });

@@ -6,13 +6,19 @@
 import { createPublicClient, type Hex, http, type PublicClient } from "viem";
 import { TRANSFER_TOPIC } from "../../contracts-abi/index.ts";
 import { ChainRpcError } from "../internal/errors.ts";
-import type { TokenTransfer } from "./types.ts";
+import type { BlockHeader, TokenTransfer } from "./types.ts";
 
 export type ChainClient = {
   chainId(): Promise<number>;
   blockNumber(): Promise<number>;
-  /** Hash of block `number`; throws if the provider does not have it. */
-  blockHash(number: number): Promise<string>;
+  /** Header of block `number`; throws if the provider does not have it. */
+  block(number: number): Promise<BlockHeader>;
+  /**
+   * All Transfer logs of `token` in the block with this hash. A provider that
+   * does not know the block fails ("unknown block") rather than answering
+   * with an empty list, which a range query would do.
+   */
+  transfersInBlock(params: { token: string; block: BlockHeader }): Promise<TokenTransfer[]>;
   /** All Transfer logs of `token` in blocks `fromBlock..toBlock`. */
   transfers(params: {
     token: string;
@@ -100,13 +106,25 @@ export function createChainClient({
     async blockNumber() {
       return Number(await call<string>("eth_blockNumber", []));
     },
-    async blockHash(number) {
-      const block = await call<{ hash: string } | null>("eth_getBlockByNumber", [
-        toHex(number),
-        false,
-      ]);
+    async block(number) {
+      const block = await call<{
+        number: string;
+        hash: string;
+        parentHash: string;
+        timestamp: string;
+      } | null>("eth_getBlockByNumber", [toHex(number), false]);
       if (!block?.hash) throw new ChainRpcError(`block ${number} not available from the provider`);
-      return block.hash.toLowerCase();
+      if (Number(block.number) !== number) {
+        throw new ChainRpcError(
+          `asked for block ${number}, the provider answered block ${Number(block.number)}`,
+        );
+      }
+      return {
+        number,
+        hash: block.hash.toLowerCase(),
+        parentHash: block.parentHash.toLowerCase(),
+        timestamp: Number(block.timestamp),
+      };
     },
     async transfers({ token, fromBlock, toBlock }) {
       const logs = await call<RawLog[]>("eth_getLogs", [
@@ -118,7 +136,30 @@ export function createChainClient({
         },
       ]);
       if (!Array.isArray(logs)) throw new ChainRpcError("eth_getLogs returned no array");
-      return decodeTransferLogs(logs);
+      const transfers = decodeTransferLogs(logs);
+      for (const t of transfers) {
+        if (t.blockNumber < fromBlock || t.blockNumber > toBlock) {
+          throw new ChainRpcError(
+            `eth_getLogs ${fromBlock}-${toBlock} returned a log of block ${t.blockNumber}`,
+          );
+        }
+      }
+      return transfers;
+    },
+    async transfersInBlock({ token, block }) {
+      const logs = await call<RawLog[]>("eth_getLogs", [
+        { address: token, topics: [TRANSFER_TOPIC], blockHash: block.hash },
+      ]);
+      if (!Array.isArray(logs)) throw new ChainRpcError("eth_getLogs returned no array");
+      const transfers = decodeTransferLogs(logs);
+      for (const t of transfers) {
+        if (t.blockHash !== block.hash || t.blockNumber !== block.number) {
+          throw new ChainRpcError(
+            `eth_getLogs by hash ${block.hash} returned a log of another block`,
+          );
+        }
+      }
+      return transfers;
     },
     viem,
   };

@@ -9,13 +9,28 @@ export type TokenTransfer = {
   from: string;
   to: string;
   value: bigint;
+  /** UNIX seconds of the block; set by the watcher for the transfers it hands over. */
+  blockTimestamp?: number;
 };
 
-/** All the token's transfers in blocks `fromBlock..toBlock`, complete. */
+export type BlockHeader = {
+  number: number;
+  hash: string;
+  parentHash: string;
+  /** UNIX seconds. */
+  timestamp: number;
+};
+
+/**
+ * The watched token's transfers in blocks `fromBlock..toBlock` that pay a
+ * watched address (every other transfer is dropped by `ChainSink.filter`),
+ * each with its block's timestamp, plus the headers the watcher checked.
+ */
 export type ScanBatch = {
   fromBlock: number;
   toBlock: number;
-  toBlockHash: string;
+  /** Headers to remember for reorg checks; the last one is `toBlock`'s. */
+  blocks: BlockHeader[];
   /** The chain head when the batch was fetched. */
   head: number;
   transfers: TokenTransfer[];
@@ -24,15 +39,24 @@ export type ScanBatch = {
 export type ScanCursor = { blockNumber: number; blockHash: string | null };
 
 /**
- * The watcher's consumer. `applyBatch` must record the batch's effects and
- * move the cursor to `toBlock` in one transaction, so a crash between the two
- * is impossible.
+ * The watcher's consumer. `applyBatch` and `rewind` must record their effects
+ * and move the cursor in one transaction, so a crash between the two is
+ * impossible.
  */
 export type ChainSink = {
   cursor(): ScanCursor | undefined;
   /** Called once, on the very first start, with the block before the first one to scan. */
-  initCursor(cursor: ScanCursor & { head: number }): void;
+  initCursor(block: BlockHeader | { number: -1; hash: null }, head: number): void;
+  /** The transfers that pay a watched address (matching is ours, not the provider's). */
+  filter(transfers: readonly TokenTransfer[]): TokenTransfer[];
   applyBatch(batch: ScanBatch): void;
+  /** The hash recorded for block `number`, if it is still in the unfinalized window. */
+  blockHash(number: number): string | undefined;
+  /**
+   * A reorg replaced the blocks above `ancestor`: forget them and their
+   * transfers, recompute the payments they touched, move the cursor back.
+   */
+  rewind(ancestor: { number: number; hash: string | null }, head: number): void;
   /** A new head with no new blocks to scan: recount confirmations. */
   applyHead(head: number): void;
 };

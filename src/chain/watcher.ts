@@ -1,19 +1,39 @@
 /**
- * Follows the token's Transfer logs block range by block range from a
- * persisted cursor. Polling is the source of truth: no filters or
- * subscriptions that can silently drop logs.
+ * Follows the token's Transfer logs from a persisted cursor. Polling is the
+ * source of truth: no filters or subscriptions that can silently drop logs.
+ *
+ * Below the finality depth it scans block ranges with eth_getLogs, adapting
+ * the range to what the provider accepts. Within the unfinalized window it
+ * goes block by block: header by number, logs by block hash, and the header's
+ * parentHash checked against the hash recorded for the block before, so a
+ * reorg is seen on the hash chain (anvil and many providers never send
+ * `removed: true` logs) and rewound to the common ancestor.
  */
 import type { Clock } from "../internal/clock.ts";
 import { ChainMismatchError, errorMessage, shouldRetry } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { ChainClient } from "./client.ts";
-import type { ChainSink } from "./types.ts";
+import { classifyProviderError } from "./errors.ts";
+import type { BlockHeader, ChainSink, TokenTransfer } from "./types.ts";
+
+export type WatcherStats = {
+  /** Current eth_getLogs range, in blocks. */
+  range: number;
+  rangeShrinks: number;
+  rateLimited: number;
+  reorgs: number;
+  /** Deepest reorg seen, in blocks. */
+  deepestReorg: number;
+};
 
 export type ChainWatcher = {
   /** Runs until `signal` aborts. Rejects only on a non-retryable error (wrong chain). */
   run(signal: AbortSignal): Promise<void>;
-  /** One poll: scan every new block up to the head. Exposed for tests and tools. */
+  /** One poll: check the hash chain and scan every new block up to the head. */
   tick(): Promise<void>;
+  /** Poll now instead of at the next interval (a websocket saw a new head). */
+  wake(): void;
+  stats(): WatcherStats;
 };
 
 export function createChainWatcher({
@@ -25,7 +45,9 @@ export function createChainWatcher({
   token,
   pollIntervalMs,
   maxBlockRange,
+  finalityDepth,
   startBlock,
+  maxBackoffMs = 60_000,
 }: {
   client: ChainClient;
   sink: ChainSink;
@@ -35,11 +57,24 @@ export function createChainWatcher({
   token: string;
   pollIntervalMs: number;
   maxBlockRange: number;
+  /** Blocks below head − finalityDepth are taken as final and scanned by range. */
+  finalityDepth: number;
   startBlock?: number | undefined;
+  maxBackoffMs?: number;
 }): ChainWatcher {
   const log = logger.child({ module: "chain" });
+  const stats: WatcherStats = {
+    range: maxBlockRange,
+    rangeShrinks: 0,
+    rateLimited: 0,
+    reorgs: 0,
+    deepestReorg: 0,
+  };
   let verified = false;
   let lastHead = -1;
+  let successes = 0;
+  let wakeUp: (() => void) | undefined;
+  let wokenEarly = false;
 
   async function verify() {
     if (verified) return;
@@ -52,46 +87,166 @@ export function createChainWatcher({
     verified = true;
   }
 
+  /** Walks back from `from` to the newest block whose recorded hash the chain still has. */
+  async function rewindFrom(from: number, head: number) {
+    let number = from;
+    let hash: string | null = null;
+    for (; number >= 0; number--) {
+      const recorded = sink.blockHash(number);
+      if (recorded === undefined) {
+        // Beyond the window we keep: treat it as final (finalityDepth says so).
+        hash = null;
+        break;
+      }
+      const remote = await client.block(number);
+      if (remote.hash === recorded) {
+        hash = recorded;
+        break;
+      }
+    }
+    const cursor = sink.cursor();
+    const depth = (cursor?.blockNumber ?? number) - number;
+    stats.reorgs++;
+    stats.deepestReorg = Math.max(stats.deepestReorg, depth);
+    log.warn({ ancestor: number, depth, head }, "reorg: rewinding to the common ancestor");
+    sink.rewind({ number, hash }, head);
+  }
+
+  /** Fetches block timestamps for the blocks of `transfers` (only those that matter). */
+  async function withTimestamps(
+    transfers: TokenTransfer[],
+    known?: BlockHeader,
+  ): Promise<TokenTransfer[]> {
+    const times = new Map<number, number>();
+    if (known) times.set(known.number, known.timestamp);
+    for (const t of transfers) {
+      if (!times.has(t.blockNumber)) {
+        const header = await client.block(t.blockNumber);
+        if (header.hash !== t.blockHash) {
+          throw new Error(
+            `block ${t.blockNumber} changed while scanning (reorg below the finality depth?)`,
+          );
+        }
+        times.set(t.blockNumber, header.timestamp);
+      }
+    }
+    return transfers.map((t) => ({ ...t, blockTimestamp: times.get(t.blockNumber) as number }));
+  }
+
+  /** eth_getLogs over `from..` as far as the provider allows; returns the last block covered. */
+  async function scanRange(from: number, target: number, head: number): Promise<void> {
+    for (;;) {
+      const to = Math.min(target, from + stats.range - 1);
+      let transfers: TokenTransfer[];
+      try {
+        transfers = await client.transfers({ token, fromBlock: from, toBlock: to });
+      } catch (error) {
+        const kind = classifyProviderError(error, { fromBlock: from, now: clock.now() });
+        if (kind.kind !== "range" || to === from) throw error;
+        const size = to - from + 1;
+        const next = Math.max(1, Math.min(kind.suggestedSize ?? Math.floor(size / 2), size - 1));
+        stats.range = next;
+        stats.rangeShrinks++;
+        successes = 0;
+        log.warn(
+          {
+            from_block: from,
+            to_block: to,
+            range: size,
+            new_range: next,
+            err: errorMessage(error),
+          },
+          "eth_getLogs range too large for the provider: shrinking",
+        );
+        continue;
+      }
+      // Grow back slowly: the provider's limit may have been a passing one.
+      if (++successes >= 5 && stats.range < maxBlockRange) {
+        stats.range = Math.min(maxBlockRange, Math.ceil(stats.range * 1.5));
+        successes = 0;
+      }
+      const matched = await withTimestamps(sink.filter(transfers));
+      const last = await client.block(to);
+      sink.applyBatch({ fromBlock: from, toBlock: to, blocks: [last], head, transfers: matched });
+      log.debug(
+        { from_block: from, to_block: to, transfers: transfers.length, matched: matched.length },
+        "scanned range",
+      );
+      return;
+    }
+  }
+
+  /** One unfinalized block: header, parent check, logs by hash. False if a reorg was found. */
+  async function scanBlock(
+    number: number,
+    parentHash: string | null,
+    head: number,
+  ): Promise<boolean> {
+    const header = await client.block(number);
+    if (parentHash !== null && header.parentHash !== parentHash) {
+      await rewindFrom(number - 1, head);
+      return false;
+    }
+    const transfers = await client.transfersInBlock({ token, block: header });
+    const matched = await withTimestamps(sink.filter(transfers), header);
+    sink.applyBatch({
+      fromBlock: number,
+      toBlock: number,
+      blocks: [header],
+      head,
+      transfers: matched,
+    });
+    return true;
+  }
+
   async function tick() {
     await verify();
     const head = await client.blockNumber();
     let cursor = sink.cursor();
     if (!cursor) {
       const first = startBlock ?? head;
-      const before = Math.max(0, first - 1);
-      cursor = {
-        blockNumber: first - 1,
-        blockHash: first > 0 ? await client.blockHash(before) : null,
-      };
-      sink.initCursor({ ...cursor, head });
+      if (first > 0) sink.initCursor(await client.block(first - 1), head);
+      else sink.initCursor({ number: -1, hash: null }, head);
+      cursor = sink.cursor();
+      if (!cursor) throw new Error("cursor not initialised");
       log.info({ block_number: first, head }, "first start: scanning from this block");
     }
     if (head < cursor.blockNumber) {
-      // The provider is behind what we already scanned: wait for it.
-      log.warn({ head, cursor: cursor.blockNumber }, "provider head is behind the cursor");
+      // A provider behind what we already scanned: wait for it, never rewind on its word alone.
+      log.warn({ head, cursor: cursor.blockNumber }, "provider head is behind the cursor; waiting");
       return;
     }
-    let from = cursor.blockNumber + 1;
-    const behind = head - cursor.blockNumber;
-    if (behind > maxBlockRange) log.info({ from_block: from, head, blocks: behind }, "catching up");
-    while (from <= head) {
-      const to = Math.min(head, from + maxBlockRange - 1);
-      const transfers = await client.transfers({ token, fromBlock: from, toBlock: to });
-      const toBlockHash = await client.blockHash(to);
-      sink.applyBatch({ fromBlock: from, toBlock: to, toBlockHash, head, transfers });
-      log.debug({ from_block: from, to_block: to, transfers: transfers.length }, "scanned");
-      from = to + 1;
+    // The block at the cursor may have been replaced at the same height.
+    if (cursor.blockHash !== null && cursor.blockNumber >= 0) {
+      const current = await client.block(cursor.blockNumber);
+      if (current.hash !== cursor.blockHash) await rewindFrom(cursor.blockNumber - 1, head);
     }
-    if (head !== lastHead && behind === 0) sink.applyHead(head);
+    const behind = head - (sink.cursor()?.blockNumber ?? head);
+    if (behind > stats.range) log.info({ head, blocks: behind }, "catching up");
+    for (;;) {
+      cursor = sink.cursor();
+      if (!cursor || cursor.blockNumber >= head) break;
+      const from = cursor.blockNumber + 1;
+      const finalTarget = head - finalityDepth;
+      if (from <= finalTarget) await scanRange(from, finalTarget, head);
+      else await scanBlock(from, cursor.blockHash, head);
+    }
+    if (head !== lastHead) sink.applyHead(head);
     lastHead = head;
   }
 
   return {
     tick,
+    stats: () => ({ ...stats }),
+    wake() {
+      wokenEarly = true;
+      wakeUp?.();
+    },
     async run(signal) {
       let failures = 0;
       while (!signal.aborted) {
         let delay = pollIntervalMs;
+        wokenEarly = false;
         try {
           await tick();
           if (failures > 0) log.info({ failures }, "chain provider recovered");
@@ -99,11 +254,32 @@ export function createChainWatcher({
         } catch (error) {
           if (!shouldRetry(error)) throw error;
           failures++;
-          // Exponential backoff from the poll interval, capped at 60 s.
-          delay = Math.min(60_000, pollIntervalMs * 2 ** Math.min(failures, 10));
-          log.warn({ err: errorMessage(error), failures, retry_in_ms: delay }, "chain poll failed");
+          const kind = classifyProviderError(error, { now: clock.now() });
+          if (kind.kind === "rate") {
+            stats.rateLimited++;
+            delay =
+              kind.retryAfterMs ??
+              Math.min(maxBackoffMs, pollIntervalMs * 2 ** Math.min(failures, 10));
+            log.warn(
+              { retry_in_ms: delay, err: errorMessage(error) },
+              "rate limited by the provider: backing off",
+            );
+          } else {
+            // Exponential backoff from the poll interval.
+            delay = Math.min(maxBackoffMs, pollIntervalMs * 2 ** Math.min(failures, 10));
+            log.warn(
+              { err: errorMessage(error), failures, retry_in_ms: delay },
+              "chain poll failed",
+            );
+          }
         }
-        await clock.sleep(delay, signal);
+        if (wokenEarly && failures === 0) continue;
+        await new Promise<void>((resolve) => {
+          // A websocket head must not cut short a backoff (or a Retry-After).
+          wakeUp = failures === 0 ? resolve : undefined;
+          clock.sleep(delay, signal).then(resolve);
+        });
+        wakeUp = undefined;
       }
     },
   };

@@ -85,8 +85,28 @@ export const configSchema = z
         pollIntervalMs: z.number().int().min(50).max(600_000).default(2000),
         /** First block to scan on the very first start; default: the head at that moment. */
         startBlock: z.number().int().min(0).optional(),
-        /** Largest eth_getLogs range, in blocks. */
+        /** Largest eth_getLogs range, in blocks (shrunk on provider limits, grown back slowly). */
         maxBlockRange: z.number().int().min(1).max(1_000_000).default(2000),
+        /**
+         * Blocks deeper than this below the head are taken as final and scanned by
+         * range; newer ones block by block with a parent-hash check (reorgs).
+         */
+        finalityDepth: z.number().int().min(1).max(10_000).default(64),
+        /** Optional websocket endpoint: newHeads only wakes the poller early. */
+        wsUrl: z
+          .string()
+          .refine(
+            (value) => {
+              try {
+                const url = new URL(value);
+                return url.protocol === "ws:" || url.protocol === "wss:";
+              } catch {
+                return false;
+              }
+            },
+            { message: "expected a ws(s) URL" },
+          )
+          .optional(),
       })
       .strict(),
     wallet: z
@@ -121,6 +141,8 @@ export const configSchema = z
     payments: z
       .object({
         expiresAfter: duration.default(86_400),
+        /** How long after expiry late funds are still recorded (and flagged). */
+        monitorFor: duration.default(7 * 86_400),
         /** Largest amount start_payment accepts, in whole tokens (0xBTC's supply cap). */
         maxAmount: z
           .string()
@@ -130,7 +152,7 @@ export const configSchema = z
           .default("20999984"),
       })
       .strict()
-      .default({ expiresAfter: 86_400, maxAmount: "20999984" }),
+      .default({ expiresAfter: 86_400, monitorFor: 7 * 86_400, maxAmount: "20999984" }),
     postbacks: z
       .object({
         /** Signing secret (used from the postbacks issue on); prefer OXBTCPAY_POSTBACK_SECRET. */

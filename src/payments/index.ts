@@ -5,7 +5,13 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AddressDeriver } from "../addresses/index.ts";
-import type { ChainSink, ScanBatch, ScanCursor } from "../chain/types.ts";
+import type {
+  BlockHeader,
+  ChainSink,
+  ScanBatch,
+  ScanCursor,
+  TokenTransfer,
+} from "../chain/types.ts";
 import type { Clock } from "../internal/clock.ts";
 import { toUnixSeconds } from "../internal/clock.ts";
 import { ChainMismatchError } from "../internal/errors.ts";
@@ -14,10 +20,20 @@ import { createEventStore, type EventStore } from "../store/events.ts";
 import type { Db } from "../store/index.ts";
 import { createPaymentStore, type PaymentRow, type PaymentStore } from "../store/payments.ts";
 import { formatAmount } from "./amount.ts";
-import { confirmationsOf, evaluatePayment } from "./evaluate.ts";
+import { confirmationsOf, evaluatePayment, isLate } from "./evaluate.ts";
 import { generatePaymentId, type IdGenerator } from "./ids.ts";
 
 export type PaymentStatus = "waiting" | "seen" | "paid" | "expired";
+
+/** One received transfer as status.json shows it. */
+export type TransferView = {
+  tx_hash: string;
+  amount: string;
+  block_number: number;
+  confirmations: number;
+  /** In a block after the payment's deadline. */
+  late: boolean;
+};
 
 /** GET /:id/status.json: the original fields first, then the additive ones. */
 export type StatusView = {
@@ -31,6 +47,15 @@ export type StatusView = {
   confirmations: number;
   required_confirmations: number;
   expires_at: number;
+  /** Funds arrived after the deadline. */
+  late: boolean;
+  /** Late funds completed the payment: it stays expired; the shop decides. */
+  paid_late: boolean;
+  late_amount: string;
+  overpaid_amount: string;
+  /** A reorg removed a transfer after the payment was marked paid. */
+  reorged_after_paid: boolean;
+  transfers: TransferView[];
 };
 
 export type Payments = {
@@ -46,6 +71,8 @@ export type Payments = {
 };
 
 export const EVENT_PAYMENT_PAID = "payment.paid";
+export const EVENT_PAYMENT_PAID_LATE = "payment.paid_late";
+export const EVENT_PAYMENT_REORGED_AFTER_PAID = "payment.reorged_after_paid";
 
 export function createPayments({
   db,
@@ -57,6 +84,8 @@ export function createPayments({
   decimals,
   requiredConfirmations,
   expiresAfterSeconds,
+  monitorForSeconds = 7 * 86_400,
+  keepBlocks = 256,
   generateId = generatePaymentId,
   onEvents = () => {},
 }: {
@@ -69,6 +98,10 @@ export function createPayments({
   decimals: number;
   requiredConfirmations: number;
   expiresAfterSeconds: number;
+  /** How long after expiry late funds to an address are still recorded. */
+  monitorForSeconds?: number;
+  /** Recent block headers kept for reorg checks. */
+  keepBlocks?: number;
   generateId?: IdGenerator;
   /** Called after a commit that queued postback events. */
   onEvents?: () => void;
@@ -98,16 +131,33 @@ export function createPayments({
 
   function status(row: PaymentRow, now = clock.now()): PaymentStatus {
     if (row.paid_at !== null) return "paid";
-    // Fully received but still confirming: it proceeds to paid even past the deadline.
-    const received = BigInt(row.paid_amount) >= BigInt(row.amount);
-    if (now >= row.expires_at && !received) return "expired";
+    // Fully received in time but still confirming: it proceeds to paid after the deadline.
+    const inTime = BigInt(row.paid_amount) - BigInt(row.late_amount);
+    if (now >= row.expires_at && inTime < BigInt(row.amount)) return "expired";
     return row.seen_at !== null ? "seen" : "waiting";
   }
 
-  /** Recomputes one payment from its transfers; returns true if it became paid. */
-  function reevaluate(paymentId: string, head: number, now: number): boolean {
+  /** Queues a postback event in the current transaction, if the shop gave a URL. */
+  function queueEvent(payment: PaymentRow, type: string, now: number): boolean {
+    if (payment.postback_url === null) return false;
+    events.insert({
+      id: `evt_${randomBytes(12).toString("hex")}`,
+      payment_id: payment.id,
+      type,
+      url: payment.postback_url,
+      created_at: now,
+      next_attempt_at: now,
+    });
+    return true;
+  }
+
+  /**
+   * Recomputes one payment from its transfers; returns how many events it
+   * queued. `afterReorg`: some of its transfers were just orphaned.
+   */
+  function reevaluate(paymentId: string, head: number, now: number, afterReorg = false): number {
     const payment = store.getPayment(paymentId);
-    if (!payment) return false;
+    if (!payment) return 0;
     const transfers = store.transfersOf(paymentId);
     const evaluation = evaluatePayment({
       amount: BigInt(payment.amount),
@@ -116,65 +166,114 @@ export function createPayments({
         blockNumber: t.block_number,
         logIndex: t.log_index,
         value: BigInt(t.value),
+        blockTimestamp: t.block_timestamp,
       })),
       head,
       requiredConfirmations,
+      expiresAt: payment.expires_at,
     });
-    const seenAt = payment.seen_at ?? (transfers.length > 0 ? now : null);
-    if (payment.seen_at === null && seenAt !== null) {
-      log.info({ payment_id: paymentId, block_number: evaluation.referenceBlock }, "payment seen");
-    }
+    const amounts = {
+      paid_amount: evaluation.paidAmount.toString(),
+      late_amount: evaluation.lateAmount.toString(),
+    };
+    const fields = { payment_id: paymentId };
+    let queued = 0;
+
     if (payment.paid_at !== null) {
-      // Already paid: later transfers only add to what was received (overpayment).
-      store.updateProgress({ ...payment, paid_amount: evaluation.paidAmount.toString() });
-      return false;
+      // Paid is never silently undone. If a reorg took the completing
+      // transfer (or enough funds), flag it loudly and tell the shop.
+      let reorged = payment.reorged_after_paid_at;
+      const kept = transfers.some((t) => t.tx_hash === payment.tx_hash);
+      if (afterReorg && reorged === null && (!kept || evaluation.completing === undefined)) {
+        reorged = now;
+        log.error(
+          { ...fields, tx_hash: payment.tx_hash, paid_amount: amounts.paid_amount },
+          "reorg removed a transfer of a payment already marked paid: check it before shipping",
+        );
+        if (queueEvent(payment, EVENT_PAYMENT_REORGED_AFTER_PAID, now)) queued++;
+      }
+      store.updateProgress({ ...payment, ...amounts, reorged_after_paid_at: reorged });
+      return queued;
+    }
+
+    // Only orphaned transfers made it seen: back to waiting.
+    const seenAt = transfers.length === 0 ? null : (payment.seen_at ?? now);
+    if (payment.seen_at === null && seenAt !== null) {
+      log.info({ ...fields, block_number: evaluation.referenceBlock }, "payment seen");
+    } else if (payment.seen_at !== null && seenAt === null) {
+      log.warn(fields, "reorg orphaned every transfer of this payment: waiting again");
     }
     const completing = evaluation.paid ? evaluation.completing : undefined;
+    let paidLateAt = payment.paid_late_at;
+    if (!completing && evaluation.paidLate && paidLateAt === null) {
+      paidLateAt = now;
+      log.warn(
+        { ...fields, tx_hash: evaluation.lateCompleting?.txHash },
+        "late funds completed an expired payment: it stays expired",
+      );
+      if (queueEvent(payment, EVENT_PAYMENT_PAID_LATE, now)) queued++;
+    }
     store.updateProgress({
       id: paymentId,
       seen_at: seenAt,
       paid_at: completing ? now : null,
       tx_hash: completing?.txHash ?? null,
       block_number: evaluation.referenceBlock ?? null,
-      paid_amount: evaluation.paidAmount.toString(),
+      ...amounts,
+      paid_late_at: paidLateAt,
+      reorged_after_paid_at: payment.reorged_after_paid_at,
     });
-    if (!completing) return false;
-    log.info(
-      {
-        payment_id: paymentId,
-        tx_hash: completing.txHash,
-        block_number: completing.blockNumber,
-        paid_amount: evaluation.paidAmount.toString(),
-      },
-      "payment paid",
-    );
-    if (payment.postback_url !== null) {
-      events.insert({
-        id: `evt_${randomBytes(12).toString("hex")}`,
-        payment_id: paymentId,
-        type: EVENT_PAYMENT_PAID,
-        url: payment.postback_url,
-        created_at: now,
-        next_attempt_at: now,
-      });
-      return true;
+    if (completing) {
+      log.info(
+        { ...fields, tx_hash: completing.txHash, block_number: completing.blockNumber, ...amounts },
+        "payment paid",
+      );
+      if (queueEvent(payment, EVENT_PAYMENT_PAID, now)) queued++;
     }
-    return false;
+    return queued;
   }
 
-  function reevaluateAll(touched: Set<string>, head: number, now: number): number {
-    for (const id of store.confirmingPaymentIds()) touched.add(id);
+  function reevaluateAll(
+    touched: Iterable<string>,
+    head: number,
+    now: number,
+    afterReorg = false,
+  ): number {
+    const ids = new Set(touched);
     let queued = 0;
-    for (const id of touched) if (reevaluate(id, head, now)) queued++;
+    for (const id of ids) queued += reevaluate(id, head, now, afterReorg);
+    for (const id of store.confirmingPaymentIds()) {
+      if (!ids.has(id)) queued += reevaluate(id, head, now);
+    }
     return queued;
+  }
+
+  function rememberBlocks(blocks: readonly BlockHeader[], newest: number) {
+    for (const block of blocks) {
+      store.rememberBlock({
+        number: block.number,
+        hash: block.hash,
+        parent_hash: block.parentHash,
+        timestamp: block.timestamp,
+      });
+    }
+    store.pruneBlocksBelow(newest - keepBlocks);
   }
 
   const applyBatch = db.transaction((batch: ScanBatch): number => {
     const now = clock.now();
     const touched = new Set<string>();
     for (const transfer of batch.transfers) {
-      const paymentId = store.paymentIdByAddress(transfer.to);
-      if (paymentId === undefined) continue;
+      const payment = store.paymentWindowByAddress(transfer.to);
+      if (payment === undefined) continue;
+      const time = transfer.blockTimestamp;
+      if (time !== undefined && time * 1000 > payment.expires_at + monitorForSeconds * 1000) {
+        log.debug(
+          { payment_id: payment.id, tx_hash: transfer.txHash },
+          "transfer after the monitoring window: ignored",
+        );
+        continue;
+      }
       const inserted = store.insertTransfer({
         tx_hash: transfer.txHash,
         log_index: transfer.logIndex,
@@ -183,26 +282,43 @@ export function createPayments({
         from_address: transfer.from,
         to_address: transfer.to,
         value: transfer.value.toString(),
-        payment_id: paymentId,
+        payment_id: payment.id,
         recorded_at: now,
+        block_timestamp: time ?? null,
       });
-      if (inserted) touched.add(paymentId);
+      if (inserted) touched.add(payment.id);
     }
-    store.setCursor({
-      chain_id: chainId,
-      token,
+    const last = batch.blocks.at(-1);
+    if (!last || last.number !== batch.toBlock)
+      throw new Error("batch without its last block header");
+    rememberBlocks(batch.blocks, batch.toBlock);
+    store.moveCursor({
       block_number: batch.toBlock,
-      block_hash: batch.toBlockHash,
+      block_hash: last.hash,
       head_number: batch.head,
       updated_at: now,
     });
     return reevaluateAll(touched, batch.head, now);
   });
 
+  const rewind = db.transaction(
+    (ancestor: { number: number; hash: string | null }, head: number): number => {
+      const now = clock.now();
+      const affected = store.forgetAbove(ancestor.number);
+      store.moveCursor({
+        block_number: ancestor.number,
+        block_hash: ancestor.hash,
+        head_number: head,
+        updated_at: now,
+      });
+      return reevaluateAll(affected, head, now, true);
+    },
+  );
+
   const applyHead = db.transaction((head: number): number => {
     const now = clock.now();
     store.setHead(head, now);
-    return reevaluateAll(new Set(), head, now);
+    return reevaluateAll([], head, now);
   });
 
   const sink: ChainSink = {
@@ -216,18 +332,26 @@ export function createPayments({
       }
       return { blockNumber: row.block_number, blockHash: row.block_hash };
     },
-    initCursor({ blockNumber, blockHash, head }) {
+    initCursor: db.transaction((block: BlockHeader | { number: -1; hash: null }, head: number) => {
+      if ("parentHash" in block) rememberBlocks([block], block.number);
       store.setCursor({
         chain_id: chainId,
         token,
-        block_number: blockNumber,
-        block_hash: blockHash,
+        block_number: block.number,
+        block_hash: block.hash,
         head_number: head,
         updated_at: clock.now(),
       });
+    }),
+    filter(transfers: readonly TokenTransfer[]) {
+      return transfers.filter((t) => store.paymentIdByAddress(t.to) !== undefined);
     },
+    blockHash: (number) => store.blockHash(number),
     applyBatch(batch) {
       if (applyBatch(batch) > 0) onEvents();
+    },
+    rewind(ancestor, head) {
+      if (rewind(ancestor, head) > 0) onEvents();
     },
     applyHead(head) {
       if (applyHead(head) > 0) onEvents();
@@ -239,14 +363,8 @@ export function createPayments({
       // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
       for (let attempt = 0; ; attempt++) {
         try {
-          return {
-            ...insertPayment(params),
-            seen_at: null,
-            paid_at: null,
-            tx_hash: null,
-            block_number: null,
-            paid_amount: "0",
-          };
+          const row = insertPayment(params);
+          return store.getPayment(row.id) as PaymentRow;
         } catch (error) {
           const code = (error as { code?: string }).code;
           if (attempt < 3 && code === "SQLITE_CONSTRAINT_PRIMARYKEY") continue;
@@ -260,17 +378,33 @@ export function createPayments({
       const row = store.getPayment(id);
       if (!row) return undefined;
       const head = store.getCursor()?.head_number ?? 0;
+      const amount = BigInt(row.amount);
+      const paid = BigInt(row.paid_amount);
+      const late = BigInt(row.late_amount);
+      const transfers = row.seen_at === null ? [] : store.transfersOf(row.id);
       return {
         address: row.address,
-        amount: formatAmount(BigInt(row.amount), decimals),
+        amount: formatAmount(amount, decimals),
         seen_at: row.seen_at === null ? null : toUnixSeconds(row.seen_at),
         paid_at: row.paid_at === null ? null : toUnixSeconds(row.paid_at),
         tx_hash: row.tx_hash,
         status: status(row),
-        paid_amount: formatAmount(BigInt(row.paid_amount), decimals),
+        paid_amount: formatAmount(paid, decimals),
         confirmations: confirmationsOf(row.block_number, head),
         required_confirmations: requiredConfirmations,
         expires_at: toUnixSeconds(row.expires_at),
+        late: late > 0n,
+        paid_late: row.paid_late_at !== null,
+        late_amount: formatAmount(late, decimals),
+        overpaid_amount: formatAmount(paid > amount ? paid - amount : 0n, decimals),
+        reorged_after_paid: row.reorged_after_paid_at !== null,
+        transfers: transfers.map((t) => ({
+          tx_hash: t.tx_hash,
+          amount: formatAmount(BigInt(t.value), decimals),
+          block_number: t.block_number,
+          confirmations: confirmationsOf(t.block_number, head),
+          late: isLate({ blockTimestamp: t.block_timestamp }, row.expires_at),
+        })),
       };
     },
     sink,

@@ -19,6 +19,9 @@ export type PaymentRow = {
   /** Block of the transfer that completes (or, while partial, was last added to) the payment. */
   block_number: number | null;
   paid_amount: string;
+  late_amount: string;
+  paid_late_at: number | null;
+  reorged_after_paid_at: number | null;
 };
 
 export type TransferRow = {
@@ -31,7 +34,10 @@ export type TransferRow = {
   value: string;
   payment_id: string;
   recorded_at: number;
+  block_timestamp: number | null;
 };
+
+export type BlockRow = { number: number; hash: string; parent_hash: string; timestamp: number };
 
 export type CursorRow = {
   chain_id: number;
@@ -54,25 +60,40 @@ export function createPaymentStore(db: Db) {
       VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at)`),
     getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
     paymentIdByAddress: db.prepare("SELECT id FROM payments WHERE address = ?").pluck(),
+    paymentWindowByAddress: db.prepare("SELECT id, expires_at FROM payments WHERE address = ?"),
     confirming: db
       // NOTE: partial payments cannot change on a new head, only fully received
       // ones waiting for confirmations can. CAST saturates at int64, which only
       // errs towards re-evaluating.
       .prepare(
-        "SELECT id FROM payments WHERE seen_at IS NOT NULL AND paid_at IS NULL AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)",
+        "SELECT id FROM payments WHERE seen_at IS NOT NULL AND paid_at IS NULL AND paid_late_at IS NULL AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)",
       )
       .pluck(),
     updateProgress: db.prepare(`UPDATE payments SET
       seen_at = @seen_at, paid_at = @paid_at, tx_hash = @tx_hash,
-      block_number = @block_number, paid_amount = @paid_amount
+      block_number = @block_number, paid_amount = @paid_amount, late_amount = @late_amount,
+      paid_late_at = @paid_late_at, reorged_after_paid_at = @reorged_after_paid_at
       WHERE id = @id`),
     insertTransfer: db.prepare(`INSERT OR IGNORE INTO transfers
-      (tx_hash, log_index, block_number, block_hash, from_address, to_address, value, payment_id, recorded_at)
-      VALUES (@tx_hash, @log_index, @block_number, @block_hash, @from_address, @to_address, @value, @payment_id, @recorded_at)`),
+      (tx_hash, log_index, block_number, block_hash, from_address, to_address, value, payment_id, recorded_at, block_timestamp)
+      VALUES (@tx_hash, @log_index, @block_number, @block_hash, @from_address, @to_address, @value, @payment_id, @recorded_at, @block_timestamp)`),
+    paymentsWithTransfersAbove: db
+      .prepare("SELECT DISTINCT payment_id FROM transfers WHERE block_number > ?")
+      .pluck(),
+    deleteTransfersAbove: db.prepare("DELETE FROM transfers WHERE block_number > ?"),
+    upsertBlock: db.prepare(
+      "INSERT OR REPLACE INTO blocks (number, hash, parent_hash, timestamp) VALUES (@number, @hash, @parent_hash, @timestamp)",
+    ),
+    blockHash: db.prepare("SELECT hash FROM blocks WHERE number = ?").pluck(),
+    deleteBlocksAbove: db.prepare("DELETE FROM blocks WHERE number > ?"),
+    pruneBlocksBelow: db.prepare("DELETE FROM blocks WHERE number < ?"),
     transfersOf: db.prepare(
       "SELECT * FROM transfers WHERE payment_id = ? ORDER BY block_number, log_index",
     ),
     getCursor: db.prepare("SELECT * FROM chain_cursor WHERE id = 1"),
+    moveCursor: db.prepare(
+      "UPDATE chain_cursor SET block_number = @block_number, block_hash = @block_hash, head_number = @head_number, updated_at = @updated_at WHERE id = 1",
+    ),
     upsertCursor: db.prepare(`INSERT INTO chain_cursor
       (id, chain_id, token, block_number, block_hash, head_number, updated_at)
       VALUES (1, @chain_id, @token, @block_number, @block_hash, @head_number, @updated_at)
@@ -112,6 +133,12 @@ export function createPaymentStore(db: Db) {
     paymentIdByAddress(address: string): string | undefined {
       return statements.paymentIdByAddress.get(address) as string | undefined;
     },
+    /** The payment paying to `address` and its deadline (UNIX ms), if any. */
+    paymentWindowByAddress(address: string): { id: string; expires_at: number } | undefined {
+      return statements.paymentWindowByAddress.get(address) as
+        | { id: string; expires_at: number }
+        | undefined;
+    },
     /** Ids of payments that have received their amount but are not paid (confirming). */
     confirmingPaymentIds(): string[] {
       return statements.confirming.all() as string[];
@@ -119,7 +146,15 @@ export function createPaymentStore(db: Db) {
     updateProgress(
       row: Pick<
         PaymentRow,
-        "id" | "seen_at" | "paid_at" | "tx_hash" | "block_number" | "paid_amount"
+        | "id"
+        | "seen_at"
+        | "paid_at"
+        | "tx_hash"
+        | "block_number"
+        | "paid_amount"
+        | "late_amount"
+        | "paid_late_at"
+        | "reorged_after_paid_at"
       >,
     ): void {
       statements.updateProgress.run(row);
@@ -131,6 +166,30 @@ export function createPaymentStore(db: Db) {
     /** A payment's transfers in chain order. */
     transfersOf(paymentId: string): TransferRow[] {
       return statements.transfersOf.all(paymentId) as TransferRow[];
+    },
+    /**
+     * Forgets everything above block `number` (a reorg replaced it) and
+     * returns the payments whose transfers went with it.
+     */
+    forgetAbove(number: number): string[] {
+      const affected = statements.paymentsWithTransfersAbove.all(number) as string[];
+      statements.deleteTransfersAbove.run(number);
+      statements.deleteBlocksAbove.run(number);
+      return affected;
+    },
+    rememberBlock(row: BlockRow): void {
+      statements.upsertBlock.run(row);
+    },
+    blockHash(number: number): string | undefined {
+      return statements.blockHash.get(number) as string | undefined;
+    },
+    pruneBlocksBelow(number: number): void {
+      statements.pruneBlocksBelow.run(number);
+    },
+    moveCursor(
+      row: Pick<CursorRow, "block_number" | "block_hash" | "head_number" | "updated_at">,
+    ): void {
+      statements.moveCursor.run(row);
     },
     getCursor(): CursorRow | undefined {
       return statements.getCursor.get() as CursorRow | undefined;
