@@ -133,7 +133,19 @@ export async function startDaemon({
     throw error;
   }
 
-  const loops = [watcher.run(shutdown.signal), sender.run(shutdown.signal)].map((loop) =>
+  const heads = config.chain.wsUrl
+    ? createHeadSubscription({
+        url: config.chain.wsUrl,
+        onHead: () => watcher.wake(),
+        clock,
+        logger,
+      })
+    : undefined;
+  const loops = [
+    watcher.run(shutdown.signal),
+    sender.run(shutdown.signal),
+    ...(heads ? [heads.run(shutdown.signal)] : []),
+  ].map((loop) =>
     loop.catch(async (error) => {
       log.fatal({ err: errorMessage(error) }, "stopping on a fatal error");
       void shutdown.kill();

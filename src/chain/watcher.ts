@@ -16,6 +16,9 @@ import type { ChainClient } from "./client.ts";
 import { classifyProviderError } from "./errors.ts";
 import type { BlockHeader, ChainSink, TokenTransfer } from "./types.ts";
 
+/** Polls in a row with the head below the cursor before it counts as a rollback, not lag. */
+const SHORTER_CHAIN_TICKS = 3;
+
 export type WatcherStats = {
   /** Current eth_getLogs range, in blocks. */
   range: number;
@@ -75,6 +78,7 @@ export function createChainWatcher({
   let successes = 0;
   let wakeUp: (() => void) | undefined;
   let wokenEarly = false;
+  let behindTicks = 0;
 
   async function verify() {
     if (verified) return;
@@ -211,9 +215,30 @@ export function createChainWatcher({
       if (!cursor) throw new Error("cursor not initialised");
       log.info({ block_number: first, head }, "first start: scanning from this block");
     }
+    if (head >= cursor.blockNumber) behindTicks = 0;
     if (head < cursor.blockNumber) {
-      // A provider behind what we already scanned: wait for it, never rewind on its word alone.
-      log.warn({ head, cursor: cursor.blockNumber }, "provider head is behind the cursor; waiting");
+      // Either the chain really got shorter (a reorg to a shorter chain, a
+      // rollback) or this provider lags behind. Only the hash of a block we
+      // recorded tells which: rewind on a mismatch, wait on a match.
+      // A lagging backend answers in a poll or two; a chain that stays
+      // shorter, or whose block at `head` changed, was really cut back.
+      behindTicks++;
+      const recorded = sink.blockHash(head);
+      const remote = recorded === undefined ? undefined : await client.block(head);
+      if (recorded !== undefined && remote && remote.hash !== recorded) {
+        await rewindFrom(head, head);
+      } else if (behindTicks >= SHORTER_CHAIN_TICKS) {
+        log.warn(
+          { head, cursor: cursor.blockNumber },
+          "the chain stayed shorter than the cursor: rewinding",
+        );
+        await rewindFrom(head, head);
+      } else {
+        log.warn(
+          { head, cursor: cursor.blockNumber },
+          "provider head is behind the cursor; waiting",
+        );
+      }
       return;
     }
     // The block at the cursor may have been replaced at the same height.
@@ -247,13 +272,17 @@ export function createChainWatcher({
       while (!signal.aborted) {
         let delay = pollIntervalMs;
         wokenEarly = false;
+        const before = sink.cursor()?.blockNumber;
         try {
           await tick();
           if (failures > 0) log.info({ failures }, "chain provider recovered");
           failures = 0;
         } catch (error) {
           if (!shouldRetry(error)) throw error;
-          failures++;
+          // A poll that got some blocks scanned before failing is progress:
+          // keep the backoff short rather than let it grow towards the cap.
+          const progressed = (sink.cursor()?.blockNumber ?? before) !== before;
+          failures = progressed ? 1 : failures + 1;
           const kind = classifyProviderError(error, { now: clock.now() });
           if (kind.kind === "rate") {
             stats.rateLimited++;

@@ -11,10 +11,11 @@ import type { Hex } from "viem";
 import { DEV_XPUB, type LocalChain, startLocalChain } from "../../src/chain/anvil.ts";
 import { type ConfigInput, parseConfig } from "../../src/config/index.ts";
 import { type Daemon, startDaemon } from "../../src/daemon.ts";
+import { type Clock, createClock } from "../../src/internal/clock.ts";
 import { createLogger } from "../../src/internal/logger.ts";
 import type { StatusView } from "../../src/payments/index.ts";
 
-export const silentLogger = createLogger({ level: "silent" });
+export const silentLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
 /** Tokens in base units (8 decimals). */
 export const tokens = (whole: number | bigint) => BigInt(whole) * 10n ** 8n;
@@ -57,7 +58,10 @@ export async function startTestChain(): Promise<TestChain> {
 export function testConfig(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
-  overrides: { chain?: Partial<ConfigInput["chain"]>; payments?: ConfigInput["payments"] } = {},
+  overrides: {
+    chain?: Partial<ConfigInput["chain"]>;
+    payments?: ConfigInput["payments"];
+  } = {},
 ) {
   return parseConfig({
     chain: {
@@ -81,8 +85,40 @@ export async function startTestDaemon(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
   overrides: Parameters<typeof testConfig>[2] = {},
+  options: { clock?: Clock } = {},
 ): Promise<Daemon> {
-  return startDaemon({ config: testConfig(chain, dbPath, overrides), logger: silentLogger });
+  return startDaemon({
+    config: testConfig(chain, dbPath, overrides),
+    logger: silentLogger,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+}
+
+/** A real clock that tests can move forward (`skewMs`), e.g. past a payment's deadline. */
+export function skewedClock() {
+  const base = createClock();
+  const clock = {
+    skewMs: 0,
+    now: () => Date.now() + clock.skewMs,
+    sleep: base.sleep,
+  };
+  return clock;
+}
+
+/** Raw JSON-RPC call to anvil (no client-side caching). */
+export async function anvilCall<T = unknown>(
+  rpcUrl: string,
+  method: string,
+  params: unknown[] = [],
+): Promise<T> {
+  const response = await fetch(rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const body = (await response.json()) as { result?: T; error?: { message: string } };
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result as T;
 }
 
 /** POSTs a JSON-RPC body (object or raw string) and returns status and parsed body. */

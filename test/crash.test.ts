@@ -1,0 +1,187 @@
+/**
+ * kill -9 at several moments of a long scan: after each restart every payment
+ * must be exactly where the chain says (cursor and state commit together).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { testTokenAbi } from "../contracts-abi/index.ts";
+import { createAddressDeriver } from "../src/addresses/index.ts";
+import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
+import { createClock } from "../src/internal/clock.ts";
+import { createPayments } from "../src/payments/index.ts";
+import { openDatabase } from "../src/store/index.ts";
+import {
+  anvilCall,
+  silentLogger,
+  startTestChain,
+  type TestChain,
+  tempDir,
+  tokens,
+  waitFor,
+} from "./helpers/index.ts";
+import { startRpcProxy } from "./helpers/proxy.ts";
+
+const PAYER = ANVIL_ACCOUNTS[1];
+const PAYMENTS = 200;
+const PER_TX = 10;
+const TXS = 25; // 250 transfers: every payment gets one, the first 50 get two
+
+let chain: TestChain;
+const dir = tempDir();
+beforeAll(async () => {
+  chain = await startTestChain();
+  await chain.mint(chain.token, PAYER, tokens(1_000_000));
+});
+afterAll(async () => {
+  await chain?.stop();
+  dir.cleanup();
+});
+
+function startChild(configPath: string): ChildProcess {
+  return spawn(process.execPath, ["bin/0xbtcpay", "serve", "--config", configPath], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { PATH: process.env.PATH ?? "" },
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", () => resolve());
+  });
+}
+
+describe("crash safety", () => {
+  test("kill -9 at 6 moments of a 250-transfer scan: paid_amount equals balanceOf, no duplicate transfers", async () => {
+    const dbPath = join(dir.path, "crash.sqlite");
+    // Payments exist before any scanning.
+    const db = openDatabase({ path: dbPath });
+    const payments = createPayments({
+      db,
+      deriver: createAddressDeriver({ xpub: DEV_XPUB }),
+      clock: createClock(),
+      logger: silentLogger,
+      chainId: 31337,
+      token: chain.token,
+      decimals: 8,
+      requiredConfirmations: 3,
+      expiresAfterSeconds: 86_400,
+    });
+    const rows = Array.from({ length: PAYMENTS }, () =>
+      payments.create({ amount: tokens(1), data: null, postbackUrl: null }),
+    );
+    db.close();
+
+    const startBlock = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber")) + 1;
+    let sent = 0;
+    for (let tx = 0; tx < TXS; tx++) {
+      const to: Hex[] = [];
+      const values: bigint[] = [];
+      for (let k = 0; k < PER_TX; k++) {
+        const index = sent % PAYMENTS;
+        to.push(rows[index]?.address as Hex);
+        // Some full, some partial, some over: the sum is what matters.
+        values.push(((BigInt(sent) * 7919n) % tokens(1)) + 50_000_000n);
+        sent++;
+      }
+      await chain.client.writeContract({
+        address: chain.token,
+        abi: testTokenAbi,
+        functionName: "transferMany",
+        args: [to, values],
+        account: PAYER,
+        chain: chain.client.chain,
+      });
+      await chain.mine(1);
+      await chain.mine(3);
+    }
+    const head = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber"));
+
+    // A slow provider, so the scan takes long enough to be killed in the middle.
+    const proxy = await startRpcProxy(chain.rpcUrl);
+    proxy.setHook(async () => {
+      await new Promise((r) => setTimeout(r, 15));
+      return undefined;
+    });
+    const configPath = join(dir.path, "crash.json");
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        chain: {
+          rpcUrl: proxy.url,
+          chainId: 31337,
+          token: chain.token,
+          confirmations: 3,
+          pollIntervalMs: 50,
+          startBlock,
+          maxBlockRange: 3,
+          finalityDepth: 20,
+        },
+        wallet: { xpub: DEV_XPUB },
+        private: { host: "127.0.0.1", port: 0 },
+        public: { host: "127.0.0.1", port: 0 },
+        database: { path: dbPath },
+        log: { level: "warn" },
+      }),
+    );
+
+    const reader = new Database(dbPath, { readonly: true });
+    const cursor = () =>
+      (
+        reader.prepare("SELECT block_number FROM chain_cursor").get() as
+          | { block_number: number }
+          | undefined
+      )?.block_number ?? -1;
+    const span = head - startBlock;
+    const killPoints = [0.1, 0.25, 0.4, 0.55, 0.7, 0.85].map(
+      (f) => startBlock + Math.floor(span * f),
+    );
+    const killedAt: number[] = [];
+    for (const point of killPoints) {
+      const child = startChild(configPath);
+      await waitFor(() => cursor() >= point, { timeoutMs: 30_000, what: `cursor at ${point}` });
+      child.kill("SIGKILL");
+      await exited(child);
+      killedAt.push(cursor());
+      // Invariant at every kill: what is recorded is exactly the chain's transfers up to the cursor.
+      const recorded = reader
+        .prepare("SELECT count(*) AS n FROM transfers WHERE block_number <= ?")
+        .get(cursor());
+      const all = reader.prepare("SELECT count(*) AS n FROM transfers").get();
+      expect(recorded).toEqual(all);
+    }
+    expect(new Set(killedAt).size).toBeGreaterThanOrEqual(5);
+
+    const final = startChild(configPath);
+    await waitFor(() => cursor() >= head, { timeoutMs: 30_000, what: "scan finished" });
+    final.kill("SIGTERM");
+    await exited(final);
+    await proxy.close();
+
+    const transferCount = reader
+      .prepare(
+        "SELECT count(*) AS n, count(DISTINCT tx_hash || ':' || log_index) AS d FROM transfers",
+      )
+      .get();
+    expect(transferCount).toEqual({ n: TXS * PER_TX, d: TXS * PER_TX });
+    const state = reader
+      .prepare("SELECT id, address, paid_amount, amount, paid_at FROM payments")
+      .all() as Array<{
+      id: string;
+      address: Hex;
+      paid_amount: string;
+      amount: string;
+      paid_at: number | null;
+    }>;
+    for (const payment of state) {
+      const balance = await chain.balanceOf(chain.token, payment.address);
+      expect(BigInt(payment.paid_amount), payment.id).toBe(balance);
+      expect(payment.paid_at !== null, payment.id).toBe(balance >= BigInt(payment.amount));
+    }
+    reader.close();
+  });
+});
