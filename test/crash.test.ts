@@ -9,14 +9,10 @@ import Database from "better-sqlite3";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { testTokenAbi } from "../contracts-abi/index.ts";
-import { createAddressDeriver } from "../src/addresses/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
-import { createClock } from "../src/internal/clock.ts";
-import { createPayments } from "../src/payments/index.ts";
-import { openDatabase } from "../src/store/index.ts";
 import {
   anvilCall,
-  silentLogger,
+  paymentsOn,
   startTestChain,
   type TestChain,
   tempDir,
@@ -59,18 +55,7 @@ describe("crash safety", () => {
   test("kill -9 at 6 moments of a 250-transfer scan: paid_amount equals balanceOf, no duplicate transfers", async () => {
     const dbPath = join(dir.path, "crash.sqlite");
     // Payments exist before any scanning.
-    const db = openDatabase({ path: dbPath });
-    const payments = createPayments({
-      db,
-      deriver: createAddressDeriver({ xpub: DEV_XPUB }),
-      clock: createClock(),
-      logger: silentLogger,
-      chainId: 31337,
-      token: chain.token,
-      decimals: 8,
-      requiredConfirmations: 3,
-      expiresAfterSeconds: 86_400,
-    });
+    const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
     const rows = Array.from({ length: PAYMENTS }, () =>
       payments.create({ amount: tokens(1), data: null, postbackUrl: null }),
     );

@@ -3,26 +3,12 @@ import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
-import { createClock } from "../src/internal/clock.ts";
-import { createPayments } from "../src/payments/index.ts";
 import { createAllowlist } from "../src/rpc/allowlist.ts";
 import { createPrivateApp } from "../src/rpc/index.ts";
-import { openDatabase } from "../src/store/index.ts";
-import { silentLogger } from "./helpers/index.ts";
+import { paymentsOn, silentLogger } from "./helpers/index.ts";
 
 function setup({ allow = [] as string[], loopback = true } = {}) {
-  const db = openDatabase({ path: ":memory:" });
-  const payments = createPayments({
-    db,
-    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
-    clock: createClock(),
-    logger: silentLogger,
-    chainId: 31337,
-    token: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
-    decimals: 8,
-    requiredConfirmations: 3,
-    expiresAfterSeconds: 86_400,
-  });
+  const { db, payments } = paymentsOn();
   const app = createPrivateApp({
     payments,
     allowlist: createAllowlist({ allow, loopback }),

@@ -11,12 +11,9 @@ import { createAddressDeriver } from "../src/addresses/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
 import { parseConfig } from "../src/config/index.ts";
 import type { Daemon } from "../src/daemon.ts";
-import { createClock } from "../src/internal/clock.ts";
-import { createPayments } from "../src/payments/index.ts";
-import { openDatabase } from "../src/store/index.ts";
 import {
   anvilCall,
-  silentLogger,
+  paymentsOn,
   skewedClock,
   startPayment,
   startReceiver,
@@ -99,18 +96,7 @@ async function statusIs(d: Daemon, id: string, wanted: string) {
 
 /** Creates payments in a database without running a watcher (so nothing is scanned yet). */
 function preparePayments(dbPath: string, amounts: bigint[]) {
-  const db = openDatabase({ path: dbPath });
-  const payments = createPayments({
-    db,
-    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
-    clock: createClock(),
-    logger: silentLogger,
-    chainId: 31337,
-    token: chain.token,
-    decimals: 8,
-    requiredConfirmations: 3,
-    expiresAfterSeconds: 86_400,
-  });
+  const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
   const rows = amounts.map((amount) => payments.create({ amount, data: null, postbackUrl: null }));
   db.close();
   return rows;

@@ -41,17 +41,21 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return seconds;
 });
 
-const httpUrl = z.string().refine(
-  (value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:";
-    } catch {
-      return false;
-    }
-  },
-  { message: "expected an http(s) URL" },
-);
+/** A URL string whose scheme is one of `protocols` ("http:", "ws:", …). */
+function urlOf(protocols: readonly string[], message: string) {
+  return z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message },
+  );
+}
+
+const httpUrl = urlOf(["http:", "https:"], "expected an http(s) URL");
 
 const port = z.number().int().min(0).max(65_535);
 
@@ -93,20 +97,7 @@ export const configSchema = z
          */
         finalityDepth: z.number().int().min(1).max(10_000).default(64),
         /** Optional websocket endpoint: newHeads only wakes the poller early. */
-        wsUrl: z
-          .string()
-          .refine(
-            (value) => {
-              try {
-                const url = new URL(value);
-                return url.protocol === "ws:" || url.protocol === "wss:";
-              } catch {
-                return false;
-              }
-            },
-            { message: "expected a ws(s) URL" },
-          )
-          .optional(),
+        wsUrl: urlOf(["ws:", "wss:"], "expected a ws(s) URL").optional(),
       })
       .strict(),
     wallet: z

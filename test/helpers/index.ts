@@ -8,12 +8,15 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex } from "viem";
+import { createAddressDeriver } from "../../src/addresses/index.ts";
 import { DEV_XPUB, type LocalChain, startLocalChain } from "../../src/chain/anvil.ts";
 import { type ConfigInput, parseConfig } from "../../src/config/index.ts";
 import { type Daemon, startDaemon } from "../../src/daemon.ts";
 import { type Clock, createClock } from "../../src/internal/clock.ts";
 import { createLogger } from "../../src/internal/logger.ts";
 import type { StatusView } from "../../src/payments/index.ts";
+import { createPayments } from "../../src/payments/index.ts";
+import { type Db, openDatabase } from "../../src/store/index.ts";
 
 export const silentLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -196,4 +199,35 @@ export async function startReceiver(answer: (request: ReceivedRequest) => number
         server.closeAllConnections();
       }),
   };
+}
+
+/** The default test token address (first deployment by anvil account 0). */
+export const TEST_TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+
+/**
+ * The real payment logic on a real database (":memory:" by default), with no
+ * watcher or servers: for tests that create payments before anything scans.
+ */
+export function paymentsOn({
+  db,
+  path = ":memory:",
+  token = TEST_TOKEN,
+}: {
+  db?: Db;
+  path?: string;
+  token?: string;
+} = {}) {
+  const database = db ?? openDatabase({ path });
+  const payments = createPayments({
+    db: database,
+    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
+    clock: createClock(),
+    logger: silentLogger,
+    chainId: 31337,
+    token,
+    decimals: 8,
+    requiredConfirmations: 3,
+    expiresAfterSeconds: 86_400,
+  });
+  return { db: database, payments };
 }
