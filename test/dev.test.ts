@@ -1,0 +1,103 @@
+/**
+ * `0xbtcpay dev` (what `npm start` runs): the whole flow a newcomer sees, in a
+ * child process, then Ctrl-C stops everything, anvil included.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, test } from "vitest";
+import { freePort } from "../src/chain/anvil.ts";
+import { tempDir, waitFor } from "./helpers/index.ts";
+
+const BIN = resolve("bin/0xbtcpay");
+const dir = tempDir();
+let child: ChildProcess | undefined;
+afterAll(() => {
+  child?.kill("SIGKILL");
+  dir.cleanup();
+});
+
+describe("0xbtcpay dev", () => {
+  test("prints the URLs, takes a payment, `dev pay` pays it, the demo shop gets the postback, SIGINT stops all", async () => {
+    const config = JSON.parse(readFileSync("config/dev.json", "utf8"));
+    config.private.port = 0;
+    config.public.port = 0;
+    config.log.level = "warn";
+    const configPath = join(dir.path, "dev.json");
+    writeFileSync(configPath, JSON.stringify(config));
+    const chainPort = await freePort();
+
+    let stdout = "";
+    child = spawn(
+      process.execPath,
+      [BIN, "dev", "--config", configPath, "--chain-port", String(chainPort)],
+      {
+        cwd: dir.path,
+        env: { PATH: process.env.PATH ?? "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    child.stdout?.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    const exit = new Promise<number | null>((r) => child?.once("exit", (code) => r(code)));
+
+    const urls = await waitFor(
+      () => {
+        const privateUrl = /private JSON-RPC \(shop server\):\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(
+          stdout,
+        )?.[1];
+        const publicUrl = /public status \(browsers\):\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(
+          stdout,
+        )?.[1];
+        return privateUrl && publicUrl ? { privateUrl, publicUrl } : undefined;
+      },
+      { timeoutMs: 60_000, what: "dev URLs" },
+    );
+    expect(stdout).toContain("curl -s -X POST");
+    expect(stdout).toContain("npx 0xbtcpay dev pay <id>");
+    const receiverUrl = /demo shop postback receiver:\s+(\S+)/.exec(stdout)?.[1];
+
+    const response = await fetch(`${urls.privateUrl}/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "start_payment",
+        params: { amount: "0.29", data: { order_id: "444" }, postback_url: receiverUrl },
+      }),
+    });
+    const { result } = (await response.json()) as { result: { id: string } };
+
+    const pay = await promisify(execFile)(process.execPath, [BIN, "dev", "pay", result.id], {
+      cwd: dir.path,
+      env: { PATH: process.env.PATH ?? "" },
+    });
+    expect(pay.stdout).toContain("sent the amount due 0xBTC (29000000 base units)");
+
+    const paid = await waitFor(
+      async () => {
+        const status = (await (
+          await fetch(`${urls.publicUrl}/${result.id}/status.json`)
+        ).json()) as {
+          paid_at: number | null;
+          status: string;
+        };
+        return status.paid_at !== null ? status : undefined;
+      },
+      { timeoutMs: 30_000, what: "paid" },
+    );
+    expect(paid.status).toBe("paid");
+    await waitFor(() => stdout.includes(`[demo shop] postback received: {"id":"${result.id}"`), {
+      what: "demo postback",
+    });
+
+    child.kill("SIGINT");
+    expect(await exit).toBe(0);
+    await expect(
+      fetch(`http://127.0.0.1:${chainPort}`, { method: "POST", body: "{}" }),
+    ).rejects.toThrow();
+  });
+});

@@ -1,0 +1,103 @@
+import { describe, expect, test } from "vitest";
+import { createAddressDeriver } from "../src/addresses/index.ts";
+import { DEV_XPUB } from "../src/chain/anvil.ts";
+import type { BlockHeader, TokenTransfer } from "../src/chain/types.ts";
+import { createPayments } from "../src/payments/index.ts";
+import { openDatabase } from "../src/store/index.ts";
+import { silentLogger, skewedClock, TEST_TOKEN, tokens } from "./helpers/index.ts";
+
+/** The payment logic fed synthetic batches, as the watcher would hand them over. */
+function setup() {
+  const clock = skewedClock();
+  const db = openDatabase({ path: ":memory:" });
+  const payments = createPayments({
+    db,
+    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
+    clock,
+    logger: silentLogger,
+    chainId: 31337,
+    token: TEST_TOKEN,
+    decimals: 8,
+    requiredConfirmations: 1,
+    expiresAfterSeconds: 3600,
+    monitorForSeconds: 86_400,
+  });
+  payments.sink.initCursor({ number: 0, hash: "0x00", parentHash: "0x", timestamp: 0 }, 0);
+  let n = 0;
+  const block = (): BlockHeader => {
+    n++;
+    return { number: n, hash: `0xb${n}`, parentHash: `0xb${n - 1}`, timestamp: 0 };
+  };
+  const transfer = (
+    to: string,
+    value: bigint,
+    blockNumber: number,
+    blockTimestamp: number,
+  ): TokenTransfer => ({
+    txHash: `0xt${blockNumber}`,
+    logIndex: 0,
+    blockNumber,
+    blockHash: `0xb${blockNumber}`,
+    from: "0xfrom",
+    to,
+    value,
+    blockTimestamp,
+  });
+  return { clock, db, payments, block, transfer };
+}
+
+describe("late funds and the monitoring window", () => {
+  test("late funds within payments.monitorFor are recorded; after it they are ignored", () => {
+    const { db, payments, block, transfer } = setup();
+    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const expiresAt = Math.floor(p.expires_at / 1000);
+    const b1 = block();
+    payments.sink.applyBatch({
+      fromBlock: b1.number,
+      toBlock: b1.number,
+      blocks: [b1],
+      head: b1.number,
+      transfers: [transfer(p.address, 40_000_000n, b1.number, expiresAt + 86_400)],
+    });
+    const b2 = block();
+    payments.sink.applyBatch({
+      fromBlock: b2.number,
+      toBlock: b2.number,
+      blocks: [b2],
+      head: b2.number,
+      transfers: [transfer(p.address, tokens(5), b2.number, expiresAt + 86_401)],
+    });
+    expect(db.prepare("SELECT value FROM transfers").all()).toEqual([{ value: "40000000" }]);
+    const view = payments.view(p.id);
+    expect(view).toMatchObject({
+      late: true,
+      late_amount: "0.4",
+      paid_amount: "0.4",
+      paid_late: false,
+    });
+  });
+
+  test("a transfer to an address of no payment is not recorded; the cursor still moves", () => {
+    const { db, payments, block, transfer } = setup();
+    const b = block();
+    payments.sink.applyBatch({
+      fromBlock: b.number,
+      toBlock: b.number,
+      blocks: [b],
+      head: b.number,
+      transfers: [transfer("0x000000000000000000000000000000000000dead", 1n, b.number, 0)],
+    });
+    expect(db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 0 });
+    expect(payments.sink.cursor()).toEqual({ blockNumber: b.number, blockHash: b.hash });
+  });
+
+  test("filter keeps only transfers to payment addresses", () => {
+    const { payments, transfer } = setup();
+    const p = payments.create({ amount: 1n, data: null, postbackUrl: null });
+    const kept = payments.sink.filter([
+      transfer("0xdead", 1n, 1, 0),
+      transfer(p.address, 2n, 1, 0),
+    ]);
+    expect(kept.map((t) => t.to)).toEqual([p.address]);
+  });
+});
