@@ -15,6 +15,7 @@ import type { Logger } from "./internal/logger.ts";
 import { createShutdown } from "./internal/shutdown.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
+import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createPublicApp } from "./public/index.ts";
 import { createAllowlist } from "./rpc/allowlist.ts";
 import { createPrivateApp } from "./rpc/index.ts";
@@ -56,12 +57,13 @@ export async function startDaemon({
   config,
   logger,
   clock = createClock(),
-  fetch: fetchFn,
+  resolve,
 }: {
   config: Config;
   logger: Logger;
   clock?: Clock;
-  fetch?: typeof fetch;
+  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
+  resolve?: Resolver;
 }): Promise<Daemon> {
   const shutdown = createShutdown();
   const log = logger.child({ module: "daemon" });
@@ -81,14 +83,27 @@ export async function startDaemon({
     expiresAfterSeconds: config.payments.expiresAfter,
     onEvents: () => sender?.wake(),
   });
-  sender = createPostbackSender({
+  const guard = createTargetGuard({
+    allowTargets: config.postbacks.allowTargets,
+    connectTimeoutMs: config.postbacks.timeoutMs,
+    ...(resolve ? { resolve } : {}),
+  });
+  shutdown.add(() => guard.close());
+  const postbackSender = createPostbackSender({
     payments,
     clock,
     logger,
     decimals: config.chain.decimals,
     timeoutMs: config.postbacks.timeoutMs,
-    ...(fetchFn ? { fetch: fetchFn } : {}),
+    secrets:
+      config.postbacks.secret === undefined
+        ? []
+        : [config.postbacks.secret, ...config.postbacks.previousSecrets],
+    retrySchedule: config.postbacks.retrySchedule,
+    concurrency: config.postbacks.concurrency,
+    dispatcher: guard.dispatcher,
   });
+  sender = postbackSender;
   const watcher = createChainWatcher({
     client: createChainClient({ rpcUrl: config.chain.rpcUrl }),
     sink: payments.sink,
@@ -112,6 +127,10 @@ export async function startDaemon({
       decimals: config.chain.decimals,
       maxWholeTokens: BigInt(config.payments.maxAmount),
       logger,
+      postbacks: {
+        checkUrl: (url) => guard.checkUrl(url),
+        resend: (id) => postbackSender.resend(id),
+      },
     }).fetch,
   });
   const publicServer = createAdaptorServer({ fetch: createPublicApp({ payments, logger }).fetch });
@@ -128,7 +147,7 @@ export async function startDaemon({
     throw error;
   }
 
-  const loops = [watcher.run(shutdown.signal), sender.run(shutdown.signal)].map((loop) =>
+  const loops = [watcher.run(shutdown.signal), postbackSender.run(shutdown.signal)].map((loop) =>
     loop.catch(async (error) => {
       log.fatal({ err: errorMessage(error) }, "stopping on a fatal error");
       void shutdown.kill();
@@ -145,7 +164,7 @@ export async function startDaemon({
     privateUrl,
     publicUrl,
     payments,
-    sender,
+    sender: postbackSender,
     db,
     done,
     stop: () => shutdown.kill(),

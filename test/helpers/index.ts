@@ -13,6 +13,7 @@ import { type ConfigInput, parseConfig } from "../../src/config/index.ts";
 import { type Daemon, startDaemon } from "../../src/daemon.ts";
 import { createLogger } from "../../src/internal/logger.ts";
 import type { StatusView } from "../../src/payments/index.ts";
+import type { Resolver } from "../../src/postbacks/targets.ts";
 
 export const silentLogger = createLogger({ level: "silent" });
 
@@ -54,10 +55,17 @@ export async function startTestChain(): Promise<TestChain> {
   return { ...chain, token };
 }
 
+/** allowTargets that let postbacks reach receivers on 127.0.0.1 and ::1. */
+export const LOOPBACK_TARGETS = ["127.0.0.1/32", "::1/128"];
+
 export function testConfig(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
-  overrides: { chain?: Partial<ConfigInput["chain"]>; payments?: ConfigInput["payments"] } = {},
+  overrides: {
+    chain?: Partial<ConfigInput["chain"]>;
+    payments?: ConfigInput["payments"];
+    postbacks?: ConfigInput["postbacks"];
+  } = {},
 ) {
   return parseConfig({
     chain: {
@@ -72,6 +80,8 @@ export function testConfig(
     private: { host: "127.0.0.1", port: 0 },
     public: { host: "127.0.0.1", port: 0 },
     ...(overrides.payments ? { payments: overrides.payments } : {}),
+    // The receivers of the tests listen on loopback, which the SSRF guard refuses by default.
+    postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
     database: { path: dbPath },
     log: { level: "silent" },
   });
@@ -81,8 +91,13 @@ export async function startTestDaemon(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
   overrides: Parameters<typeof testConfig>[2] = {},
+  options: { resolve?: Resolver } = {},
 ): Promise<Daemon> {
-  return startDaemon({ config: testConfig(chain, dbPath, overrides), logger: silentLogger });
+  return startDaemon({
+    config: testConfig(chain, dbPath, overrides),
+    logger: silentLogger,
+    ...options,
+  });
 }
 
 /** POSTs a JSON-RPC body (object or raw string) and returns status and parsed body. */
@@ -129,10 +144,20 @@ export type ReceivedRequest = {
   at: number;
 };
 
-/** A real HTTP receiver on 127.0.0.1 that records requests; `answer` picks each status. */
-export async function startReceiver(answer: (request: ReceivedRequest) => number = () => 200) {
+/** How a test receiver answers: a status, a status with headers, or never ("hang"). */
+export type ReceiverAnswer = number | { status: number; headers?: Record<string, string> } | "hang";
+
+/**
+ * A real HTTP receiver on 127.0.0.1 that records requests; `answer` picks
+ * each answer. `hits` counts requests as soon as their headers arrive.
+ */
+export async function startReceiver(
+  answer: (request: ReceivedRequest) => ReceiverAnswer = () => 200,
+) {
   const received: ReceivedRequest[] = [];
+  let hits = 0;
   const server = createServer((req, res) => {
+    hits++;
     let body = "";
     req.on("data", (chunk) => {
       body += chunk;
@@ -146,14 +171,19 @@ export async function startReceiver(answer: (request: ReceivedRequest) => number
         at: Date.now(),
       };
       received.push(request);
-      res.writeHead(answer(request), { "content-type": "text/plain" }).end("ok");
+      const reply = answer(request);
+      if (reply === "hang") return;
+      const { status, headers = {} } = typeof reply === "number" ? { status: reply } : reply;
+      res.writeHead(status, { "content-type": "text/plain", ...headers }).end("ok");
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/payment_complete`,
+    port,
     received,
+    hits: () => hits,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
