@@ -13,9 +13,15 @@ import { Agent, buildConnector, type Dispatcher } from "undici";
 import { BaseError } from "../internal/errors.ts";
 import { createAllowlist } from "../rpc/allowlist.ts";
 
-/** A postback target that the guard refuses: never retried into success by itself. */
+/** A postback target that the guard refuses (the attempt fails; no connection is made). */
 export class PostbackTargetError extends BaseError {
   static override code = "POSTBACK_TARGET_NOT_ALLOWED";
+  /** Why, e.g. "shop.example resolves to 10.0.0.5 (private)". */
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`target not allowed: ${reason}`);
+    this.reason = reason;
+  }
 }
 
 export type ResolvedAddress = { address: string; family: number };
@@ -105,7 +111,7 @@ export function createTargetPolicy({
       if (allowlist.allows(text)) return { allowed: true };
       const range = blockedRange(address);
       if (range === undefined) return { allowed: true };
-      return { allowed: false, reason: `${text} is ${range}` };
+      return { allowed: false, reason: `${text} (${range})` };
     },
   };
 }
@@ -137,7 +143,11 @@ export function checkLiteralTarget(url: string, policy: TargetPolicy): TargetVer
   return policy.check(host);
 }
 
-/** Resolves `hostname` (or takes it as is if it is an IP) and checks every address. */
+/**
+ * Resolves `hostname` (or takes it as is if it is an IP), checks every
+ * address, and returns the one to connect to. Throws PostbackTargetError if
+ * any address is refused, other errors if the name does not resolve.
+ */
 async function resolveChecked(
   hostname: string,
   policy: TargetPolicy,
@@ -149,7 +159,7 @@ async function resolveChecked(
     const verdict = policy.check(address);
     if (!verdict.allowed) {
       const via = address === hostname ? "" : `${hostname} resolves to `;
-      throw new PostbackTargetError(`target not allowed: ${via}${verdict.reason}`);
+      throw new PostbackTargetError(`${via}${verdict.reason}`);
     }
   }
   // Every address passed; connect to the first, in the resolver's order.
@@ -209,7 +219,7 @@ export function createTargetGuard({
         ]);
         return { allowed: true };
       } catch (error) {
-        if (error instanceof PostbackTargetError) return { allowed: false, reason: error.message };
+        if (error instanceof PostbackTargetError) return { allowed: false, reason: error.reason };
         return { allowed: true };
       } finally {
         clearTimeout(timer);
