@@ -33,6 +33,9 @@ export { createTargetGuard, type TargetGuard } from "./targets.ts";
 /** Bytes of a shop's response body we read (and then drop) at most. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 
+/** How long an event whose attempt crashed (not failed: crashed) waits before the next try. */
+const CRASH_COOLDOWN_MS = 5000;
+
 /** The part of a fetch response the sender reads. */
 export type PostbackResponse = {
   status: number;
@@ -149,6 +152,8 @@ export function createPostbackSender({
   const events = payments.events;
   /** Attempts in flight, by payment: a payment's next event waits for its current one. */
   const inFlight = new Map<string, Promise<void>>();
+  /** Events whose attempt crashed (e.g. the disk is full), not tried again before this time. */
+  const cooldown = new Map<string, number>();
   let stopSignal: AbortSignal | undefined;
   let notified = false;
   let notify: (() => void) | undefined;
@@ -297,15 +302,26 @@ export function createPostbackSender({
     // `free` startable ones (if there are) plus the next one due.
     for (const event of events.pendingHeads(inFlight.size + free + 1)) {
       if (inFlight.has(event.payment_id)) continue;
-      if (event.next_attempt_at > now) {
-        nextAt = event.next_attempt_at;
-        break;
+      const dueAt = Math.max(event.next_attempt_at, cooldown.get(event.id) ?? 0);
+      if (dueAt > now) {
+        nextAt = Math.min(nextAt ?? dueAt, dueAt);
+        // Rows come soonest due first: after one that is not due, none is.
+        if (event.next_attempt_at > now) break;
+        continue; // cooling down after a crash
       }
       if (inFlight.size >= concurrency) break;
       const running = attempt(event)
-        .catch((error) => {
-          log.error({ event_id: event.id, err: errorMessage(error) }, "postback attempt crashed");
-        })
+        .then(
+          () => {
+            cooldown.delete(event.id);
+          },
+          (error) => {
+            // NOTE: the event stays pending and due; without a pause a broken
+            // database would make this a tight loop of requests to the shop.
+            cooldown.set(event.id, clock.now() + CRASH_COOLDOWN_MS);
+            log.error({ event_id: event.id, err: errorMessage(error) }, "postback attempt crashed");
+          },
+        )
         .finally(() => {
           inFlight.delete(event.payment_id);
           wake();
