@@ -366,6 +366,23 @@ describe("ordering and concurrency", () => {
     expect(JSON.parse(shop.received[3]?.body ?? "").event).toBe("payment.reorged_after_paid");
   });
 
+  test("an endpoint that never answers: the attempt times out after timeoutMs and is retried", async () => {
+    const dead = await receiver(() => "hang");
+    const { paidPayment, settled, payments } = setup({ timeoutMs: 200, schedule: [50] });
+    const { event } = paidPayment(dead.url);
+    const failed = await settled(event.id, "failed");
+    expect(failed).toMatchObject({
+      attempts: 2,
+      last_status: null,
+      last_error: "timeout after 200 ms",
+    });
+    expect(payments.events.attemptsOf(event.id).map((a) => a.error)).toEqual([
+      "timeout after 200 ms",
+      "timeout after 200 ms",
+    ]);
+    expect(dead.hits()).toBe(2);
+  });
+
   test("a dead endpoint for payment A does not hold up payment B: B is delivered while A's attempt still hangs", async () => {
     const dead = await receiver(() => "hang");
     const shop = await receiver();

@@ -114,6 +114,11 @@ function describeFailure(error: unknown): string {
   return messages.join(": ");
 }
 
+/**
+ * The sender loop. Delivery state is read from and written to the events
+ * table on every step, never held only in memory, so any number of
+ * restarts resumes exactly where the table says.
+ */
 export function createPostbackSender({
   payments,
   clock,
