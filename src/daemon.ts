@@ -16,6 +16,7 @@ import type { Logger } from "./internal/logger.ts";
 import { createShutdown } from "./internal/shutdown.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
+import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createPublicApp } from "./public/index.ts";
 import { createAllowlist } from "./rpc/allowlist.ts";
 import { createPrivateApp } from "./rpc/index.ts";
@@ -58,12 +59,13 @@ export async function startDaemon({
   config,
   logger,
   clock = createClock(),
-  fetch: fetchFn,
+  resolve,
 }: {
   config: Config;
   logger: Logger;
   clock?: Clock;
-  fetch?: typeof fetch;
+  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
+  resolve?: Resolver;
 }): Promise<Daemon> {
   const shutdown = createShutdown();
   const log = logger.child({ module: "daemon" });
@@ -85,14 +87,27 @@ export async function startDaemon({
     keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
     onEvents: () => sender?.wake(),
   });
-  sender = createPostbackSender({
+  const guard = createTargetGuard({
+    allowTargets: config.postbacks.allowTargets,
+    connectTimeoutMs: config.postbacks.timeoutMs,
+    ...(resolve ? { resolve } : {}),
+  });
+  shutdown.add(() => guard.close());
+  const postbackSender = createPostbackSender({
     payments,
     clock,
     logger,
     decimals: config.chain.decimals,
     timeoutMs: config.postbacks.timeoutMs,
-    ...(fetchFn ? { fetch: fetchFn } : {}),
+    secrets:
+      config.postbacks.secret === undefined
+        ? []
+        : [config.postbacks.secret, ...config.postbacks.previousSecrets],
+    retrySchedule: config.postbacks.retrySchedule,
+    concurrency: config.postbacks.concurrency,
+    dispatcher: guard.dispatcher,
   });
+  sender = postbackSender;
   const watcher = createChainWatcher({
     client: createChainClient({ rpcUrl: config.chain.rpcUrl }),
     sink: payments.sink,
@@ -117,6 +132,10 @@ export async function startDaemon({
       decimals: config.chain.decimals,
       maxWholeTokens: BigInt(config.payments.maxAmount),
       logger,
+      postbacks: {
+        checkUrl: (url) => guard.checkUrl(url),
+        resend: (id) => postbackSender.resend(id),
+      },
     }).fetch,
   });
   const publicServer = createAdaptorServer({ fetch: createPublicApp({ payments, logger }).fetch });
@@ -143,7 +162,7 @@ export async function startDaemon({
     : undefined;
   const loops = [
     watcher.run(shutdown.signal),
-    sender.run(shutdown.signal),
+    postbackSender.run(shutdown.signal),
     ...(heads ? [heads.run(shutdown.signal)] : []),
   ].map((loop) =>
     loop.catch(async (error) => {
@@ -162,7 +181,7 @@ export async function startDaemon({
     privateUrl,
     publicUrl,
     payments,
-    sender,
+    sender: postbackSender,
     watcher,
     db,
     done,

@@ -12,6 +12,10 @@ const minimal = {
   database: { path: "/tmp/x.sqlite" },
 };
 
+const SECRET = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
+const OLD_SECRET = `whsec_${Buffer.alloc(24, 2).toString("base64")}`;
+const OLDER_SECRET = `whsec_${Buffer.alloc(64, 3).toString("base64")}`;
+
 function issuesOf(raw: unknown, env: Record<string, string> = {}): string[] {
   try {
     parseConfig(raw, env);
@@ -40,7 +44,16 @@ describe("config", () => {
       private: { host: "127.0.0.1", port: 8888, allow: [], trustProxy: [] },
       public: { host: "0.0.0.0", port: 8080 },
       payments: { expiresAfter: 86_400, monitorFor: 604_800, maxAmount: "20999984" },
-      postbacks: { timeoutMs: 15_000 },
+      postbacks: {
+        previousSecrets: [],
+        timeoutMs: 15_000,
+        retrySchedule: [
+          5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 50_400_000, 72_000_000,
+          86_400_000,
+        ],
+        allowTargets: [],
+        concurrency: 8,
+      },
       database: { path: "/tmp/x.sqlite" },
       log: { level: "info" },
     });
@@ -81,12 +94,58 @@ describe("config", () => {
       {
         OXBTCPAY_XPUB: DEV_XPUB,
         OXBTCPAY_RPC_URL: "https://env.example/rpc",
-        OXBTCPAY_POSTBACK_SECRET: "whsec_abc",
+        OXBTCPAY_POSTBACK_SECRET: SECRET,
+        OXBTCPAY_POSTBACK_PREVIOUS_SECRETS: `${OLD_SECRET} ${OLDER_SECRET}`,
       },
     );
     expect(config.wallet.xpub).toBe(DEV_XPUB);
     expect(config.chain.rpcUrl).toBe("https://env.example/rpc");
-    expect(config.postbacks.secret).toBe("whsec_abc");
+    expect(config.postbacks.secret).toBe(SECRET);
+    expect(config.postbacks.previousSecrets).toEqual([OLD_SECRET, OLDER_SECRET]);
+  });
+
+  test("postback keys: secrets must be whsec_ base64 of 24+ bytes, delays parse to ms, targets are CIDRs", () => {
+    const short = `whsec_${Buffer.alloc(23, 1).toString("base64")}`;
+    const issues = issuesOf({
+      ...minimal,
+      postbacks: {
+        secret: short,
+        previousSecrets: ["whsec_not base64!", SECRET],
+        retrySchedule: ["250ms", "1.5s", -1],
+        allowTargets: ["10.0.0.0/33"],
+        concurrency: 0,
+      },
+    });
+    const hint =
+      'expected "whsec_" followed by the base64 of 24 to 64 random bytes (make one with `0xbtcpay secret`)';
+    expect(issues).toEqual([
+      `postbacks.secret: ${hint}`,
+      `postbacks.previousSecrets.0: ${hint}`,
+      'postbacks.retrySchedule.1: expected a delay such as "500ms", "5s", "30m", "2h" or a whole number of seconds, at most 30 days',
+      'postbacks.retrySchedule.2: expected a delay such as "500ms", "5s", "30m", "2h" or a whole number of seconds, at most 30 days',
+      'postbacks.allowTargets.0: "10.0.0.0/33" is not an IP address or CIDR range',
+      "postbacks.concurrency: Too small: expected number to be >=1",
+    ]);
+    // The secret itself never appears in an error.
+    expect(issues.join("\n")).not.toContain(short.slice(6));
+    for (const secret of ["whsec_", "sk_abc", SECRET.slice(6), `${SECRET}=`]) {
+      expect(issuesOf({ ...minimal, postbacks: { secret } })).toEqual([
+        `postbacks.secret: ${hint}`,
+      ]);
+    }
+    expect(issuesOf({ ...minimal, postbacks: { previousSecrets: [OLD_SECRET] } })).toEqual([
+      "postbacks.previousSecrets: needs postbacks.secret (the new secret) during a rotation",
+    ]);
+    const ok = parseConfig({
+      ...minimal,
+      postbacks: {
+        secret: SECRET,
+        retrySchedule: ["250ms", "5s", 2, "1m", "2h", "1d", "0s"],
+        allowTargets: ["10.1.2.0/24", "fd00::/8"],
+      },
+    });
+    expect(ok.postbacks.retrySchedule).toEqual([250, 5000, 2000, 60_000, 7_200_000, 86_400_000, 0]);
+    expect(ok.postbacks.allowTargets).toEqual(["10.1.2.0/24", "fd00::/8"]);
   });
 
   test("the environment wins over the file", () => {

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { ANVIL_ACCOUNTS } from "../src/chain/anvil.ts";
 import type { Daemon } from "../src/daemon.ts";
 import {
+  anvilCall,
   rpc,
   startPayment,
   startReceiver,
@@ -248,7 +249,7 @@ describe("end to end on anvil", () => {
     cleanups.push(proxy.close);
     const { daemon } = await daemonOn(undefined, proxy.url);
     const payment = await startPayment(daemon.privateUrl, { amount: "1" });
-    await waitFor(() => daemon.payments.store.getCursor());
+    await scannedTo(daemon, BigInt(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber")));
     const cursorBefore = daemon.payments.store.getCursor()?.block_number;
 
     for (const mode of ["http500", "drop"] as const) {

@@ -16,12 +16,15 @@ function capture() {
 }
 
 describe("logger", () => {
-  test("the xpub, signing secret and RPC URL (it may hold an API key) are redacted", () => {
+  test("the xpub, signing secrets and RPC URL (it may hold an API key) are redacted", () => {
     const { lines, logger } = capture();
     const config = parseConfig({
       chain: { rpcUrl: "https://rpc.example/v3/SECRETKEY", chainId: 1 },
       wallet: { xpub: DEV_XPUB },
-      postbacks: { secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0" },
+      postbacks: {
+        secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+        previousSecrets: ["whsec_b2xkc2VjcmV0b2xkc2VjcmV0b2xkc2VjcmV0"],
+      },
       database: { path: "x" },
     });
     logger.info({ config }, "config");
@@ -35,6 +38,6 @@ describe("logger", () => {
     expect(out).not.toContain("SECRETKEY");
     expect(out).not.toContain("whsec_");
     expect(out).not.toContain("Bearer k");
-    expect(out.match(/\[redacted\]/g)?.length).toBe(7);
+    expect(out.match(/\[redacted\]/g)?.length).toBe(8);
   });
 });

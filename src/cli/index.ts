@@ -4,6 +4,8 @@
 import { Command } from "commander";
 import { deriveCommand } from "./commands/derive.ts";
 import { devCommand } from "./commands/dev.ts";
+import { postbacksCommand } from "./commands/postbacks.ts";
+import { secretCommand } from "./commands/secret.ts";
 import { serveCommand } from "./commands/serve.ts";
 
 const program = new Command()
@@ -17,5 +19,7 @@ const program = new Command()
 program.addCommand(serveCommand());
 program.addCommand(devCommand());
 program.addCommand(deriveCommand());
+program.addCommand(secretCommand());
+program.addCommand(postbacksCommand());
 
 await program.parseAsync(process.argv);

@@ -9,6 +9,8 @@ import { MAINNET_0XBTC } from "../../contracts-abi/index.ts";
 import { parseExtendedPublicKey } from "../addresses/index.ts";
 import { ConfigError, errorMessage } from "../internal/errors.ts";
 import { parseAmount } from "../payments/amount.ts";
+import { DEFAULT_RETRY_SCHEDULE_MS } from "../postbacks/schedule.ts";
+import { secretKey } from "../postbacks/sign.ts";
 import { parseCidr } from "../rpc/allowlist.ts";
 
 /** Environment variables that may replace a key of the file (secrets stay out of files). */
@@ -16,6 +18,7 @@ export const ENV_OVERRIDES = {
   OXBTCPAY_XPUB: ["wallet", "xpub"],
   OXBTCPAY_RPC_URL: ["chain", "rpcUrl"],
   OXBTCPAY_POSTBACK_SECRET: ["postbacks", "secret"],
+  OXBTCPAY_POSTBACK_PREVIOUS_SECRETS: ["postbacks", "previousSecrets"],
 } as const;
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -40,6 +43,57 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   }
   return seconds;
 });
+
+const DELAY_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** Longest single step of the postback retry schedule. */
+const MAX_RETRY_DELAY_MS = 30 * 86_400_000;
+
+/** Parses "250ms", "5s", "30m", "2h", "1d" or a number of seconds into milliseconds (0 allowed). */
+export function parseDelayMs(value: string | number): number | undefined {
+  const ms =
+    typeof value === "number"
+      ? Number.isInteger(value) && value >= 0
+        ? value * 1000
+        : undefined
+      : (() => {
+          const match = /^([0-9]{1,9})(ms|s|m|h|d)$/.exec(value);
+          return match ? Number(match[1]) * (DELAY_UNITS[match[2] ?? "s"] ?? 1000) : undefined;
+        })();
+  return ms !== undefined && ms <= MAX_RETRY_DELAY_MS ? ms : undefined;
+}
+
+const retryDelay = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDelayMs(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        'expected a delay such as "500ms", "5s", "30m", "2h" or a whole number of seconds, at most 30 days',
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+// NOTE: the message never repeats the value: it is a secret.
+const webhookSecret = z.string().refine((value) => secretKey(value) !== undefined, {
+  message:
+    'expected "whsec_" followed by the base64 of 24 to 64 random bytes (make one with `0xbtcpay secret`)',
+});
+
+/** A list of secrets: a JSON array, or one string of secrets separated by spaces or commas (env). */
+const secretList = z.preprocess(
+  (value) =>
+    typeof value === "string" ? value.split(/[\s,]+/).filter((part) => part !== "") : value,
+  z.array(webhookSecret).max(5),
+);
 
 /** A URL string whose scheme is one of `protocols` ("http:", "ws:", …). */
 function urlOf(protocols: readonly string[], message: string) {
@@ -146,12 +200,38 @@ export const configSchema = z
       .default({ expiresAfter: 86_400, monitorFor: 7 * 86_400, maxAmount: "20999984" }),
     postbacks: z
       .object({
-        /** Signing secret (used from the postbacks issue on); prefer OXBTCPAY_POSTBACK_SECRET. */
-        secret: z.string().min(1).optional(),
+        /** Standard Webhooks signing secret; prefer OXBTCPAY_POSTBACK_SECRET. None: unsigned. */
+        secret: webhookSecret.optional(),
+        /** Secrets being rotated out: each postback also carries a signature with each. */
+        previousSecrets: secretList.default([]),
         timeoutMs: z.number().int().min(100).max(120_000).default(15_000),
+        /** Delays before attempts 2, 3, … (ms after parsing); after the last, the event is failed. */
+        retrySchedule: z
+          .array(retryDelay)
+          .max(50)
+          .default([...DEFAULT_RETRY_SCHEDULE_MS]),
+        /** Targets allowed despite the SSRF guard (e.g. a shop on the same private network). */
+        allowTargets: cidrList.default([]),
+        /** Postback attempts in flight at once (each for a different payment). */
+        concurrency: z.number().int().min(1).max(64).default(8),
       })
       .strict()
-      .default({ timeoutMs: 15_000 }),
+      .superRefine((postbacks, ctx) => {
+        if (postbacks.previousSecrets.length > 0 && postbacks.secret === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["previousSecrets"],
+            message: "needs postbacks.secret (the new secret) during a rotation",
+          });
+        }
+      })
+      .default({
+        previousSecrets: [],
+        timeoutMs: 15_000,
+        retrySchedule: [...DEFAULT_RETRY_SCHEDULE_MS],
+        allowTargets: [],
+        concurrency: 8,
+      }),
     database: z.object({ path: z.string().min(1) }).strict(),
     log: z
       .object({

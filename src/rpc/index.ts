@@ -35,6 +35,19 @@ export type PrivateAppOptions = {
   decimals: number;
   maxWholeTokens: bigint;
   logger: Logger;
+  /**
+   * Postback controls: the SSRF guard for start_payment's postback_url and
+   * `resend_postback`. Undefined (wire-format unit tests): URLs are checked
+   * for syntax only and `resend_postback` is not offered.
+   */
+  postbacks?: PostbackControl | undefined;
+};
+
+/** What the private port needs from src/postbacks. */
+export type PostbackControl = {
+  checkUrl(url: string): Promise<{ allowed: true } | { allowed: false; reason: string }>;
+  /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
+  resend(id: string): string[];
 };
 
 /** A postback URL the daemon may call: absolute http(s). */
@@ -73,7 +86,7 @@ export function createPrivateApp(options: PrivateAppOptions) {
     await next();
   });
 
-  function startPayment(params: unknown, rawBody: string) {
+  async function startPayment(params: unknown, rawBody: string) {
     const p = (Array.isArray(params) ? {} : params) as Record<string, unknown>;
     if (p.amount === undefined || p.amount === null) throw new InvalidParamsError("missing amount");
     const amount = parseAmount(p.amount, { decimals, maxWholeTokens });
@@ -81,6 +94,13 @@ export function createPrivateApp(options: PrivateAppOptions) {
     const postbackUrl = p.postback_url ?? null;
     if (postbackUrl !== null && !isValidPostbackUrl(postbackUrl)) {
       throw new InvalidParamsError("invalid postback URL");
+    }
+    if (postbackUrl !== null && options.postbacks) {
+      const verdict = await options.postbacks.checkUrl(postbackUrl);
+      if (!verdict.allowed) {
+        log.warn({ reason: verdict.reason }, "start_payment: postback target not allowed");
+        throw new InvalidParamsError("invalid postback URL: target not allowed");
+      }
     }
     let data: string | null = null;
     if ("data" in p && p.data !== undefined) {
@@ -103,6 +123,15 @@ export function createPrivateApp(options: PrivateAppOptions) {
     };
   }
 
+  /** `resend_postback` {id: event id or payment id}. Permission (merchant API keys): "postbacks:resend". */
+  function resendPostback(params: unknown) {
+    const id = (params as { id?: unknown }).id;
+    if (typeof id !== "string" || id === "") throw new InvalidParamsError("missing id");
+    const requeued = options.postbacks?.resend(id) ?? [];
+    if (requeued.length === 0) throw new InvalidParamsError("unknown id");
+    return { requeued };
+  }
+
   app.post(
     "/",
     bodyLimit({
@@ -119,14 +148,16 @@ export function createPrivateApp(options: PrivateAppOptions) {
       }
       const envelope = validateEnvelope(request);
       if (!envelope) return respond(failure(INVALID_REQUEST, idOf(request)));
-      if (envelope.method !== "start_payment") {
+      const resendOffered = envelope.method === "resend_postback" && options.postbacks;
+      if (envelope.method !== "start_payment" && !resendOffered) {
         return respond(failure(METHOD_NOT_FOUND, envelope.id));
       }
       try {
-        return respond(success(startPayment(envelope.params, text), envelope.id));
+        if (resendOffered) return respond(success(resendPostback(envelope.params), envelope.id));
+        return respond(success(await startPayment(envelope.params, text), envelope.id));
       } catch (error) {
         if (error instanceof InvalidParamsError) return respond(failure(error, envelope.id));
-        log.error({ err: error }, "start_payment failed");
+        log.error({ err: error }, `${envelope.method} failed`);
         return respond(failure({ code: -32603, message: "Internal error" }, envelope.id));
       }
     },

@@ -6,6 +6,8 @@ import type { Db } from "./index.ts";
 
 export type EventState = "pending" | "delivered" | "failed";
 
+export const EVENT_STATES: readonly EventState[] = ["pending", "delivered", "failed"];
+
 export type EventRow = {
   id: string;
   payment_id: string;
@@ -13,11 +15,17 @@ export type EventRow = {
   url: string;
   created_at: number;
   state: EventState;
+  /** Every attempt ever made. */
   attempts: number;
+  /** Attempts since the event was queued or re-queued: indexes the retry schedule. */
+  round_attempts: number;
   next_attempt_at: number;
   last_status: number | null;
   last_error: string | null;
   delivered_at: number | null;
+  /** The body as first sent; null until the first attempt. */
+  payload: string | null;
+  requeued_at: number | null;
 };
 
 export type AttemptRow = {
@@ -36,18 +44,29 @@ export function createEventStore(db: Db) {
     insert: db.prepare(`INSERT INTO events (id, payment_id, type, url, created_at, next_attempt_at)
       VALUES (@id, @payment_id, @type, @url, @created_at, @next_attempt_at)`),
     get: db.prepare("SELECT * FROM events WHERE id = ?"),
-    byPayment: db.prepare("SELECT * FROM events WHERE payment_id = ? ORDER BY created_at, id"),
-    due: db.prepare(
-      "SELECT * FROM events WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
-    ),
+    byPayment: db.prepare("SELECT * FROM events WHERE payment_id = ? ORDER BY rowid"),
+    // NOTE: rowid is insertion order, so it orders a payment's events even
+    // when two share a created_at (written in the same transaction).
+    pendingHeads: db.prepare(`SELECT * FROM events AS e WHERE e.state = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM events AS p
+        WHERE p.payment_id = e.payment_id AND p.state = 'pending' AND p.rowid < e.rowid)
+      ORDER BY e.next_attempt_at, e.rowid LIMIT ?`),
+    list: db.prepare("SELECT * FROM events ORDER BY rowid"),
+    listByState: db.prepare("SELECT * FROM events WHERE state = ? ORDER BY rowid"),
     nextDue: db.prepare("SELECT min(next_attempt_at) FROM events WHERE state = 'pending'").pluck(),
+    setPayload: db.prepare("UPDATE events SET payload = ? WHERE id = ? AND payload IS NULL"),
     insertAttempt: db.prepare(`INSERT INTO postback_attempts
       (event_id, attempted_at, duration_ms, status, error)
       VALUES (@event_id, @attempted_at, @duration_ms, @status, @error)`),
     attemptsOf: db.prepare("SELECT * FROM postback_attempts WHERE event_id = ? ORDER BY id"),
+    // NOTE: `AND state = 'pending'` so an attempt that was in flight while an
+    // operator re-queued or the event changed does not overwrite that.
     finish: db.prepare(`UPDATE events SET state = @state, attempts = attempts + 1,
-      next_attempt_at = @next_attempt_at, last_status = @last_status, last_error = @last_error,
-      delivered_at = @delivered_at WHERE id = @id`),
+      round_attempts = round_attempts + 1, next_attempt_at = @next_attempt_at,
+      last_status = @last_status, last_error = @last_error, delivered_at = @delivered_at
+      WHERE id = @id AND state = 'pending' AND round_attempts = @round_attempts`),
+    requeue: db.prepare(`UPDATE events SET state = 'pending', round_attempts = 0,
+      next_attempt_at = @now, delivered_at = NULL, requeued_at = @now WHERE id = @id`),
   };
 
   return {
@@ -59,39 +78,66 @@ export function createEventStore(db: Db) {
     get(id: string): EventRow | undefined {
       return statements.get.get(id) as EventRow | undefined;
     },
+    /** A payment's events in the order they were written. */
     byPayment(paymentId: string): EventRow[] {
       return statements.byPayment.all(paymentId) as EventRow[];
     },
-    due(now: number, limit: number): EventRow[] {
-      return statements.due.all(now, limit) as EventRow[];
+    /**
+     * The first pending event of each payment (a later one waits for it),
+     * soonest due first. Due or not: the caller compares next_attempt_at.
+     */
+    pendingHeads(limit: number): EventRow[] {
+      return statements.pendingHeads.all(limit) as EventRow[];
+    },
+    /** All events, or those in `state`, in the order they were written. */
+    list(state?: EventState): EventRow[] {
+      return (
+        state === undefined ? statements.list.all() : statements.listByState.all(state)
+      ) as EventRow[];
     },
     /** When the earliest pending event is due, or undefined if none is pending. */
     nextDueAt(): number | undefined {
       return (statements.nextDue.get() as number | null) ?? undefined;
     },
+    /** Stores the body of the first attempt; later attempts send the same bytes. */
+    setPayload(id: string, payload: string): void {
+      statements.setPayload.run(payload, id);
+    },
     attemptsOf(eventId: string): AttemptRow[] {
       return statements.attemptsOf.all(eventId) as AttemptRow[];
     },
-    /** Records one delivery attempt and the event's new state, atomically. */
+    /**
+     * Records one delivery attempt and the event's new state, atomically.
+     * `round_attempts` is the value the attempt started from: if an operator
+     * re-queued the event meanwhile, the attempt is recorded but the state
+     * is left alone. Returns whether the state was updated.
+     */
     recordAttempt: db.transaction(
       (
         attempt: Omit<AttemptRow, "id">,
         outcome: {
           state: EventState;
+          round_attempts: number;
           next_attempt_at: number;
           delivered_at: number | null;
         },
-      ) => {
+      ): boolean => {
         statements.insertAttempt.run(attempt);
-        statements.finish.run({
+        const result = statements.finish.run({
           id: attempt.event_id,
           state: outcome.state,
+          round_attempts: outcome.round_attempts,
           next_attempt_at: outcome.next_attempt_at,
           last_status: attempt.status,
           last_error: attempt.error,
           delivered_at: outcome.delivered_at,
         });
+        return result.changes === 1;
       },
     ),
+    /** Puts events back to pending, due at `now`, with a fresh retry schedule. */
+    requeue: db.transaction((ids: readonly string[], now: number): void => {
+      for (const id of ids) statements.requeue.run({ id, now });
+    }),
   };
 }

@@ -16,6 +16,7 @@ import { type Clock, createClock } from "../../src/internal/clock.ts";
 import { createLogger } from "../../src/internal/logger.ts";
 import type { StatusView } from "../../src/payments/index.ts";
 import { createPayments } from "../../src/payments/index.ts";
+import type { Resolver } from "../../src/postbacks/targets.ts";
 import { type Db, openDatabase } from "../../src/store/index.ts";
 
 export const silentLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -58,12 +59,16 @@ export async function startTestChain(): Promise<TestChain> {
   return { ...chain, token };
 }
 
+/** allowTargets that let postbacks reach receivers on 127.0.0.1 and ::1. */
+export const LOOPBACK_TARGETS = ["127.0.0.1/32", "::1/128"];
+
 export function testConfig(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
   overrides: {
     chain?: Partial<ConfigInput["chain"]>;
     payments?: ConfigInput["payments"];
+    postbacks?: ConfigInput["postbacks"];
   } = {},
 ) {
   return parseConfig({
@@ -79,6 +84,8 @@ export function testConfig(
     private: { host: "127.0.0.1", port: 0 },
     public: { host: "127.0.0.1", port: 0 },
     ...(overrides.payments ? { payments: overrides.payments } : {}),
+    // The receivers of the tests listen on loopback, which the SSRF guard refuses by default.
+    postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
     database: { path: dbPath },
     log: { level: "silent" },
   });
@@ -88,12 +95,13 @@ export async function startTestDaemon(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
   overrides: Parameters<typeof testConfig>[2] = {},
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; resolve?: Resolver } = {},
 ): Promise<Daemon> {
   return startDaemon({
     config: testConfig(chain, dbPath, overrides),
     logger: silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.resolve ? { resolve: options.resolve } : {}),
   });
 }
 
@@ -168,10 +176,20 @@ export type ReceivedRequest = {
   at: number;
 };
 
-/** A real HTTP receiver on 127.0.0.1 that records requests; `answer` picks each status. */
-export async function startReceiver(answer: (request: ReceivedRequest) => number = () => 200) {
+/** How a test receiver answers: a status, a status with headers, or never ("hang"). */
+export type ReceiverAnswer = number | { status: number; headers?: Record<string, string> } | "hang";
+
+/**
+ * A real HTTP receiver on 127.0.0.1 that records requests; `answer` picks
+ * each answer. `hits` counts requests as soon as their headers arrive.
+ */
+export async function startReceiver(
+  answer: (request: ReceivedRequest) => ReceiverAnswer = () => 200,
+) {
   const received: ReceivedRequest[] = [];
+  let hits = 0;
   const server = createServer((req, res) => {
+    hits++;
     let body = "";
     req.on("data", (chunk) => {
       body += chunk;
@@ -185,14 +203,19 @@ export async function startReceiver(answer: (request: ReceivedRequest) => number
         at: Date.now(),
       };
       received.push(request);
-      res.writeHead(answer(request), { "content-type": "text/plain" }).end("ok");
+      const reply = answer(request);
+      if (reply === "hang") return;
+      const { status, headers = {} } = typeof reply === "number" ? { status: reply } : reply;
+      res.writeHead(status, { "content-type": "text/plain", ...headers }).end("ok");
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/payment_complete`,
+    port,
     received,
+    hits: () => hits,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,0 +1,44 @@
+/**
+ * The postback body, for any event type: the original 0xBTCpay's fields
+ * first, then additive ones.
+ */
+import { toUnixSeconds } from "../internal/clock.ts";
+import { formatAmount } from "../payments/amount.ts";
+import { confirmationsOf } from "../payments/evaluate.ts";
+import type { EventRow } from "../store/events.ts";
+import type { PaymentRow } from "../store/payments.ts";
+
+/**
+ * `id`, `data` (the shop's data as a JSON string, `"null"` if none) and
+ * `tx_hash` as the original sent them; then `event` (the event type, e.g.
+ * "payment.paid"), the payment's `status`, amounts as decimal strings,
+ * `address`, `block_number`, `confirmations` (at `head`) and `paid_at`
+ * (UNIX seconds or null).
+ */
+export function postbackBody({
+  event,
+  payment,
+  status,
+  decimals,
+  head,
+}: {
+  event: Pick<EventRow, "type">;
+  payment: PaymentRow;
+  status: string;
+  decimals: number;
+  head: number;
+}): string {
+  return JSON.stringify({
+    id: payment.id,
+    data: payment.data ?? "null",
+    tx_hash: payment.tx_hash,
+    event: event.type,
+    status,
+    amount: formatAmount(BigInt(payment.amount), decimals),
+    paid_amount: formatAmount(BigInt(payment.paid_amount), decimals),
+    address: payment.address,
+    block_number: payment.block_number,
+    confirmations: confirmationsOf(payment.block_number, head),
+    paid_at: payment.paid_at === null ? null : toUnixSeconds(payment.paid_at),
+  });
+}
