@@ -14,10 +14,11 @@ import { createEventStore, type EventStore } from "../store/events.ts";
 import type { Db } from "../store/index.ts";
 import { createPaymentStore, type PaymentRow, type PaymentStore } from "../store/payments.ts";
 import { formatAmount } from "./amount.ts";
+import { OrderIdConflictError } from "./errors.ts";
 import { confirmationsOf, evaluatePayment } from "./evaluate.ts";
 import { generatePaymentId, type IdGenerator } from "./ids.ts";
 
-export type PaymentStatus = "waiting" | "seen" | "paid" | "expired";
+export type PaymentStatus = "waiting" | "seen" | "paid" | "expired" | "cancelled";
 
 /** GET /:id/status.json: the original fields first, then the additive ones. */
 export type StatusView = {
@@ -33,9 +34,28 @@ export type StatusView = {
   expires_at: number;
 };
 
+/** What start_payment asks for; the optional fields are the merchant API's (issue 6). */
+export type NewPayment = {
+  amount: bigint;
+  data: string | null;
+  postbackUrl: string | null;
+  /** The shop's order id: a second create with it returns the first payment. */
+  orderId?: string | null | undefined;
+  description?: string | null | undefined;
+  returnUrl?: string | null | undefined;
+  cancelUrl?: string | null | undefined;
+  /** Seconds from now until it expires; default `expiresAfterSeconds`. */
+  expiresInSeconds?: number | undefined;
+};
+
 export type Payments = {
-  /** Creates a payment with a fresh deposit address (index and row in one transaction). */
-  create(params: { amount: bigint; data: string | null; postbackUrl: string | null }): PaymentRow;
+  /**
+   * Creates a payment with a fresh deposit address (index and row in one
+   * transaction). With an `orderId` already used for the same amount it
+   * returns that payment (`created: false`, no index consumed); for another
+   * amount it throws OrderIdConflictError.
+   */
+  create(params: NewPayment): PaymentRow & { created: boolean };
   get(id: string): PaymentRow | undefined;
   status(row: PaymentRow): PaymentStatus;
   view(id: string): StatusView | undefined;
@@ -77,27 +97,49 @@ export function createPayments({
   const events = createEventStore(db);
   const log = logger.child({ module: "payments" });
 
-  const insertPayment = db.transaction(
-    (params: { amount: bigint; data: string | null; postbackUrl: string | null }) => {
-      const now = clock.now();
-      const index = store.allocateIndex();
-      const row = {
-        id: generateId(),
-        amount: params.amount.toString(),
-        derivation_index: index,
-        address: deriver.derive(index),
-        data: params.data,
-        postback_url: params.postbackUrl,
-        created_at: now,
-        expires_at: now + expiresAfterSeconds * 1000,
-      };
-      store.insertPayment(row);
-      return row;
-    },
-  );
+  const insertPayment = db.transaction((params: NewPayment) => {
+    // NOTE: the order-id lookup and the insert share one transaction, so
+    // duplicates (even concurrent ones) get the first payment and consume no index.
+    const orderId = params.orderId ?? null;
+    if (orderId !== null) {
+      const existing = store.getPaymentByOrderId(orderId);
+      if (existing) {
+        if (BigInt(existing.amount) !== params.amount) throw new OrderIdConflictError(orderId);
+        return { ...existing, created: false };
+      }
+    }
+    const now = clock.now();
+    const index = store.allocateIndex();
+    const row = {
+      id: generateId(),
+      amount: params.amount.toString(),
+      derivation_index: index,
+      address: deriver.derive(index),
+      data: params.data,
+      postback_url: params.postbackUrl,
+      created_at: now,
+      expires_at: now + (params.expiresInSeconds ?? expiresAfterSeconds) * 1000,
+      order_id: orderId,
+      description: params.description ?? null,
+      return_url: params.returnUrl ?? null,
+      cancel_url: params.cancelUrl ?? null,
+    };
+    store.insertPayment(row);
+    return {
+      ...row,
+      seen_at: null,
+      paid_at: null,
+      tx_hash: null,
+      block_number: null,
+      paid_amount: "0",
+      cancelled_at: null,
+      created: true,
+    };
+  });
 
   function status(row: PaymentRow, now = clock.now()): PaymentStatus {
     if (row.paid_at !== null) return "paid";
+    if (row.cancelled_at !== null) return "cancelled";
     // Fully received but still confirming: it proceeds to paid even past the deadline.
     const received = BigInt(row.paid_amount) >= BigInt(row.amount);
     if (now >= row.expires_at && !received) return "expired";
@@ -129,7 +171,9 @@ export function createPayments({
       store.updateProgress({ ...payment, paid_amount: evaluation.paidAmount.toString() });
       return false;
     }
-    const completing = evaluation.paid ? evaluation.completing : undefined;
+    // A cancelled payment never becomes paid; its transfers are still recorded (late funds).
+    const completing =
+      evaluation.paid && payment.cancelled_at === null ? evaluation.completing : undefined;
     store.updateProgress({
       id: paymentId,
       seen_at: seenAt,
@@ -239,17 +283,15 @@ export function createPayments({
       // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
       for (let attempt = 0; ; attempt++) {
         try {
-          return {
-            ...insertPayment(params),
-            seen_at: null,
-            paid_at: null,
-            tx_hash: null,
-            block_number: null,
-            paid_amount: "0",
-          };
+          return insertPayment(params);
         } catch (error) {
           const code = (error as { code?: string }).code;
-          if (attempt < 3 && code === "SQLITE_CONSTRAINT_PRIMARYKEY") continue;
+          // UNIQUE: another connection inserted the same order id first; the retry finds it.
+          if (
+            attempt < 3 &&
+            (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
+          )
+            continue;
           throw error;
         }
       }

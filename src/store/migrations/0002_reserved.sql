@@ -1,0 +1,1 @@
+-- reserved: replaced by a parallel branch
