@@ -112,9 +112,22 @@ export async function startDaemon({
       decimals: config.chain.decimals,
       maxWholeTokens: BigInt(config.payments.maxAmount),
       logger,
+      apiKeys: config.private.apiKeys,
+      clock,
     }).fetch,
   });
-  const publicServer = createAdaptorServer({ fetch: createPublicApp({ payments, logger }).fetch });
+  const publicServer = createAdaptorServer({
+    fetch: createPublicApp({
+      payments,
+      logger,
+      rateLimit: config.public.rateLimit,
+      trustProxy:
+        config.public.trustProxy.length > 0
+          ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
+          : undefined,
+      clock,
+    }).fetch,
+  });
 
   let privateUrl: string;
   let publicUrl: string;

@@ -70,7 +70,8 @@ export function testConfig(
     },
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
-    public: { host: "127.0.0.1", port: 0 },
+    // Tests poll status.json every 20 ms: no per-IP rate limit here (test/public.test.ts covers it).
+    public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
     ...(overrides.payments ? { payments: overrides.payments } : {}),
     database: { path: dbPath },
     log: { level: "silent" },
