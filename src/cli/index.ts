@@ -2,6 +2,7 @@
  * The `0xbtcpay` command line. Each command lives in ./commands/.
  */
 import { Command } from "commander";
+import { apikeyCommand } from "./commands/apikey.ts";
 import { deriveCommand } from "./commands/derive.ts";
 import { devCommand } from "./commands/dev.ts";
 import { serveCommand } from "./commands/serve.ts";
@@ -17,5 +18,6 @@ const program = new Command()
 program.addCommand(serveCommand());
 program.addCommand(devCommand());
 program.addCommand(deriveCommand());
+program.addCommand(apikeyCommand());
 
 await program.parseAsync(process.argv);
