@@ -5,6 +5,7 @@
 import type { ListPosition, PaymentRow } from "../store/payments.ts";
 import type { PaymentStatus, Payments } from "./index.ts";
 
+/** Every status a payment can have, as list_payments accepts them. */
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   "waiting",
   "seen",

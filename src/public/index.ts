@@ -13,6 +13,7 @@ import type { Payments } from "../payments/index.ts";
 import { type Allowlist, clientAddress } from "../rpc/allowlist.ts";
 import { createRateLimiter } from "./rate-limit.ts";
 
+/** What createPublicApp needs. */
 export type PublicAppOptions = {
   payments: Payments;
   logger: Logger;

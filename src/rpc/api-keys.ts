@@ -15,6 +15,7 @@ export const PERMISSIONS = [
 
 export type Permission = (typeof PERMISSIONS)[number];
 
+/** Whether `value` is one of {@link PERMISSIONS}. */
 export function isPermission(value: unknown): value is Permission {
   return (PERMISSIONS as readonly unknown[]).includes(value);
 }

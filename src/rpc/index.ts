@@ -39,6 +39,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 /** Most calls in one batch. NOTE: bounds the work one request can cause (each start_payment derives an address). */
 export const MAX_BATCH_CALLS = 100;
 
+/** What createPrivateApp needs; everything optional is an addition of the merchant API. */
 export type PrivateAppOptions = {
   payments: Payments;
   allowlist: Allowlist;

@@ -6,7 +6,9 @@ import { optionalInteger, optionalString } from "../params.ts";
 import { paymentJson } from "../payment-json.ts";
 import type { RpcMethod } from "../registry.ts";
 
+/** Largest `limit` of one list_payments page. */
 export const MAX_LIST_LIMIT = 1000;
+/** Page size when `limit` is not given. */
 export const DEFAULT_LIST_LIMIT = 100;
 
 /**

@@ -8,7 +8,9 @@ import type { RpcMethod } from "../registry.ts";
 
 /** Largest `data`, as the UTF-8 bytes of its JSON text. */
 export const MAX_DATA_BYTES = 16 * 1024;
+/** Longest `order_id`, in characters (UTF-16 code units). */
 export const MAX_ORDER_ID_LENGTH = 128;
+/** Longest `description`, in characters (UTF-16 code units). */
 export const MAX_DESCRIPTION_LENGTH = 1000;
 /** Bounds of `expires_in`, in seconds: 1 minute to 30 days. */
 export const EXPIRES_IN_BOUNDS = { min: 60, max: 30 * 86_400 } as const;
