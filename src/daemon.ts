@@ -136,9 +136,22 @@ export async function startDaemon({
         checkUrl: (url) => guard.checkUrl(url),
         resend: (id) => postbackSender.resend(id),
       },
+      apiKeys: config.private.apiKeys,
+      clock,
     }).fetch,
   });
-  const publicServer = createAdaptorServer({ fetch: createPublicApp({ payments, logger }).fetch });
+  const publicServer = createAdaptorServer({
+    fetch: createPublicApp({
+      payments,
+      logger,
+      rateLimit: config.public.rateLimit,
+      trustProxy:
+        config.public.trustProxy.length > 0
+          ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
+          : undefined,
+      clock,
+    }).fetch,
+  });
 
   let privateUrl: string;
   let publicUrl: string;

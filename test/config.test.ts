@@ -41,8 +41,13 @@ describe("config", () => {
         finalityDepth: 64,
       },
       wallet: { xpub: DEV_XPUB },
-      private: { host: "127.0.0.1", port: 8888, allow: [], trustProxy: [] },
-      public: { host: "0.0.0.0", port: 8080 },
+      private: { host: "127.0.0.1", port: 8888, allow: [], trustProxy: [], apiKeys: [] },
+      public: {
+        host: "0.0.0.0",
+        port: 8080,
+        rateLimit: { windowMs: 60_000, max: 600 },
+        trustProxy: ["127.0.0.0/8", "::1"],
+      },
       payments: { expiresAfter: 86_400, monitorFor: 604_800, maxAmount: "20999984" },
       postbacks: {
         previousSecrets: [],
@@ -166,6 +171,97 @@ describe("config", () => {
     ["h", undefined],
   ])("parseDuration(%j) = %j", (input, expected) => {
     expect(parseDuration(input)).toBe(expected);
+  });
+
+  describe("merchant API keys (issue 6)", () => {
+    const sha = `sha256:${"ab".repeat(32)}`;
+    const withKeys = (apiKeys: unknown, extra: Record<string, unknown> = {}) => ({
+      ...minimal,
+      private: { apiKeys, ...extra },
+    });
+
+    test("private.apiKeys takes names, hashes and known permissions", () => {
+      const config = parseConfig(
+        withKeys([{ name: "shop", hash: sha, permissions: ["payments:create", "payments:read"] }]),
+      );
+      expect(config.private.apiKeys).toEqual([
+        { name: "shop", hash: sha, permissions: ["payments:create", "payments:read"] },
+      ]);
+    });
+
+    test("a plain key, an unknown permission, duplicates and extra members are refused", () => {
+      expect(
+        issuesOf(
+          withKeys([
+            { name: "a", hash: "oxk_plainkeyinthefile", permissions: ["payments:create"] },
+            { name: "b", hash: sha, permissions: ["payments:delete"] },
+            { name: "b", hash: sha, permissions: [] },
+            {
+              name: "c d",
+              hash: `sha256:${"0".repeat(64)}`,
+              permissions: ["payments:read"],
+              key: "x",
+            },
+          ]),
+        ),
+      ).toEqual([
+        'private.apiKeys.0.hash: expected "sha256:<64 hex digits>" or "scrypt:<N>:<r>:<p>:<salt>:<hash>" (the key\'s hash, never the key: see `0xbtcpay apikey create`)',
+        'private.apiKeys.1.permissions.0: Invalid option: expected one of "payments:create"|"payments:read"|"payments:cancel"|"postbacks:resend"',
+        "private.apiKeys.2.permissions: Too small: expected array to have >=1 items",
+        "private.apiKeys.3.name: expected 1 to 64 letters, digits, dots, dashes or underscores",
+        'private.apiKeys.3: Unrecognized key: "key"',
+      ]);
+      expect(
+        issuesOf(
+          withKeys([
+            { name: "a", hash: sha, permissions: ["payments:read"] },
+            { name: "a", hash: sha, permissions: ["payments:read"] },
+          ]),
+        ),
+      ).toEqual([
+        "private.apiKeys.1.name: duplicate key name",
+        "private.apiKeys.1.hash: duplicate key hash",
+      ]);
+    });
+
+    test("scrypt hashes are checked for sane costs", () => {
+      const salt = Buffer.alloc(16, 1).toString("base64url");
+      const digest = Buffer.alloc(32, 2).toString("base64url");
+      const ok = `scrypt:16384:8:1:${salt}:${digest}`;
+      expect(issuesOf(withKeys([{ name: "a", hash: ok, permissions: ["payments:read"] }]))).toEqual(
+        [],
+      );
+      for (const bad of [
+        `scrypt:1000:8:1:${salt}:${digest}`, // N not a power of two
+        `scrypt:${2 ** 21}:8:1:${salt}:${digest}`, // N too big
+        `scrypt:16384:8:1:${salt}`,
+        `scrypt:16384:8:1:c2FsdA:${digest}`, // salt too short
+      ]) {
+        expect(
+          issuesOf(withKeys([{ name: "a", hash: bad, permissions: ["payments:read"] }])),
+        ).toHaveLength(1);
+      }
+    });
+
+    test("public.rateLimit and public.trustProxy are validated", () => {
+      expect(
+        issuesOf({
+          ...minimal,
+          public: { rateLimit: { windowMs: 10, max: -1 }, trustProxy: ["nope"] },
+        }),
+      ).toEqual([
+        "public.rateLimit.windowMs: Too small: expected number to be >=1000",
+        "public.rateLimit.max: Too small: expected number to be >=0",
+        'public.trustProxy.0: "nope" is not an IP address or CIDR range',
+      ]);
+      const off = parseConfig({ ...minimal, public: { rateLimit: { max: 0 }, trustProxy: [] } });
+      expect(off.public).toEqual({
+        host: "0.0.0.0",
+        port: 8080,
+        rateLimit: { windowMs: 60_000, max: 0 },
+        trustProxy: [],
+      });
+    });
   });
 
   describe("files", () => {

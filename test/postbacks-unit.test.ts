@@ -200,6 +200,11 @@ describe("postback body", () => {
     late_amount: "0",
     paid_late_at: null,
     reorged_after_paid_at: null,
+    order_id: null,
+    description: null,
+    return_url: null,
+    cancel_url: null,
+    cancelled_at: null,
   };
 
   test("keeps the original's id, data (a JSON string, as sent) and tx_hash first, then the new fields", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { rawMember } from "../src/rpc/raw-json.ts";
+import { RawJson, rawMember, stringifyJson } from "../src/rpc/raw-json.ts";
 
 describe("rawMember", () => {
   test.each([
@@ -27,5 +27,33 @@ describe("rawMember", () => {
     };
     const text = JSON.stringify(doc, null, 3);
     expect(JSON.parse(rawMember(text, ["params", "data"]) as string)).toEqual(doc.params.data);
+  });
+
+  test("array indexes find a call inside a batch", () => {
+    const text = '[{"params":{"data":1}}, 7, {"params":{"data": [2, {"x":3}] }}]';
+    expect(rawMember(text, [0, "params", "data"])).toBe("1");
+    expect(rawMember(text, [2, "params", "data"])).toBe('[2, {"x":3}]');
+    expect(rawMember(text, [1, "params", "data"])).toBeUndefined();
+    expect(rawMember(text, [3, "params", "data"])).toBeUndefined();
+    // An object key "0" is not array index 0.
+    expect(rawMember('{"0":{"params":{"data":5}}}', [0, "params", "data"])).toBeUndefined();
+  });
+});
+
+describe("stringifyJson", () => {
+  test("writes RawJson as its source text and everything else as JSON.stringify", () => {
+    const raw = new RawJson('{"b":1, "big":12345678901234567890123}');
+    expect(stringifyJson({ a: "x", data: raw, list: [raw, null] })).toBe(
+      `{"a":"x","data":${raw.text},"list":[${raw.text},null]}`,
+    );
+    expect(stringifyJson({ a: [1, "two"] })).toBe(JSON.stringify({ a: [1, "two"] }));
+  });
+
+  test("a string that looks like a marker stays a string", () => {
+    const tricky = { s: '"0:0"', t: "deadbeef:0" };
+    expect(JSON.parse(stringifyJson({ ...tricky, d: new RawJson("1") }))).toEqual({
+      ...tricky,
+      d: 1,
+    });
   });
 });

@@ -128,9 +128,11 @@ describe("start_payment wire compatibility", () => {
       "Invalid request",
       5,
     ],
+    // NOTE (issue 6): "a missing id" left this list: a request without an id is
+    // now a JSON-RPC 2.0 notification (see the notification test below).
     [
-      "a missing id",
-      { jsonrpc: "2.0", method: "start_payment", params: { amount: "1" } },
+      "an id that is an object",
+      { jsonrpc: "2.0", id: {}, method: "start_payment", params: { amount: "1" } },
       -32600,
       "Invalid request",
       null,
@@ -222,29 +224,34 @@ describe("start_payment wire compatibility", () => {
     expect(countPayments()).toBe(0);
   });
 
-  test("a batch request does not crash the server and creates nothing", async () => {
+  // NOTE (issue 6): the original refused batches as "Invalid request"; batches
+  // are now served (JSON-RPC 2.0 §6), one response per call, in order.
+  test("a batch request answers each call in order", async () => {
     const { post, countPayments } = setup();
-    const response = await post([request({ amount: "1" }), request({ amount: "2" })]);
+    const response = await post([request({ amount: "1" }), request({ amount: "2" }, { id: 2 })]);
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({
-      jsonrpc: "2.0",
-      error: { code: -32600, message: "Invalid request" },
-      id: null,
-    });
-    expect(countPayments()).toBe(0);
+    const body = (await response.json()) as Array<{ id: number; result: { amount: string } }>;
+    expect(body.map((r) => [r.id, r.result.amount])).toEqual([
+      [111, "1"],
+      [2, "2"],
+    ]);
+    expect(countPayments()).toBe(2);
     // and the server still serves
     expect((await post(request({ amount: "1" }))).status).toBe(200);
   });
 
+  // NOTE (issue 6): the original answered a request without an id with
+  // "Invalid request"; it is now a JSON-RPC 2.0 notification: executed, no body.
   test("a notification (no id) does not crash the server", async () => {
-    const { post } = setup();
+    const { post, countPayments } = setup();
     const response = await post({
       jsonrpc: "2.0",
       method: "start_payment",
       params: { amount: "1" },
     });
-    expect(response.status).toBe(200);
-    expect(((await response.json()) as { error: { code: number } }).error.code).toBe(-32600);
+    expect(response.status).toBe(204);
+    expect(await response.text()).toBe("");
+    expect(countPayments()).toBe(1);
   });
 
   test("an unknown path is 404", async () => {

@@ -2,6 +2,7 @@
  * The `0xbtcpay` command line. Each command lives in ./commands/.
  */
 import { Command } from "commander";
+import { apikeyCommand } from "./commands/apikey.ts";
 import { deriveCommand } from "./commands/derive.ts";
 import { devCommand } from "./commands/dev.ts";
 import { postbacksCommand } from "./commands/postbacks.ts";
@@ -21,5 +22,6 @@ program.addCommand(devCommand());
 program.addCommand(deriveCommand());
 program.addCommand(secretCommand());
 program.addCommand(postbacksCommand());
+program.addCommand(apikeyCommand());
 
 await program.parseAsync(process.argv);

@@ -12,6 +12,7 @@ import { parseAmount } from "../payments/amount.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../postbacks/schedule.ts";
 import { secretKey } from "../postbacks/sign.ts";
 import { parseCidr } from "../rpc/allowlist.ts";
+import { PERMISSIONS, parseKeyHash } from "../rpc/api-keys.ts";
 
 /** Environment variables that may replace a key of the file (secrets stay out of files). */
 export const ENV_OVERRIDES = {
@@ -125,6 +126,41 @@ const cidrList = z.array(z.string()).superRefine((entries, ctx) => {
   });
 });
 
+const apiKeyList = z
+  .array(
+    z
+      .object({
+        name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, {
+          message: "expected 1 to 64 letters, digits, dots, dashes or underscores",
+        }),
+        hash: z.string().refine((value) => parseKeyHash(value) !== undefined, {
+          message:
+            'expected "sha256:<64 hex digits>" or "scrypt:<N>:<r>:<p>:<salt>:<hash>" (the key\'s hash, never the key: see `0xbtcpay apikey create`)',
+        }),
+        permissions: z.array(z.enum(PERMISSIONS)).min(1),
+      })
+      .strict(),
+  )
+  .superRefine((entries, ctx) => {
+    const names = new Set<string>();
+    const hashes = new Set<string>();
+    entries.forEach((entry, index) => {
+      if (names.has(entry.name)) {
+        ctx.addIssue({ code: "custom", path: [index, "name"], message: "duplicate key name" });
+      }
+      if (hashes.has(entry.hash)) {
+        ctx.addIssue({ code: "custom", path: [index, "hash"], message: "duplicate key hash" });
+      }
+      names.add(entry.name);
+      hashes.add(entry.hash);
+    });
+  });
+
+/** The public port's per-IP limit: `max` requests per `windowMs` (0: no limit). */
+const RATE_LIMIT_DEFAULT = { windowMs: 60_000, max: 600 };
+/** X-Forwarded-For is believed from a reverse proxy on the same host by default. */
+const PUBLIC_TRUST_PROXY_DEFAULT = ["127.0.0.0/8", "::1"];
+
 export const configSchema = z
   .object({
     chain: z
@@ -173,16 +209,32 @@ export const configSchema = z
         allow: cidrList.default([]),
         /** Peers whose X-Forwarded-For is believed; empty: the TCP peer decides. */
         trustProxy: cidrList.default([]),
+        /** API keys (hashes only); empty: callers are judged by IP only, as in the original. */
+        apiKeys: apiKeyList.default([]),
       })
       .strict()
-      .default({ host: "127.0.0.1", port: 8888, allow: [], trustProxy: [] }),
+      .default({ host: "127.0.0.1", port: 8888, allow: [], trustProxy: [], apiKeys: [] }),
     public: z
       .object({
         host: z.string().min(1).default("0.0.0.0"),
         port: port.default(8080),
+        rateLimit: z
+          .object({
+            windowMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+            max: z.number().int().min(0).max(1_000_000).default(600),
+          })
+          .strict()
+          .default(RATE_LIMIT_DEFAULT),
+        /** Peers whose X-Forwarded-For names the client for the rate limit. */
+        trustProxy: cidrList.default(PUBLIC_TRUST_PROXY_DEFAULT),
       })
       .strict()
-      .default({ host: "0.0.0.0", port: 8080 }),
+      .default({
+        host: "0.0.0.0",
+        port: 8080,
+        rateLimit: RATE_LIMIT_DEFAULT,
+        trustProxy: PUBLIC_TRUST_PROXY_DEFAULT,
+      }),
     payments: z
       .object({
         expiresAfter: duration.default(86_400),

@@ -20,10 +20,11 @@ import { createEventStore, type EventStore } from "../store/events.ts";
 import type { Db } from "../store/index.ts";
 import { createPaymentStore, type PaymentRow, type PaymentStore } from "../store/payments.ts";
 import { formatAmount } from "./amount.ts";
+import { OrderIdConflictError } from "./errors.ts";
 import { confirmationsOf, evaluatePayment, isLate } from "./evaluate.ts";
 import { generatePaymentId, type IdGenerator } from "./ids.ts";
 
-export type PaymentStatus = "waiting" | "seen" | "paid" | "expired";
+export type PaymentStatus = "waiting" | "seen" | "paid" | "expired" | "cancelled";
 
 /** One received transfer as status.json shows it. */
 export type TransferView = {
@@ -58,9 +59,28 @@ export type StatusView = {
   transfers: TransferView[];
 };
 
+/** What start_payment asks for; the optional fields are the merchant API's (issue 6). */
+export type NewPayment = {
+  amount: bigint;
+  data: string | null;
+  postbackUrl: string | null;
+  /** The shop's order id: a second create with it returns the first payment. */
+  orderId?: string | null | undefined;
+  description?: string | null | undefined;
+  returnUrl?: string | null | undefined;
+  cancelUrl?: string | null | undefined;
+  /** Seconds from now until it expires; default `expiresAfterSeconds`. */
+  expiresInSeconds?: number | undefined;
+};
+
 export type Payments = {
-  /** Creates a payment with a fresh deposit address (index and row in one transaction). */
-  create(params: { amount: bigint; data: string | null; postbackUrl: string | null }): PaymentRow;
+  /**
+   * Creates a payment with a fresh deposit address (index and row in one
+   * transaction). With an `orderId` already used for the same amount it
+   * returns that payment (`created: false`, no index consumed); for another
+   * amount it throws OrderIdConflictError.
+   */
+  create(params: NewPayment): PaymentRow & { created: boolean };
   get(id: string): PaymentRow | undefined;
   status(row: PaymentRow): PaymentStatus;
   view(id: string): StatusView | undefined;
@@ -69,6 +89,14 @@ export type Payments = {
   store: PaymentStore;
   events: EventStore;
 };
+
+/**
+ * The moment after which funds are late (UNIX ms): expires_at, or the
+ * cancel if the shop cancelled earlier.
+ */
+function deadlineOf(row: Pick<PaymentRow, "expires_at" | "cancelled_at">): number {
+  return row.cancelled_at === null ? row.expires_at : Math.min(row.expires_at, row.cancelled_at);
+}
 
 export const EVENT_PAYMENT_PAID = "payment.paid";
 export const EVENT_PAYMENT_PAID_LATE = "payment.paid_late";
@@ -110,27 +138,40 @@ export function createPayments({
   const events = createEventStore(db);
   const log = logger.child({ module: "payments" });
 
-  const insertPayment = db.transaction(
-    (params: { amount: bigint; data: string | null; postbackUrl: string | null }) => {
-      const now = clock.now();
-      const index = store.allocateIndex();
-      const row = {
-        id: generateId(),
-        amount: params.amount.toString(),
-        derivation_index: index,
-        address: deriver.derive(index),
-        data: params.data,
-        postback_url: params.postbackUrl,
-        created_at: now,
-        expires_at: now + expiresAfterSeconds * 1000,
-      };
-      store.insertPayment(row);
-      return row;
-    },
-  );
+  const insertPayment = db.transaction((params: NewPayment) => {
+    // NOTE: the order-id lookup and the insert share one transaction, so
+    // duplicates (even concurrent ones) get the first payment and consume no index.
+    const orderId = params.orderId ?? null;
+    if (orderId !== null) {
+      const existing = store.getPaymentByOrderId(orderId);
+      if (existing) {
+        if (BigInt(existing.amount) !== params.amount) throw new OrderIdConflictError(orderId);
+        return { ...existing, created: false };
+      }
+    }
+    const now = clock.now();
+    const index = store.allocateIndex();
+    const row = {
+      id: generateId(),
+      amount: params.amount.toString(),
+      derivation_index: index,
+      address: deriver.derive(index),
+      data: params.data,
+      postback_url: params.postbackUrl,
+      created_at: now,
+      expires_at: now + (params.expiresInSeconds ?? expiresAfterSeconds) * 1000,
+      order_id: orderId,
+      description: params.description ?? null,
+      return_url: params.returnUrl ?? null,
+      cancel_url: params.cancelUrl ?? null,
+    };
+    store.insertPayment(row);
+    return { ...(store.getPayment(row.id) as PaymentRow), created: true };
+  });
 
   function status(row: PaymentRow, now = clock.now()): PaymentStatus {
     if (row.paid_at !== null) return "paid";
+    if (row.cancelled_at !== null) return "cancelled";
     // Fully received in time but still confirming: it proceeds to paid after the deadline.
     const inTime = BigInt(row.paid_amount) - BigInt(row.late_amount);
     if (now >= row.expires_at && inTime < BigInt(row.amount)) return "expired";
@@ -170,7 +211,7 @@ export function createPayments({
       })),
       head,
       requiredConfirmations,
-      expiresAt: payment.expires_at,
+      expiresAt: deadlineOf(payment),
     });
     const amounts = {
       paid_amount: evaluation.paidAmount.toString(),
@@ -203,7 +244,10 @@ export function createPayments({
     } else if (payment.seen_at !== null && seenAt === null) {
       log.warn(fields, "reorg orphaned every transfer of this payment: waiting again");
     }
-    const completing = evaluation.paid ? evaluation.completing : undefined;
+    // A cancelled payment never becomes paid; what arrives after the cancel
+    // is recorded as late funds, as for an expired payment.
+    const completing =
+      evaluation.paid && payment.cancelled_at === null ? evaluation.completing : undefined;
     let paidLateAt = payment.paid_late_at;
     if (!completing && evaluation.paidLate && paidLateAt === null) {
       paidLateAt = now;
@@ -363,11 +407,15 @@ export function createPayments({
       // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
       for (let attempt = 0; ; attempt++) {
         try {
-          const row = insertPayment(params);
-          return store.getPayment(row.id) as PaymentRow;
+          return insertPayment(params);
         } catch (error) {
           const code = (error as { code?: string }).code;
-          if (attempt < 3 && code === "SQLITE_CONSTRAINT_PRIMARYKEY") continue;
+          // UNIQUE: another connection inserted the same order id first; the retry finds it.
+          if (
+            attempt < 3 &&
+            (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
+          )
+            continue;
           throw error;
         }
       }
@@ -403,7 +451,7 @@ export function createPayments({
           amount: formatAmount(BigInt(t.value), decimals),
           block_number: t.block_number,
           confirmations: confirmationsOf(t.block_number, head),
-          late: isLate({ blockTimestamp: t.block_timestamp }, row.expires_at),
+          late: isLate({ blockTimestamp: t.block_timestamp }, deadlineOf(row)),
         })),
       };
     },

@@ -3,16 +3,18 @@
  * `data` is stored and handed back byte for byte as it was sent (big numbers,
  * key order and all), not as JSON.parse + JSON.stringify would remake it.
  */
+import { randomBytes } from "node:crypto";
 
 const WHITESPACE = new Set([" ", "\t", "\n", "\r"]);
 const LITERAL_END = new Set([",", "}", "]", " ", "\t", "\n", "\r"]);
 
 /**
- * The source text of the value at `path` (object keys from the root), or
- * undefined if absent. With duplicate keys the last one wins, as in
- * JSON.parse. `text` must already be valid JSON (JSON.parse it first).
+ * The source text of the value at `path` (object keys, or array indexes for
+ * the calls of a batch, from the root), or undefined if absent. With
+ * duplicate keys the last one wins, as in JSON.parse. `text` must already be
+ * valid JSON (JSON.parse it first).
  */
-export function rawMember(text: string, path: readonly string[]): string | undefined {
+export function rawMember(text: string, path: readonly (string | number)[]): string | undefined {
   let pos = 0;
   let found: [number, number] | undefined;
 
@@ -42,7 +44,7 @@ export function rawMember(text: string, path: readonly string[]): string | undef
         pos++;
         return;
       }
-      for (;;) {
+      for (let index = 0; ; index++) {
         let matches = false;
         if (isObject) {
           skipWhitespace();
@@ -50,6 +52,8 @@ export function rawMember(text: string, path: readonly string[]): string | undef
           skipWhitespace();
           pos++; // ':'
           matches = onPath && key === path[depth];
+        } else {
+          matches = onPath && index === path[depth];
         }
         skipWhitespace();
         const start = pos;
@@ -73,4 +77,30 @@ export function rawMember(text: string, path: readonly string[]): string | undef
 
   readValue(0, path.length > 0);
   return found ? text.slice(found[0], found[1]) : undefined;
+}
+
+/** A JSON value kept as its source text; {@link stringifyJson} writes it as is. */
+export class RawJson {
+  readonly text: string;
+  /** `text` must be one valid JSON value (as stored from a parsed request). */
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+/**
+ * JSON.stringify that writes each {@link RawJson} as its source text, so big
+ * numbers, key order and spacing survive (Node 20 has no JSON.rawJSON).
+ */
+export function stringifyJson(value: unknown): string {
+  const raws: string[] = [];
+  // NOTE: a random marker per call; a string in the value cannot guess it.
+  const marker = randomBytes(12).toString("hex");
+  const json = JSON.stringify(value, (_key, member: unknown) =>
+    member instanceof RawJson ? `${marker}:${raws.push(member.text) - 1}` : member,
+  );
+  if (raws.length === 0) return json;
+  return json.replace(new RegExp(`"${marker}:([0-9]+)"`, "g"), (_, index: string) => {
+    return raws[Number(index)] ?? "null";
+  });
 }

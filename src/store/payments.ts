@@ -22,7 +22,33 @@ export type PaymentRow = {
   late_amount: string;
   paid_late_at: number | null;
   reorged_after_paid_at: number | null;
+  /** The shop's order id (unique when set): start_payment is idempotent on it. */
+  order_id: string | null;
+  description: string | null;
+  return_url: string | null;
+  cancel_url: string | null;
+  cancelled_at: number | null;
 };
+
+/** The columns start_payment writes; the rest start empty. */
+export type NewPaymentRow = Pick<
+  PaymentRow,
+  | "id"
+  | "amount"
+  | "derivation_index"
+  | "address"
+  | "data"
+  | "postback_url"
+  | "created_at"
+  | "expires_at"
+  | "order_id"
+  | "description"
+  | "return_url"
+  | "cancel_url"
+>;
+
+/** A position in the newest-first listing: the last (created_at, id) already returned. */
+export type ListPosition = { created_at: number; id: string };
 
 export type TransferRow = {
   tx_hash: string;
@@ -56,9 +82,15 @@ export function createPaymentStore(db: Db) {
       "UPDATE counters SET value = value + 1 WHERE name = 'derivation_index' RETURNING value - 1 AS value",
     ),
     insertPayment: db.prepare(`INSERT INTO payments
-      (id, amount, derivation_index, address, data, postback_url, created_at, expires_at)
-      VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at)`),
+      (id, amount, derivation_index, address, data, postback_url, created_at, expires_at,
+       order_id, description, return_url, cancel_url)
+      VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at,
+       @order_id, @description, @return_url, @cancel_url)`),
     getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
+    getPaymentByOrderId: db.prepare("SELECT * FROM payments WHERE order_id = ?"),
+    cancelPayment: db.prepare(
+      "UPDATE payments SET cancelled_at = @now WHERE id = @id AND paid_at IS NULL AND cancelled_at IS NULL",
+    ),
     paymentIdByAddress: db.prepare("SELECT id FROM payments WHERE address = ?").pluck(),
     paymentWindowByAddress: db.prepare("SELECT id, expires_at FROM payments WHERE address = ?"),
     confirming: db
@@ -66,7 +98,7 @@ export function createPaymentStore(db: Db) {
       // ones waiting for confirmations can. CAST saturates at int64, which only
       // errs towards re-evaluating.
       .prepare(
-        "SELECT id FROM payments WHERE seen_at IS NOT NULL AND paid_at IS NULL AND paid_late_at IS NULL AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)",
+        "SELECT id FROM payments WHERE seen_at IS NOT NULL AND paid_at IS NULL AND paid_late_at IS NULL AND cancelled_at IS NULL AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)",
       )
       .pluck(),
     updateProgress: db.prepare(`UPDATE payments SET
@@ -105,6 +137,9 @@ export function createPaymentStore(db: Db) {
     ),
   };
 
+  // NOTE: a handful of listing shapes (status filter × since × cursor), prepared on first use.
+  const listStatements = new Map<string, ReturnType<Db["prepare"]>>();
+
   return {
     /** Takes the next derivation index. Call inside the transaction that inserts the payment. */
     allocateIndex(): number {
@@ -112,23 +147,47 @@ export function createPaymentStore(db: Db) {
       if (!row) throw new Error("derivation counter missing");
       return row.value;
     },
-    insertPayment(
-      row: Pick<
-        PaymentRow,
-        | "id"
-        | "amount"
-        | "derivation_index"
-        | "address"
-        | "data"
-        | "postback_url"
-        | "created_at"
-        | "expires_at"
-      >,
-    ): void {
+    insertPayment(row: NewPaymentRow): void {
       statements.insertPayment.run(row);
     },
     getPayment(id: string): PaymentRow | undefined {
       return statements.getPayment.get(id) as PaymentRow | undefined;
+    },
+    getPaymentByOrderId(orderId: string): PaymentRow | undefined {
+      return statements.getPaymentByOrderId.get(orderId) as PaymentRow | undefined;
+    },
+    /** Marks a payment cancelled; false if it is unknown, paid or already cancelled. */
+    cancelPayment({ id, now }: { id: string; now: number }): boolean {
+      return statements.cancelPayment.run({ id, now }).changes === 1;
+    },
+    /**
+     * Payments newest first, (created_at, id) descending, strictly after
+     * `after` when given. `where` is a trusted SQL condition (never user
+     * text) with named parameters in `params`.
+     */
+    listPayments({
+      after,
+      limit,
+      where = "1",
+      params = {},
+    }: {
+      after: ListPosition | undefined;
+      limit: number;
+      where?: string;
+      params?: Record<string, unknown>;
+    }): PaymentRow[] {
+      const keyset = after ? "(created_at, id) < (@after_created_at, @after_id)" : "1";
+      const sql = `SELECT * FROM payments WHERE ${keyset} AND (${where}) ORDER BY created_at DESC, id DESC LIMIT @limit`;
+      let statement = listStatements.get(sql);
+      if (!statement) {
+        statement = db.prepare(sql);
+        listStatements.set(sql, statement);
+      }
+      return statement.all({
+        ...params,
+        ...(after ? { after_created_at: after.created_at, after_id: after.id } : {}),
+        limit,
+      }) as PaymentRow[];
     },
     paymentIdByAddress(address: string): string | undefined {
       return statements.paymentIdByAddress.get(address) as string | undefined;

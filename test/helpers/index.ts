@@ -82,7 +82,8 @@ export function testConfig(
     },
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
-    public: { host: "127.0.0.1", port: 0 },
+    // Tests poll status.json every 20 ms: no per-IP rate limit here (test/public.test.ts covers it).
+    public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
     ...(overrides.payments ? { payments: overrides.payments } : {}),
     // The receivers of the tests listen on loopback, which the SSRF guard refuses by default.
     postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
@@ -101,7 +102,7 @@ export async function startTestDaemon(
     config: testConfig(chain, dbPath, overrides),
     logger: silentLogger,
     ...(options.clock ? { clock: options.clock } : {}),
-    ...(options.resolve ? { resolve: options.resolve } : {}),
+    resolve: options.resolve ?? offlineResolver,
   });
 }
 
@@ -254,3 +255,34 @@ export function paymentsOn({
   });
   return { db: database, payments };
 }
+
+/** status.json's fields in their order: the original five, then the additive ones. */
+export const STATUS_KEYS = [
+  "address",
+  "amount",
+  "seen_at",
+  "paid_at",
+  "tx_hash",
+  "status",
+  "paid_amount",
+  "confirmations",
+  "required_confirmations",
+  "expires_at",
+  "late",
+  "paid_late",
+  "late_amount",
+  "overpaid_amount",
+  "reorged_after_paid",
+  "transfers",
+];
+
+/**
+ * A resolver that asks no DNS server: tests never look names up for real.
+ * "localhost" is 127.0.0.1; any other name does not resolve.
+ */
+export const offlineResolver: Resolver = async (hostname) => {
+  if (hostname === "localhost") return [{ address: "127.0.0.1", family: 4 }];
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (offline test resolver)`), {
+    code: "ENOTFOUND",
+  });
+};

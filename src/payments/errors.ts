@@ -1,0 +1,23 @@
+/**
+ * Errors of the merchant API's payment operations, with stable codes. The
+ * private port turns them into "Invalid params: …" messages.
+ */
+import { BaseError } from "../internal/errors.ts";
+
+/** start_payment reused an order id with another amount. */
+export class OrderIdConflictError extends BaseError {
+  static override code = "ORDER_ID_CONFLICT";
+  constructor(orderId: string) {
+    super(`order id ${JSON.stringify(orderId)} already used with a different amount`);
+  }
+}
+
+/** No payment has this id (or order id). */
+export class PaymentNotFoundError extends BaseError {
+  static override code = "PAYMENT_NOT_FOUND";
+}
+
+/** The payment is paid: it can no longer be cancelled. */
+export class PaymentAlreadyPaidError extends BaseError {
+  static override code = "PAYMENT_ALREADY_PAID";
+}

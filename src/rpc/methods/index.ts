@@ -1,0 +1,43 @@
+/**
+ * The private port's built-in methods. Another module's method joins as one
+ * more entry, through createPrivateApp's `extraMethods` or this list.
+ */
+import type { Clock } from "../../internal/clock.ts";
+import type { Payments } from "../../payments/index.ts";
+import type { RpcMethod } from "../registry.ts";
+import { cancelPaymentMethod } from "./cancel-payment.ts";
+import { getPaymentMethod } from "./get-payment.ts";
+import { listPaymentsMethod } from "./list-payments.ts";
+import { resendPostbackMethod } from "./resend-postback.ts";
+import { startPaymentMethod } from "./start-payment.ts";
+
+/** What the private port needs from src/postbacks. */
+export type PostbackControl = {
+  /** The SSRF guard's verdict on a postback URL (resolves its host). */
+  checkUrl(url: string): Promise<{ allowed: true } | { allowed: false; reason: string }>;
+  /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
+  resend(id: string): string[];
+};
+
+/** start_payment, get_payment, list_payments, cancel_payment, and resend_postback with `postbacks`. */
+export function builtinMethods({
+  payments,
+  clock,
+  decimals,
+  maxWholeTokens,
+  postbacks,
+}: {
+  payments: Payments;
+  clock: Pick<Clock, "now">;
+  decimals: number;
+  maxWholeTokens: bigint;
+  postbacks?: PostbackControl | undefined;
+}): RpcMethod[] {
+  return [
+    startPaymentMethod({ payments, decimals, maxWholeTokens, checkUrl: postbacks?.checkUrl }),
+    getPaymentMethod({ payments }),
+    listPaymentsMethod({ payments, clock }),
+    cancelPaymentMethod({ payments, clock }),
+    ...(postbacks ? [resendPostbackMethod({ resend: postbacks.resend })] : []),
+  ];
+}

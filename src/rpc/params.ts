@@ -1,0 +1,70 @@
+/**
+ * Checks for JSON-RPC params. Each failure is an InvalidParamsError whose
+ * message shops may match ("Invalid params: <reason>").
+ */
+import { PAYMENT_ID_PATTERN } from "../payments/ids.ts";
+import { InvalidParamsError } from "./jsonrpc.ts";
+
+export type Params = Record<string, unknown>;
+
+/** A URL the daemon may call or send a buyer to: absolute http(s). */
+export function isValidPostbackUrl(value: unknown): value is string {
+  if (typeof value !== "string") return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** `params[name]`, with a missing member and JSON null both meaning "not given". */
+function given(params: Params, name: string): unknown {
+  return Object.hasOwn(params, name) ? (params[name] ?? undefined) : undefined;
+}
+
+/** An optional string of 1 to `max` characters; `reason` is the error when it is not. */
+export function optionalString(
+  params: Params,
+  name: string,
+  { max, reason }: { max: number; reason: string },
+): string | undefined {
+  const value = given(params, name);
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value.length === 0 || value.length > max) {
+    throw new InvalidParamsError(reason);
+  }
+  return value;
+}
+
+/** An optional whole JSON number from `min` to `max`. */
+export function optionalInteger(
+  params: Params,
+  name: string,
+  { min, max, reason }: { min: number; max: number; reason: string },
+): number | undefined {
+  const value = given(params, name);
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidParamsError(reason);
+  }
+  return value;
+}
+
+/** An optional absolute http(s) URL. */
+export function optionalUrl(params: Params, name: string, reason: string): string | undefined {
+  const value = given(params, name);
+  if (value === undefined) return undefined;
+  if (!isValidPostbackUrl(value)) throw new InvalidParamsError(reason);
+  return value;
+}
+
+/** A required payment id: 16 lowercase hex characters. */
+export function paymentId(params: Params, name = "id"): string {
+  const value = given(params, name);
+  if (value === undefined) throw new InvalidParamsError(`missing ${name}`);
+  if (typeof value !== "string" || !PAYMENT_ID_PATTERN.test(value)) {
+    throw new InvalidParamsError(`invalid ${name}`);
+  }
+  return value;
+}

@@ -1,0 +1,121 @@
+/**
+ * The private and public apps in-process on a real in-memory SQLite with the
+ * real migrations, for app.request() tests, and a clock tests move by hand.
+ */
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { createAddressDeriver } from "../../src/addresses/index.ts";
+import { DEV_XPUB } from "../../src/chain/anvil.ts";
+import type { Clock } from "../../src/internal/clock.ts";
+import { createPayments } from "../../src/payments/index.ts";
+import { createPublicApp } from "../../src/public/index.ts";
+import { createAllowlist } from "../../src/rpc/allowlist.ts";
+import type { ApiKeyEntry } from "../../src/rpc/api-keys.ts";
+import { createPrivateApp } from "../../src/rpc/index.ts";
+import { openDatabase } from "../../src/store/index.ts";
+import { silentLogger } from "./index.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON-RPC bodies
+export type Json = any;
+
+export const TEST_TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+
+/** A clock at a fixed time that only moves when told to. */
+export function manualClock(start = 1_800_000_000_000): Clock & { advance(ms: number): void } {
+  let time = start;
+  return {
+    now: () => time,
+    sleep: async () => {},
+    advance(ms) {
+      time += ms;
+    },
+  };
+}
+
+export function setupApps({
+  allow = [] as string[],
+  apiKeys = [] as ApiKeyEntry[],
+  trustProxy = undefined as string[] | undefined,
+  rateLimit = undefined as { windowMs: number; max: number } | undefined,
+  publicTrustProxy = undefined as string[] | undefined,
+} = {}) {
+  const db = openDatabase({ path: ":memory:" });
+  const clock = manualClock();
+  const payments = createPayments({
+    db,
+    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
+    clock,
+    logger: silentLogger,
+    chainId: 31337,
+    token: TEST_TOKEN,
+    decimals: 8,
+    requiredConfirmations: 3,
+    expiresAfterSeconds: 86_400,
+  });
+  const app = createPrivateApp({
+    payments,
+    allowlist: createAllowlist({ allow }),
+    trustProxy: trustProxy ? createAllowlist({ allow: trustProxy, loopback: false }) : undefined,
+    decimals: 8,
+    maxWholeTokens: 20_999_984n,
+    logger: silentLogger,
+    apiKeys,
+    clock,
+  });
+  const publicApp = createPublicApp({
+    payments,
+    logger: silentLogger,
+    rateLimit,
+    trustProxy: publicTrustProxy
+      ? createAllowlist({ allow: publicTrustProxy, loopback: false })
+      : undefined,
+    clock,
+  });
+  /** POSTs `body` (object or raw string) as if from TCP peer `peer`. */
+  const post = async (
+    body: unknown,
+    { peer = "127.0.0.1", headers = {} as Record<string, string> } = {},
+  ) =>
+    app.request(
+      "/",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      },
+      { incoming: { socket: { remoteAddress: peer } } },
+    );
+  /** Calls one method and returns the parsed body. */
+  const call = async (
+    method: string,
+    params: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Json> => (await post({ jsonrpc: "2.0", id: 1, method, params }, { headers })).json();
+  const getStatus = (path: string, peer = "203.0.113.9", headers: Record<string, string> = {}) =>
+    publicApp.request(path, { headers }, { incoming: { socket: { remoteAddress: peer } } });
+  const countPayments = () =>
+    (db.prepare("SELECT count(*) AS n FROM payments").get() as { n: number }).n;
+  const nextIndex = () =>
+    (
+      db.prepare("SELECT value FROM counters WHERE name = 'derivation_index'").get() as {
+        value: number;
+      }
+    ).value;
+  return { db, clock, payments, app, publicApp, post, call, getStatus, countPayments, nextIndex };
+}
+
+/** Serves a hono app on 127.0.0.1 port 0; returns its URL and a close function. */
+export async function listenLocal(fetch: Parameters<typeof serve>[0]["fetch"]) {
+  const server = serve({ fetch, port: 0, hostname: "127.0.0.1" });
+  await new Promise((resolve) => server.once("listening", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  };
+}
