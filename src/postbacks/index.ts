@@ -241,22 +241,20 @@ export function createPostbackSender({
       status,
       duration_ms: finishedAt - attemptedAt,
     };
+    const attempt = {
+      event_id: event.id,
+      attempted_at: attemptedAt,
+      duration_ms: fields.duration_ms,
+      status,
+      error,
+    };
     if (error === null) {
-      events.recordAttempt(
-        {
-          event_id: event.id,
-          attempted_at: attemptedAt,
-          duration_ms: fields.duration_ms,
-          status,
-          error,
-        },
-        {
-          state: "delivered",
-          round_attempts: event.round_attempts,
-          next_attempt_at: event.next_attempt_at,
-          delivered_at: finishedAt,
-        },
-      );
+      events.recordAttempt(attempt, {
+        state: "delivered",
+        round_attempts: event.round_attempts,
+        next_attempt_at: event.next_attempt_at,
+        delivered_at: finishedAt,
+      });
       log.info(fields, "postback delivered");
       return;
     }
@@ -271,21 +269,12 @@ export function createPostbackSender({
             jitter,
             random,
           });
-    events.recordAttempt(
-      {
-        event_id: event.id,
-        attempted_at: attemptedAt,
-        duration_ms: fields.duration_ms,
-        status,
-        error,
-      },
-      {
-        state: step.state,
-        round_attempts: event.round_attempts,
-        next_attempt_at: step.state === "pending" ? step.next_attempt_at : finishedAt,
-        delivered_at: null,
-      },
-    );
+    events.recordAttempt(attempt, {
+      state: step.state,
+      round_attempts: event.round_attempts,
+      next_attempt_at: step.state === "pending" ? step.next_attempt_at : finishedAt,
+      delivered_at: null,
+    });
     if (step.state === "pending") {
       log.warn(
         { ...fields, err: error, next_attempt_at: new Date(step.next_attempt_at).toISOString() },
