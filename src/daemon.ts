@@ -3,6 +3,7 @@
  * payment logic, chain watcher, postback sender and both HTTP ports.
  * The CLI's `serve` and `dev` commands and the tests start it through here.
  */
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer, type ServerType } from "@hono/node-server";
 import { createAddressDeriver } from "./addresses/index.ts";
@@ -17,7 +18,7 @@ import { createShutdown } from "./internal/shutdown.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
-import { createPublicApp } from "./public/index.ts";
+import { createPublicListener } from "./public/index.ts";
 import { createAllowlist } from "./rpc/allowlist.ts";
 import { createPrivateApp } from "./rpc/index.ts";
 import { type Db, openDatabase } from "./store/index.ts";
@@ -140,8 +141,8 @@ export async function startDaemon({
       clock,
     }).fetch,
   });
-  const publicServer = createAdaptorServer({
-    fetch: createPublicApp({
+  const publicServer = createServer(
+    createPublicListener({
       payments,
       logger,
       rateLimit: config.public.rateLimit,
@@ -150,8 +151,8 @@ export async function startDaemon({
           ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
           : undefined,
       clock,
-    }).fetch,
-  });
+    }),
+  );
 
   let privateUrl: string;
   let publicUrl: string;

@@ -3,17 +3,21 @@
  * reveals only what the original 0xBTCpay did plus additive progress fields,
  * never the shop's `data`, `order_id` or postback details (those are on the
  * private port only), and it limits requests per client IP.
+ *
+ * It serves one route, so it is a plain node:http listener (the hot path of
+ * the whole daemon: every shopper's browser polls it every second or two);
+ * `createPublicApp` wraps the same responder in Hono for in-process tests.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
-import { PAYMENT_ID_PATTERN } from "../payments/ids.ts";
 import type { Payments } from "../payments/index.ts";
 import { type Allowlist, clientAddress } from "../rpc/allowlist.ts";
 import { createRateLimiter } from "./rate-limit.ts";
 
-/** What createPublicApp needs. */
+/** What the public port needs. */
 export type PublicAppOptions = {
   payments: Payments;
   logger: Logger;
@@ -24,57 +28,114 @@ export type PublicAppOptions = {
   clock?: Pick<Clock, "now"> | undefined;
 };
 
-/** Builds the public port's app: `GET /:id/status.json`, everything else 404. */
-export function createPublicApp({
+export type PublicRequest = {
+  method: string;
+  /** The path without the query string. */
+  path: string;
+  peer: string | undefined;
+  forwardedFor: string | undefined;
+};
+
+export type PublicResponse = { status: number; headers: Record<string, string>; body: string };
+
+const STATUS_PATH = /^\/([0-9a-f]{16})\/status\.json$/;
+const BASE_HEADERS = {
+  "content-type": "application/json",
+  "access-control-allow-origin": "*",
+  "x-content-type-options": "nosniff",
+} as const;
+const NO_STORE = { ...BASE_HEADERS, "cache-control": "no-store" } as const;
+const NOT_FOUND = JSON.stringify({ error: "not found" });
+
+/** Answers one public request: `GET|HEAD /:id/status.json`, everything else 404. */
+export function createPublicResponder({
   payments,
   logger,
   rateLimit,
   trustProxy,
   clock = { now: () => Date.now() },
-}: PublicAppOptions) {
+}: PublicAppOptions): (request: PublicRequest) => PublicResponse {
   const log = logger.child({ module: "public" });
-  const app = new Hono<{ Bindings: HttpBindings }>();
   const limiter = createRateLimiter({
     windowMs: rateLimit?.windowMs ?? 60_000,
     max: rateLimit?.max ?? 0,
     now: () => clock.now(),
   });
+  return (request) => {
+    if (limiter.enabled) {
+      const client = clientAddress({
+        peer: request.peer,
+        forwardedFor: request.forwardedFor,
+        trustProxy,
+      });
+      const decision = limiter.hit(client);
+      if (!decision.allowed) {
+        log.debug({ client }, "public port: rate limited");
+        return {
+          status: 429,
+          headers: { ...NO_STORE, "retry-after": String(decision.retryAfterSeconds) },
+          body: JSON.stringify({ error: "too many requests" }),
+        };
+      }
+    }
+    const isRead = request.method === "GET" || request.method === "HEAD";
+    const match = isRead ? STATUS_PATH.exec(request.path) : null;
+    if (!match) {
+      const statusRoute = isRead && request.path.endsWith("/status.json");
+      return { status: 404, headers: statusRoute ? NO_STORE : BASE_HEADERS, body: NOT_FOUND };
+    }
+    const view = payments.view(match[1] as string);
+    if (!view) return { status: 404, headers: NO_STORE, body: NOT_FOUND };
+    return { status: 200, headers: NO_STORE, body: JSON.stringify(view) };
+  };
+}
 
-  app.use(async (c, next) => {
-    await next();
-    c.header("Access-Control-Allow-Origin", "*");
-    c.header("X-Content-Type-Options", "nosniff");
-  });
+/** The public port as a node:http request listener (what the daemon serves). */
+export function createPublicListener(
+  options: PublicAppOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const respond = createPublicResponder(options);
+  const log = options.logger.child({ module: "public" });
+  return (req, res) => {
+    let out: PublicResponse;
+    try {
+      const url = req.url ?? "/";
+      const query = url.indexOf("?");
+      const forwarded = req.headers["x-forwarded-for"];
+      out = respond({
+        method: req.method ?? "GET",
+        path: query === -1 ? url : url.slice(0, query),
+        peer: req.socket.remoteAddress,
+        forwardedFor: Array.isArray(forwarded) ? forwarded.join(",") : forwarded,
+      });
+    } catch (error) {
+      log.error({ err: error }, "public port: unhandled error");
+      out = {
+        status: 500,
+        headers: { ...BASE_HEADERS },
+        body: JSON.stringify({ error: "internal error" }),
+      };
+    }
+    res.writeHead(out.status, { ...out.headers, "content-length": Buffer.byteLength(out.body) });
+    res.end(req.method === "HEAD" ? undefined : out.body);
+  };
+}
 
-  app.use(async (c, next) => {
-    const client = clientAddress({
+/** The same responder as a Hono app, for in-process tests with `app.request()`. */
+export function createPublicApp(options: PublicAppOptions) {
+  const respond = createPublicResponder(options);
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.all("*", (c) => {
+    const out = respond({
+      method: c.req.method,
+      path: new URL(c.req.url).pathname,
       peer: c.env?.incoming?.socket?.remoteAddress,
       forwardedFor: c.req.header("x-forwarded-for"),
-      trustProxy,
     });
-    const decision = limiter.hit(client);
-    if (!decision.allowed) {
-      log.debug({ client }, "public port: rate limited");
-      c.header("Retry-After", String(decision.retryAfterSeconds));
-      c.header("Cache-Control", "no-store");
-      return c.json({ error: "too many requests" }, 429);
-    }
-    await next();
-  });
-
-  app.get("/:id/status.json", (c) => {
-    c.header("Cache-Control", "no-store");
-    const id = c.req.param("id");
-    if (!PAYMENT_ID_PATTERN.test(id)) return c.json({ error: "not found" }, 404);
-    const view = payments.view(id);
-    if (!view) return c.json({ error: "not found" }, 404);
-    return c.json(view);
-  });
-
-  app.all("*", (c) => c.json({ error: "not found" }, 404));
-  app.onError((error, c) => {
-    log.error({ err: error }, "public port: unhandled error");
-    return c.json({ error: "internal error" }, 500);
+    return new Response(c.req.method === "HEAD" ? null : out.body, {
+      status: out.status,
+      headers: out.headers,
+    });
   });
   return app;
 }

@@ -10,6 +10,8 @@ export type RateLimitDecision = { allowed: true } | { allowed: false; retryAfter
 export type RateLimiter = {
   /** Counts one request from `client` (an IP address) and decides. */
   hit(client: string | undefined): RateLimitDecision;
+  /** False when `max` is 0: callers may skip working out the client. */
+  enabled: boolean;
   /** Clients tracked in the current window (for tests and metrics). */
   size(): number;
 };
@@ -52,6 +54,7 @@ export function createRateLimiter({
   let windowStart = Number.NEGATIVE_INFINITY;
   let counts = new Map<string, number>();
   return {
+    enabled: max > 0,
     hit(client) {
       if (max === 0) return { allowed: true };
       const time = now();
