@@ -3,7 +3,8 @@
  * minute serving status.json under steady load (50 connections, random ids
  * among all payments), with 1,000,000 payments in its database: 100,000
  * pending, 450,000 paid (each with its transfer) and 450,000 expired,
- * written directly with SQL (nothing derived).
+ * written directly with SQL (nothing derived). rss_peak_mb is the process's
+ * high-water mark (VmHWM) over the same run.
  */
 import { join } from "node:path";
 import { memoryOf, spawnDaemon } from "../children.ts";
@@ -14,7 +15,10 @@ import { seedPayments } from "../seed.ts";
 
 export const rssPhase: Phase = {
   name: "rss",
-  figures: [{ name: "rss_mb_1m", unit: "MB" }],
+  figures: [
+    { name: "rss_mb_1m", unit: "MB" },
+    { name: "rss_peak_mb", unit: "MB" },
+  ],
   async run(context: BenchContext) {
     const { smoke, workDir, chain, emit } = context;
     const total = smoke ? 10_000 : 1_000_000;
@@ -65,6 +69,8 @@ export const rssPhase: Phase = {
           target: { on: "value", op: "<=", limit: 200 },
         }),
       );
+      // The high-water mark over the whole run (VmHWM): no target, for the record.
+      emit(figure("rss_peak_mb", atEnd.hwmMb, "MB"));
     } finally {
       await daemon.stop();
     }
