@@ -60,7 +60,6 @@ export const detectPhase: Phase = {
       config: daemonConfig(chain, path, smoke ? { pollIntervalMs } : {}),
     });
     const seen: number[] = [];
-    const ids: string[] = [];
     try {
       const payments = [];
       for (let i = 0; i < count; i++) {
@@ -93,7 +92,8 @@ export const detectPhase: Phase = {
         const minedAt = performance.now();
         for (;;) {
           const response = await fetch(`${daemon.publicUrl}/${payment.id}/status.json`);
-          const body = (await response.json()) as { status: string };
+          const body = (await response.json()) as { status?: string };
+          if (!response.ok) throw new Error(`status.json answered ${response.status}`);
           if (body.status !== "waiting") break;
           if (performance.now() - minedAt > pollIntervalMs * 3 + 10_000) {
             throw new Error(
@@ -103,8 +103,9 @@ export const detectPhase: Phase = {
           await sleep(2);
         }
         seen.push(performance.now() - minedAt);
-        ids.push(payment.id);
-        progress(`detect: payment ${ids.length}/${count} seen after ${seen.at(-1)?.toFixed(0)} ms`);
+        progress(
+          `detect: payment ${seen.length}/${count} seen after ${seen.at(-1)?.toFixed(0)} ms`,
+        );
       }
       // The last payments still need their confirming blocks.
       for (let i = 1; i < CONFIRMATIONS; i++) {
