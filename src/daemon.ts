@@ -6,7 +6,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer, type ServerType } from "@hono/node-server";
-import { createAddressDeriver } from "./addresses/index.ts";
+import { createFastAddressDeriver } from "./addresses/index.ts";
 import { createChainClient } from "./chain/client.ts";
 import { createHeadSubscription } from "./chain/heads.ts";
 import { type ChainWatcher, createChainWatcher } from "./chain/watcher.ts";
@@ -76,7 +76,7 @@ export async function startDaemon({
   let sender: PostbackSender | undefined;
   const payments = createPayments({
     db,
-    deriver: createAddressDeriver({ xpub: config.wallet.xpub }),
+    deriver: createFastAddressDeriver({ xpub: config.wallet.xpub }),
     clock,
     logger,
     chainId: config.chain.chainId,

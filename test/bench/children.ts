@@ -1,0 +1,152 @@
+/**
+ * Child processes of the bench: the daemon and the baseline servers, started
+ * the same way (node --import tsx, IPC channel for "ready" and "stop"), and
+ * what the bench reads about them from /proc.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ConfigInput } from "../../src/config/index.ts";
+import type { BaselineChildMessage, BaselineSpec } from "./baseline-child.ts";
+import type { DaemonChildMessage } from "./daemon-child.ts";
+
+const DAEMON_CHILD = fileURLToPath(new URL("./daemon-child.ts", import.meta.url));
+const BASELINE_CHILD = fileURLToPath(new URL("./baseline-child.ts", import.meta.url));
+
+export type Child = {
+  pid: number;
+  /** Asks the child to stop and waits for it to exit (kills it after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+};
+
+/** Where --cpu-prof writes, when the bench runs with --profile DIR. */
+export type ProfileOption = { dir: string; name: string } | undefined;
+
+function spawnChild<T extends { type: string }>({
+  script,
+  env,
+  profile,
+}: {
+  script: string;
+  env: Record<string, string>;
+  profile?: ProfileOption;
+}): Promise<{ child: ChildProcess; ready: T; stderr: () => string }> {
+  const child = fork(script, [], {
+    execArgv: [
+      "--import",
+      "tsx",
+      ...(profile
+        ? // One folder per child: tsx's loader thread writes a profile of its own.
+          ["--cpu-prof", `--cpu-prof-dir=${join(profile.dir, profile.name)}`]
+        : []),
+    ],
+    env: { ...process.env, ...env },
+    // NOTE: stderr (the daemon's JSON logs) goes to a pipe read here, as it
+    // goes to journald in production. A log file on the database's file
+    // system would make every fsync of the database also flush the log.
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  const chunks: Buffer[] = [];
+  child.stderr?.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const stderr = () => Buffer.concat(chunks).toString("utf8");
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) =>
+      reject(
+        new Error(
+          `${script} exited with code ${code} before it was ready: ${stderr().slice(-2000)}`,
+        ),
+      );
+    child.once("exit", onExit);
+    child.once("error", reject);
+    child.on("message", (message: T | { type: "error"; message: string }) => {
+      if (message.type === "error") {
+        reject(new Error(`${script}: ${(message as { message: string }).message}`));
+      } else if (message.type === "ready") {
+        child.off("exit", onExit);
+        resolve({ child, ready: message as T, stderr });
+      }
+    });
+  });
+}
+
+function stopper(child: ChildProcess): (graceMs?: number) => Promise<void> {
+  return (graceMs = 10_000) =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (child.connected) child.send({ type: "stop" });
+      else child.kill("SIGTERM");
+    });
+}
+
+export type DaemonChild = Child & {
+  privateUrl: string;
+  publicUrl: string;
+  /** Date.now() in the child just before it called startDaemon. */
+  startingAt: number;
+  /** The daemon's log so far (JSON lines). */
+  logs(): string;
+};
+
+/** Starts the daemon in a child process with `config`, at its configured log level. */
+export async function spawnDaemon({
+  config,
+  profile,
+}: {
+  config: ConfigInput;
+  profile?: ProfileOption;
+}): Promise<DaemonChild> {
+  const { child, ready, stderr } = await spawnChild<Extract<DaemonChildMessage, { type: "ready" }>>(
+    {
+      script: DAEMON_CHILD,
+      env: { BENCH_DAEMON_CONFIG: JSON.stringify(config) },
+      profile,
+    },
+  );
+  return {
+    pid: child.pid as number,
+    privateUrl: ready.privateUrl,
+    publicUrl: ready.publicUrl,
+    startingAt: ready.startingAt,
+    logs: stderr,
+    stop: stopper(child),
+  };
+}
+
+/** Starts a baseline server (see baseline-child.ts) in a child process. */
+export async function spawnBaseline(
+  spec: BaselineSpec,
+  profile?: ProfileOption,
+): Promise<Child & { url: string }> {
+  const { child, ready } = await spawnChild<BaselineChildMessage>({
+    script: BASELINE_CHILD,
+    env: { BENCH_BASELINE: JSON.stringify(spec) },
+    profile,
+  });
+  return { pid: child.pid as number, url: ready.url, stop: stopper(child) };
+}
+
+/** Resident and peak resident memory of a process, in MB (VmRSS and VmHWM of /proc/<pid>/status). */
+export function memoryOf(pid: number): { rssMb: number; hwmMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
+    return Number(match[1]);
+  };
+  return { rssMb: kb("VmRSS") / 1024, hwmMb: kb("VmHWM") / 1024 };
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+  return ticks * 10; // USER_HZ is 100 on Linux
+}

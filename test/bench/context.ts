@@ -1,0 +1,40 @@
+/** What every phase of the bench gets. */
+import { DEV_XPUB } from "../../src/chain/anvil.ts";
+import type { ConfigInput } from "../../src/config/index.ts";
+import type { TestChain } from "../helpers/index.ts";
+import type { ProfileOption } from "./children.ts";
+import type { Figure } from "./report.ts";
+
+export type BenchContext = {
+  /** Seconds-long run that only checks every figure is produced. */
+  smoke: boolean;
+  /** A temp folder for databases and logs, deleted at the end. */
+  workDir: string;
+  /** anvil with the test token, mining only when told (shared by the daemon phases). */
+  chain: TestChain;
+  /** --cpu-prof options for a child process, when the bench runs with --profile DIR. */
+  profile(name: string): ProfileOption;
+  emit(figure: Figure): void;
+};
+
+/** The figures a phase promises, so a phase that fails still prints them (value null, ok false). */
+export type Phase = {
+  name: string;
+  figures: Array<{ name: string; unit: string }>;
+  run(context: BenchContext): Promise<void>;
+};
+
+/** The daemon's config for a bench phase: defaults everywhere except ports, chain and database. */
+export function daemonConfig(
+  chain: { rpcUrl: string; token: string },
+  dbPath: string,
+  chainOverrides: Partial<ConfigInput["chain"]> = {},
+): ConfigInput {
+  return {
+    chain: { rpcUrl: chain.rpcUrl, chainId: 31337, token: chain.token, ...chainOverrides },
+    wallet: { xpub: DEV_XPUB },
+    private: { host: "127.0.0.1", port: 0 },
+    public: { host: "127.0.0.1", port: 0 },
+    database: { path: dbPath },
+  };
+}

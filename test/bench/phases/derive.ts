@@ -1,0 +1,52 @@
+/**
+ * derive_per_s: deposit addresses derived per second on one core (this
+ * thread), with the daemon's fast deriver; the baseline is @scure/bip32's
+ * `deriveChild`, the reference implementation.
+ */
+import {
+  type AddressDeriver,
+  createAddressDeriver,
+  createFastAddressDeriver,
+} from "../../../src/addresses/index.ts";
+import { DEV_XPUB } from "../../../src/chain/anvil.ts";
+import type { Phase } from "../context.ts";
+import { figure, median, progress } from "../report.ts";
+
+/** Derives consecutive indexes from `start` for `ms` milliseconds; returns addresses per second. */
+function rate(deriver: AddressDeriver, start: number, ms: number): number {
+  let index = start;
+  const began = performance.now();
+  let elapsed = 0;
+  while (elapsed < ms) {
+    for (let i = 0; i < 16; i++) deriver.derive(index++);
+    elapsed = performance.now() - began;
+  }
+  return ((index - start) / elapsed) * 1000;
+}
+
+export const derivePhase: Phase = {
+  name: "derive",
+  figures: [{ name: "derive_per_s", unit: "addresses/s" }],
+  async run({ smoke, emit }) {
+    const roundMs = smoke ? 200 : 1500;
+    const fast = createFastAddressDeriver({ xpub: DEV_XPUB });
+    const reference = createAddressDeriver({ xpub: DEV_XPUB });
+    rate(fast, 10_000_000, roundMs / 3); // warm-up (JIT)
+    rate(reference, 20_000_000, roundMs / 3);
+    const fastRates: number[] = [];
+    const referenceRates: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      fastRates.push(rate(fast, round * 1_000_000, roundMs));
+      referenceRates.push(rate(reference, round * 1_000_000 + 500_000, roundMs / 2));
+      progress(
+        `derive round ${round + 1}/3: fast ${fastRates.at(-1)?.toFixed(0)}/s, @scure/bip32 ${referenceRates.at(-1)?.toFixed(0)}/s`,
+      );
+    }
+    emit(
+      figure("derive_per_s", median(fastRates), "addresses/s", {
+        baseline: median(referenceRates),
+        target: { on: "value", op: ">=", limit: 5000 },
+      }),
+    );
+  },
+};
