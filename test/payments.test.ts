@@ -1,15 +1,16 @@
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
 import type { BlockHeader, TokenTransfer } from "../src/chain/types.ts";
 import { createPayments } from "../src/payments/index.ts";
 import { openDatabase } from "../src/store/index.ts";
-import { silentLogger, skewedClock, TEST_TOKEN, tokens } from "./helpers/index.ts";
+import { silentLogger, skewedClock, TEST_TOKEN, tempDir, tokens } from "./helpers/index.ts";
 
 /** The payment logic fed synthetic batches, as the watcher would hand them over. */
-function setup() {
+function setup(path = ":memory:") {
   const clock = skewedClock();
-  const db = openDatabase({ path: ":memory:" });
+  const db = openDatabase({ path });
   const payments = createPayments({
     db,
     deriver: createAddressDeriver({ xpub: DEV_XPUB }),
@@ -99,5 +100,48 @@ describe("late funds and the monitoring window", () => {
       transfer(p.address, 2n, 1, 0),
     ]);
     expect(kept.map((t) => t.to)).toEqual([p.address]);
+  });
+});
+
+describe("status.json cache", () => {
+  test("a cached body follows every write and the deadline", () => {
+    const { clock, payments, block, transfer } = setup();
+    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const first = payments.statusJson(p.id);
+    expect(JSON.parse(first as string)).toMatchObject({ status: "waiting", paid_amount: "0" });
+    expect(payments.statusJson(p.id)).toBe(first);
+    const b = block();
+    payments.sink.applyBatch({
+      fromBlock: b.number,
+      toBlock: b.number,
+      blocks: [b],
+      head: b.number,
+      transfers: [transfer(p.address, 10_000_000n, b.number, 0)],
+    });
+    expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({
+      status: "seen",
+      paid_amount: "0.1",
+    });
+    // No write at all: the deadline alone turns it expired.
+    clock.skewMs += 3600 * 1000;
+    expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({ status: "expired" });
+    expect(payments.statusJson("0000000000000000")).toBeUndefined();
+  });
+
+  test("a write by another connection (a CLI command) invalidates it too", () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir.path, "cache.sqlite");
+      const { db, payments } = setup(path);
+      const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+      expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("waiting");
+      const other = openDatabase({ path });
+      other.prepare("UPDATE payments SET cancelled_at = 1 WHERE id = ?").run(p.id);
+      other.close();
+      expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("cancelled");
+      db.close();
+    } finally {
+      dir.cleanup();
+    }
   });
 });

@@ -84,6 +84,12 @@ export type Payments = {
   get(id: string): PaymentRow | undefined;
   status(row: PaymentRow): PaymentStatus;
   view(id: string): StatusView | undefined;
+  /**
+   * status.json's body for `id` (undefined: no such payment), served from a
+   * cache that any write to the database (by this daemon or another
+   * process) or the payment's deadline passing invalidates.
+   */
+  statusJson(id: string): string | undefined;
   /** The chain watcher's consumer. */
   sink: ChainSink;
   store: PaymentStore;
@@ -97,6 +103,9 @@ export type Payments = {
 function deadlineOf(row: Pick<PaymentRow, "expires_at" | "cancelled_at">): number {
   return row.cancelled_at === null ? row.expires_at : Math.min(row.expires_at, row.cancelled_at);
 }
+
+/** Status bodies cached at most (then the cache starts over): a few MB. */
+const STATUS_CACHE_SIZE = 20_000;
 
 export const EVENT_PAYMENT_PAID = "payment.paid";
 export const EVENT_PAYMENT_PAID_LATE = "payment.paid_late";
@@ -137,6 +146,13 @@ export function createPayments({
   const store = createPaymentStore(db);
   const events = createEventStore(db);
   const log = logger.child({ module: "payments" });
+  // NOTE: total_changes() counts this connection's writes, data_version the
+  // other connections' (CLI commands): together they change on any write.
+  const versionQuery = db
+    .prepare("SELECT total_changes() || ':' || data_version FROM pragma_data_version()")
+    .pluck();
+  const dataVersion = () => versionQuery.get() as string;
+  const statusCache = new Map<string, { body: string; version: string; validUntil: number }>();
 
   const insertPayment = db.transaction((params: NewPayment) => {
     // NOTE: the order-id lookup and the insert share one transaction, so
@@ -422,41 +438,64 @@ export function createPayments({
     },
     get: (id) => store.getPayment(id),
     status: (row) => status(row),
-    view(id) {
+    view,
+    statusJson(id) {
+      const version = dataVersion();
+      const now = clock.now();
+      const hit = statusCache.get(id);
+      if (hit && hit.version === version && now < hit.validUntil) return hit.body;
       const row = store.getPayment(id);
       if (!row) return undefined;
-      const head = store.getCursor()?.head_number ?? 0;
-      const amount = BigInt(row.amount);
-      const paid = BigInt(row.paid_amount);
-      const late = BigInt(row.late_amount);
-      const transfers = row.seen_at === null ? [] : store.transfersOf(row.id);
-      return {
-        address: row.address,
-        amount: formatAmount(amount, decimals),
-        seen_at: row.seen_at === null ? null : toUnixSeconds(row.seen_at),
-        paid_at: row.paid_at === null ? null : toUnixSeconds(row.paid_at),
-        tx_hash: row.tx_hash,
-        status: status(row),
-        paid_amount: formatAmount(paid, decimals),
-        confirmations: confirmationsOf(row.block_number, head),
-        required_confirmations: requiredConfirmations,
-        expires_at: toUnixSeconds(row.expires_at),
-        late: late > 0n,
-        paid_late: row.paid_late_at !== null,
-        late_amount: formatAmount(late, decimals),
-        overpaid_amount: formatAmount(paid > amount ? paid - amount : 0n, decimals),
-        reorged_after_paid: row.reorged_after_paid_at !== null,
-        transfers: transfers.map((t) => ({
-          tx_hash: t.tx_hash,
-          amount: formatAmount(BigInt(t.value), decimals),
-          block_number: t.block_number,
-          confirmations: confirmationsOf(t.block_number, head),
-          late: isLate({ blockTimestamp: t.block_timestamp }, deadlineOf(row)),
-        })),
-      };
+      const body = JSON.stringify(viewOf(row));
+      if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
+      // The status turns "expired" at the deadline with no write: the entry
+      // must not outlive it.
+      statusCache.set(id, {
+        body,
+        version,
+        validUntil: now < row.expires_at ? row.expires_at : Infinity,
+      });
+      return body;
     },
     sink,
     store,
     events,
   };
+
+  function view(id: string): StatusView | undefined {
+    const row = store.getPayment(id);
+    return row ? viewOf(row) : undefined;
+  }
+
+  function viewOf(row: PaymentRow): StatusView {
+    const head = store.getCursor()?.head_number ?? 0;
+    const amount = BigInt(row.amount);
+    const paid = BigInt(row.paid_amount);
+    const late = BigInt(row.late_amount);
+    const transfers = row.seen_at === null ? [] : store.transfersOf(row.id);
+    return {
+      address: row.address,
+      amount: formatAmount(amount, decimals),
+      seen_at: row.seen_at === null ? null : toUnixSeconds(row.seen_at),
+      paid_at: row.paid_at === null ? null : toUnixSeconds(row.paid_at),
+      tx_hash: row.tx_hash,
+      status: status(row),
+      paid_amount: formatAmount(paid, decimals),
+      confirmations: confirmationsOf(row.block_number, head),
+      required_confirmations: requiredConfirmations,
+      expires_at: toUnixSeconds(row.expires_at),
+      late: late > 0n,
+      paid_late: row.paid_late_at !== null,
+      late_amount: formatAmount(late, decimals),
+      overpaid_amount: formatAmount(paid > amount ? paid - amount : 0n, decimals),
+      reorged_after_paid: row.reorged_after_paid_at !== null,
+      transfers: transfers.map((t) => ({
+        tx_hash: t.tx_hash,
+        amount: formatAmount(BigInt(t.value), decimals),
+        block_number: t.block_number,
+        confirmations: confirmationsOf(t.block_number, head),
+        late: isLate({ blockTimestamp: t.block_timestamp }, deadlineOf(row)),
+      })),
+    };
+  }
 }

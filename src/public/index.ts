@@ -84,9 +84,9 @@ export function createPublicResponder({
       const statusRoute = isRead && request.path.endsWith("/status.json");
       return { status: 404, headers: statusRoute ? NO_STORE : BASE_HEADERS, body: NOT_FOUND };
     }
-    const view = payments.view(match[1] as string);
-    if (!view) return { status: 404, headers: NO_STORE, body: NOT_FOUND };
-    return { status: 200, headers: NO_STORE, body: JSON.stringify(view) };
+    const body = payments.statusJson(match[1] as string);
+    if (body === undefined) return { status: 404, headers: NO_STORE, body: NOT_FOUND };
+    return { status: 200, headers: NO_STORE, body };
   };
 }
 
@@ -116,7 +116,8 @@ export function createPublicListener(
         body: JSON.stringify({ error: "internal error" }),
       };
     }
-    res.writeHead(out.status, { ...out.headers, "content-length": Buffer.byteLength(out.body) });
+    res.setHeader("content-length", Buffer.byteLength(out.body));
+    res.writeHead(out.status, out.headers);
     res.end(req.method === "HEAD" ? undefined : out.body);
   };
 }

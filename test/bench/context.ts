@@ -24,7 +24,7 @@ export type Phase = {
   run(context: BenchContext): Promise<void>;
 };
 
-/** The daemon's config for a bench phase: defaults everywhere except ports, chain and database. */
+/** The daemon's config for a bench phase: defaults everywhere except ports, chain, database, the rate limit and loopback postbacks. */
 export function daemonConfig(
   chain: { rpcUrl: string; token: string },
   dbPath: string,
@@ -34,7 +34,11 @@ export function daemonConfig(
     chain: { rpcUrl: chain.rpcUrl, chainId: 31337, token: chain.token, ...chainOverrides },
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
-    public: { host: "127.0.0.1", port: 0 },
+    // NOTE: all the load comes from one IP here; real shoppers each poll from
+    // their own, so the per-IP limit is off to measure serving capacity.
+    public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
+    // The bench's postback receiver listens on loopback (refused by default).
+    postbacks: { allowTargets: ["127.0.0.1/32"] },
     database: { path: dbPath },
   };
 }
