@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAdaptorServer, type ServerType } from "@hono/node-server";
 import { createFastAddressDeriver } from "./addresses/index.ts";
+import { createAddressPool } from "./addresses/pool.ts";
 import { createChainClient } from "./chain/client.ts";
 import { createHeadSubscription } from "./chain/heads.ts";
 import { type ChainWatcher, createChainWatcher } from "./chain/watcher.ts";
@@ -74,9 +75,17 @@ export async function startDaemon({
   shutdown.add(() => db.close());
 
   let sender: PostbackSender | undefined;
+  // Addresses are derived ahead in a worker thread; an index it has not
+  // reached yet is derived on the spot (same addresses, tested).
+  const addresses = createAddressPool({
+    xpub: config.wallet.xpub,
+    fallback: createFastAddressDeriver({ xpub: config.wallet.xpub }),
+    logger,
+  });
+  shutdown.add(() => addresses.close());
   const payments = createPayments({
     db,
-    deriver: createFastAddressDeriver({ xpub: config.wallet.xpub }),
+    deriver: addresses,
     clock,
     logger,
     chainId: config.chain.chainId,
@@ -88,6 +97,7 @@ export async function startDaemon({
     keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
     onEvents: () => sender?.wake(),
   });
+  addresses.prefetch(payments.store.peekIndex());
   const guard = createTargetGuard({
     allowTargets: config.postbacks.allowTargets,
     connectTimeoutMs: config.postbacks.timeoutMs,

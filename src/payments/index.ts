@@ -81,6 +81,12 @@ export type Payments = {
    * amount it throws OrderIdConflictError.
    */
   create(params: NewPayment): PaymentRow & { created: boolean };
+  /**
+   * The same as `create`, but grouped with the other creates of this turn of
+   * the event loop into one transaction: one fsync for all of them (group
+   * commit). Resolves once the payment is committed, so it is as durable.
+   */
+  createDurably(params: NewPayment): Promise<PaymentRow & { created: boolean }>;
   get(id: string): PaymentRow | undefined;
   status(row: PaymentRow): PaymentStatus;
   view(id: string): StatusView | undefined;
@@ -127,7 +133,8 @@ export function createPayments({
   onEvents = () => {},
 }: {
   db: Db;
-  deriver: AddressDeriver;
+  /** With `prefetch` (an address pool), told the next index after each create. */
+  deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
   clock: Clock;
   logger: Logger;
   chainId: number;
@@ -184,6 +191,63 @@ export function createPayments({
     store.insertPayment(row);
     return { ...(store.getPayment(row.id) as PaymentRow), created: true };
   });
+
+  function createOne(params: NewPayment): PaymentRow & { created: boolean } {
+    // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return insertPayment(params);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        // UNIQUE: another connection inserted the same order id first; the retry finds it.
+        if (
+          attempt < 3 &&
+          (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
+        )
+          continue;
+        throw error;
+      }
+    }
+  }
+
+  type Queued = {
+    params: NewPayment;
+    resolve(row: PaymentRow & { created: boolean }): void;
+    reject(error: unknown): void;
+  };
+  const queue: Queued[] = [];
+  // NOTE: each create is a nested transaction (a savepoint), so one failing
+  // (an order_id conflict) rolls back alone; the outer commit is the one fsync.
+  const insertAll = db.transaction((batch: Queued[]) =>
+    batch.map((item) => {
+      try {
+        return { row: createOne(item.params) };
+      } catch (error) {
+        return { error };
+      }
+    }),
+  );
+  function flushQueue() {
+    const batch = queue.splice(0);
+    let results: ReturnType<typeof insertAll>;
+    try {
+      results = insertAll(batch);
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    let next = -1;
+    results.forEach((result, i) => {
+      const item = batch[i] as Queued;
+      if ("row" in result && result.row) {
+        next = Math.max(next, result.row.derivation_index + 1);
+        item.resolve(result.row);
+      } else {
+        item.reject((result as { error: unknown }).error);
+      }
+    });
+    if (next >= 0) deriver.prefetch?.(next);
+  }
 
   function status(row: PaymentRow, now = clock.now()): PaymentStatus {
     if (row.paid_at !== null) return "paid";
@@ -420,21 +484,15 @@ export function createPayments({
 
   return {
     create(params) {
-      // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return insertPayment(params);
-        } catch (error) {
-          const code = (error as { code?: string }).code;
-          // UNIQUE: another connection inserted the same order id first; the retry finds it.
-          if (
-            attempt < 3 &&
-            (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
-          )
-            continue;
-          throw error;
-        }
-      }
+      const row = createOne(params);
+      deriver.prefetch?.(row.derivation_index + 1);
+      return row;
+    },
+    createDurably(params) {
+      return new Promise((resolve, reject) => {
+        queue.push({ params, resolve, reject });
+        if (queue.length === 1) setImmediate(flushQueue);
+      });
     },
     get: (id) => store.getPayment(id),
     status: (row) => status(row),

@@ -81,7 +81,7 @@ export function seedPayments({
         derivation_index: first + i,
         address,
         data: '{"order_id":"444"}',
-        postback_url: "https://shop.example/payment_complete",
+        postback_url: "http://127.0.0.1:9/payment_complete",
         created_at: createdAt,
         expires_at: createdAt + DAY_MS,
         seen_at: paid ? createdAt + 60_000 : null,

@@ -79,7 +79,7 @@ export function startPaymentMethod({
 
       let row: ReturnType<Payments["create"]>;
       try {
-        row = payments.create({
+        row = await payments.createDurably({
           amount: amount.value,
           data,
           postbackUrl,

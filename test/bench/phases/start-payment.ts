@@ -24,7 +24,8 @@ const BODY = JSON.stringify({
   params: {
     amount: "0.29",
     data: { order_id: "444" },
-    postback_url: "https://shop.example/payment_complete",
+    // An IP literal: the SSRF guard resolves names, and the bench asks no DNS server.
+    postback_url: "http://127.0.0.1:9/payment_complete",
   },
 });
 
