@@ -11,7 +11,12 @@ describe("address pool (worker thread)", () => {
     const fast = createFastAddressDeriver({ xpub: DEV_XPUB });
     const pool = createAddressPool({
       xpub: DEV_XPUB,
-      fallback: { derive: (i) => (fallbacks++, fast.derive(i)) },
+      fallback: {
+        derive(i) {
+          fallbacks++;
+          return fast.derive(i);
+        },
+      },
       logger: silentLogger,
       ahead: 600,
       chunk: 200,
