@@ -97,7 +97,6 @@ export async function startDaemon({
     keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
     onEvents: () => sender?.wake(),
   });
-  addresses.prefetch(payments.store.peekIndex());
   const guard = createTargetGuard({
     allowTargets: config.postbacks.allowTargets,
     connectTimeoutMs: config.postbacks.timeoutMs,

@@ -46,6 +46,51 @@ describe("address pool (worker thread)", () => {
   });
 });
 
+describe("address pool lifecycle", () => {
+  test("the worker stops when idle (its cache goes with it) and starts again on the next payment", async () => {
+    let fallbacks = 0;
+    const fast = createFastAddressDeriver({ xpub: DEV_XPUB });
+    const pool = createAddressPool({
+      xpub: DEV_XPUB,
+      fallback: {
+        derive(i) {
+          fallbacks++;
+          return fast.derive(i);
+        },
+      },
+      logger: silentLogger,
+      ahead: 100,
+      chunk: 100,
+      idleMs: 100,
+    });
+    try {
+      // Nothing started before the first payment: everything is derived on the spot.
+      pool.derive(0);
+      expect(fallbacks).toBe(1);
+      pool.prefetch(1);
+      await waitFor(() => {
+        const before = fallbacks;
+        pool.derive(50);
+        return fallbacks === before;
+      });
+      // Idle: the worker stops and its addresses are dropped.
+      await waitFor(() => {
+        const before = fallbacks;
+        pool.derive(60);
+        return fallbacks > before;
+      });
+      pool.prefetch(200);
+      await waitFor(() => {
+        const before = fallbacks;
+        pool.derive(250);
+        return fallbacks === before;
+      });
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe("group commit", () => {
   test("concurrent creates commit together; each gets its own index; one failing does not fail the others", async () => {
     const { payments, db } = paymentsOn();

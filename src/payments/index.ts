@@ -111,7 +111,7 @@ function deadlineOf(row: Pick<PaymentRow, "expires_at" | "cancelled_at">): numbe
 }
 
 /** Status bodies cached at most (then the cache starts over): a few MB. */
-const STATUS_CACHE_SIZE = 20_000;
+const STATUS_CACHE_SIZE = 10_000;
 
 export const EVENT_PAYMENT_PAID = "payment.paid";
 export const EVENT_PAYMENT_PAID_LATE = "payment.paid_late";

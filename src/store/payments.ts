@@ -78,7 +78,6 @@ export type PaymentStore = ReturnType<typeof createPaymentStore>;
 
 export function createPaymentStore(db: Db) {
   const statements = {
-    peekIndex: db.prepare("SELECT value FROM counters WHERE name = 'derivation_index'").pluck(),
     nextIndex: db.prepare(
       "UPDATE counters SET value = value + 1 WHERE name = 'derivation_index' RETURNING value - 1 AS value",
     ),
@@ -143,10 +142,6 @@ export function createPaymentStore(db: Db) {
 
   return {
     /** Takes the next derivation index. Call inside the transaction that inserts the payment. */
-    /** The index the next payment will get. */
-    peekIndex(): number {
-      return statements.peekIndex.get() as number;
-    },
     allocateIndex(): number {
       const row = statements.nextIndex.get() as { value: number } | undefined;
       if (!row) throw new Error("derivation counter missing");
