@@ -1,24 +1,15 @@
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { createAddressDeriver } from "../src/addresses/index.ts";
-import { DEV_XPUB } from "../src/chain/anvil.ts";
 import type { BlockHeader, TokenTransfer } from "../src/chain/types.ts";
-import { createPayments } from "../src/payments/index.ts";
 import { openDatabase } from "../src/store/index.ts";
-import { silentLogger, skewedClock, TEST_TOKEN, tempDir, tokens } from "./helpers/index.ts";
+import { paymentsOn, skewedClock, tempDir, tokens } from "./helpers/index.ts";
 
 /** The payment logic fed synthetic batches, as the watcher would hand them over. */
 function setup(path = ":memory:") {
   const clock = skewedClock();
-  const db = openDatabase({ path });
-  const payments = createPayments({
-    db,
-    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
+  const { db, payments } = paymentsOn({
+    path,
     clock,
-    logger: silentLogger,
-    chainId: 31337,
-    token: TEST_TOKEN,
-    decimals: 8,
     requiredConfirmations: 1,
     expiresAfterSeconds: 3600,
     monitorForSeconds: 86_400,

@@ -236,11 +236,17 @@ export function paymentsOn({
   db,
   path = ":memory:",
   token = TEST_TOKEN,
+  ...overrides
 }: {
   db?: Db;
   path?: string;
   token?: string;
-} = {}) {
+} & Partial<
+  Pick<
+    Parameters<typeof createPayments>[0],
+    "clock" | "requiredConfirmations" | "expiresAfterSeconds" | "monitorForSeconds"
+  >
+> = {}) {
   const database = db ?? openDatabase({ path });
   const payments = createPayments({
     db: database,
@@ -252,6 +258,7 @@ export function paymentsOn({
     decimals: 8,
     requiredConfirmations: 3,
     expiresAfterSeconds: 86_400,
+    ...overrides,
   });
   return { db: database, payments };
 }

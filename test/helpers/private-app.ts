@@ -4,21 +4,17 @@
  */
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import { createAddressDeriver } from "../../src/addresses/index.ts";
-import { DEV_XPUB } from "../../src/chain/anvil.ts";
 import type { Clock } from "../../src/internal/clock.ts";
-import { createPayments } from "../../src/payments/index.ts";
 import { createPublicApp } from "../../src/public/index.ts";
 import { createAllowlist } from "../../src/rpc/allowlist.ts";
 import type { ApiKeyEntry } from "../../src/rpc/api-keys.ts";
 import { createPrivateApp } from "../../src/rpc/index.ts";
-import { openDatabase } from "../../src/store/index.ts";
-import { silentLogger } from "./index.ts";
+import { paymentsOn, silentLogger } from "./index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON-RPC bodies
 export type Json = any;
 
-export const TEST_TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+export { TEST_TOKEN } from "./index.ts";
 
 /** A clock at a fixed time that only moves when told to. */
 export function manualClock(start = 1_800_000_000_000): Clock & { advance(ms: number): void } {
@@ -39,19 +35,8 @@ export function setupApps({
   rateLimit = undefined as { windowMs: number; max: number } | undefined,
   publicTrustProxy = undefined as string[] | undefined,
 } = {}) {
-  const db = openDatabase({ path: ":memory:" });
   const clock = manualClock();
-  const payments = createPayments({
-    db,
-    deriver: createAddressDeriver({ xpub: DEV_XPUB }),
-    clock,
-    logger: silentLogger,
-    chainId: 31337,
-    token: TEST_TOKEN,
-    decimals: 8,
-    requiredConfirmations: 3,
-    expiresAfterSeconds: 86_400,
-  });
+  const { db, payments } = paymentsOn({ clock });
   const app = createPrivateApp({
     payments,
     allowlist: createAllowlist({ allow }),
