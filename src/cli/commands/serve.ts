@@ -17,6 +17,7 @@ Secrets may come from the environment instead of the file:
   OXBTCPAY_XPUB             wallet.xpub
   OXBTCPAY_RPC_URL          chain.rpcUrl
   OXBTCPAY_POSTBACK_SECRET  postbacks.secret
+  OXBTCPAY_POSTBACK_PREVIOUS_SECRETS  postbacks.previousSecrets (space- or comma-separated)
 
 Example:
   0xbtcpay serve --config config/production.json`,
