@@ -285,4 +285,18 @@ describe("config", () => {
       }
     });
   });
+
+  test("the chain-watching and late-funds keys reject bad values, naming the key", () => {
+    expect(
+      issuesOf({
+        ...minimal,
+        chain: { ...minimal.chain, finalityDepth: 0, wsUrl: "https://not-a-socket" },
+        payments: { monitorFor: "a while" },
+      }),
+    ).toEqual([
+      "chain.finalityDepth: Too small: expected number to be >=1",
+      "chain.wsUrl: expected a ws(s) URL",
+      'payments.monitorFor: expected a duration such as "15m", "24h", "7d" or a whole number of seconds',
+    ]);
+  });
 });

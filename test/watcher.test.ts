@@ -9,7 +9,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
-import { parseConfig } from "../src/config/index.ts";
+import { type ConfigInput, parseConfig } from "../src/config/index.ts";
 import type { Daemon } from "../src/daemon.ts";
 import {
   anvilCall,
@@ -390,6 +390,24 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     return { start, hashes };
   }
 
+  /**
+   * A daemon on a fresh database holding the three payments of `paidHistory`,
+   * scanning through `rpcUrl` from `chain.startBlock`; resolves once all three
+   * are paid with the expected transactions.
+   */
+  async function catchUpThrough(
+    rpcUrl: string,
+    hashes: Hex[],
+    chainConfig: Partial<ConfigInput["chain"]>,
+  ) {
+    const dbPath = newDbPath();
+    const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
+    const d = await daemon(dbPath, { chain: chainConfig }, { rpcUrl });
+    for (const [i, row] of rows.entries())
+      expect((await paidView(d, row.id)).tx_hash).toBe(hashes[i]);
+    return d;
+  }
+
   const limitErrors: Array<[string, (call: RpcCall, from: number) => ReturnType<typeof rpcError>]> =
     [
       [
@@ -437,15 +455,11 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
         const from = Number(filter.fromBlock);
         return Number(filter.toBlock) - from + 1 > 10 ? error(call, from) : undefined;
       });
-      const dbPath = newDbPath();
-      const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
-      const d = await daemon(
-        dbPath,
-        { chain: { startBlock: start, finalityDepth: 5, maxBlockRange: 100 } },
-        { rpcUrl: proxy.url },
-      );
-      for (const [i, row] of rows.entries())
-        expect((await paidView(d, row.id)).tx_hash).toBe(hashes[i]);
+      const d = await catchUpThrough(proxy.url, hashes, {
+        startBlock: start,
+        finalityDepth: 5,
+        maxBlockRange: 100,
+      });
       const stats = d.watcher.stats();
       expect(stats.rangeShrinks).toBeGreaterThanOrEqual(1);
       expect(stats.range).toBeLessThanOrEqual(15);
@@ -470,15 +484,11 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
       if (getLogs === 4) return rpcError(call, -32005, "project ID request rate exceeded");
       return undefined;
     });
-    const dbPath = newDbPath();
-    const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
-    const d = await daemon(
-      dbPath,
-      { chain: { startBlock: start, finalityDepth: 5, maxBlockRange: 30 } },
-      { rpcUrl: proxy.url },
-    );
-    for (const [i, row] of rows.entries())
-      expect((await paidView(d, row.id)).tx_hash).toBe(hashes[i]);
+    const d = await catchUpThrough(proxy.url, hashes, {
+      startBlock: start,
+      finalityDepth: 5,
+      maxBlockRange: 30,
+    });
     expect(d.watcher.stats().rateLimited).toBe(2);
     // Retry-After: 1 honoured: the next eth_getLogs came no sooner (a lower bound only).
     expect(limitedAt).toHaveLength(1);
