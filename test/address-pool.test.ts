@@ -1,5 +1,9 @@
 import { describe, expect, test } from "vitest";
-import { createAddressDeriver, createFastAddressDeriver } from "../src/addresses/index.ts";
+import {
+  createAddressDeriver,
+  createFastAddressDeriver,
+  MAX_DERIVATION_INDEX,
+} from "../src/addresses/index.ts";
 import { createAddressPool } from "../src/addresses/pool.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
 import { paymentsOn, silentLogger, tokens, waitFor } from "./helpers/index.ts";
@@ -48,6 +52,40 @@ describe("address pool (worker thread)", () => {
       expect(count()).toBe(before);
       // An index the pool never reached is derived on the spot, the same.
       expect(pool.derive(50_000)).toBe(reference.derive(50_000));
+      expect(count()).toBe(before + 1);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe("address pool at the end of the index range", () => {
+  test("a chunk the worker cannot derive whole still gives the indexes it can; the rest fail on the spot", async () => {
+    const reference = createAddressDeriver({ xpub: DEV_XPUB });
+    const { fallback, count } = countingFallback();
+    const pool = createAddressPool({
+      xpub: DEV_XPUB,
+      fallback,
+      logger: silentLogger,
+      ahead: 100,
+      chunk: 100,
+    });
+    try {
+      // One chunk from MAX - 49: 50 valid indexes, then 50 past the last one.
+      pool.prefetch(MAX_DERIVATION_INDEX - 49);
+      const address = await waitFor(
+        () => {
+          const before = count();
+          const address = pool.derive(MAX_DERIVATION_INDEX);
+          return count() === before && address;
+        },
+        { what: "the last index from the worker" },
+      );
+      expect(address).toBe(reference.derive(MAX_DERIVATION_INDEX));
+      const before = count();
+      expect(() => pool.derive(MAX_DERIVATION_INDEX + 1)).toThrow(
+        "derivation index out of range: 2147483648",
+      );
       expect(count()).toBe(before + 1);
     } finally {
       await pool.close();

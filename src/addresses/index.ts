@@ -8,7 +8,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { HDKey } from "@scure/bip32";
 import { KeyError } from "../internal/errors.ts";
 
-export { createFastAddressDeriver } from "./fast.ts";
+export { type BatchAddressDeriver, createFastAddressDeriver } from "./fast.ts";
 
 /** BIP32 non-hardened indexes stop here. */
 export const MAX_DERIVATION_INDEX = 0x7fffffff;

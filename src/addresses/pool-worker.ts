@@ -8,8 +8,25 @@ import { createFastAddressDeriver } from "./fast.ts";
 
 const deriver = createFastAddressDeriver({ xpub: (workerData as { xpub: string }).xpub });
 
+/**
+ * A chunk in one batch; if that throws (an invalid BIP32 child, about 2^-127
+ * per index), one by one, leaving out the indexes that fail: the pool then
+ * derives those on the spot, where the payment gets the error.
+ */
+function deriveChunk(from: number, count: number): (string | null)[] {
+  try {
+    return deriver.deriveRange(from, count);
+  } catch {
+    return Array.from({ length: count }, (_, i) => {
+      try {
+        return deriver.derive(from + i);
+      } catch {
+        return null;
+      }
+    });
+  }
+}
+
 parentPort?.on("message", ({ from, count }: { from: number; count: number }) => {
-  const addresses: string[] = [];
-  for (let i = 0; i < count; i++) addresses.push(deriver.derive(from + i));
-  parentPort?.postMessage({ from, addresses });
+  parentPort?.postMessage({ from, addresses: deriveChunk(from, count) });
 });

@@ -22,12 +22,15 @@ export type AddressPool = AddressDeriver & {
   close(): Promise<void>;
 };
 
+/** Indexes the worker derives in one batch (one field inversion for all). */
+export const POOL_CHUNK = 512;
+
 export function createAddressPool({
   xpub,
   fallback,
   logger,
   ahead = 4096,
-  chunk = 512,
+  chunk = POOL_CHUNK,
   idleMs = 60_000,
 }: {
   xpub: string;
@@ -65,10 +68,12 @@ export function createAddressPool({
       const started = new Worker(new URL("./pool-worker.mjs", import.meta.url), {
         workerData: { xpub },
       });
-      started.on("message", ({ from, addresses }: { from: number; addresses: string[] }) => {
+      type Chunk = { from: number; addresses: (string | null)[] };
+      started.on("message", ({ from, addresses }: Chunk) => {
         if (worker !== started) return;
+        // null: an index the worker could not derive; derive() falls back for it.
         addresses.forEach((address, i) => {
-          ready.set(from + i, address);
+          if (address !== null) ready.set(from + i, address);
         });
       });
       started.on("error", (error) => {
