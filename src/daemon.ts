@@ -3,9 +3,10 @@
  * payment logic, chain watcher, postback sender and both HTTP ports.
  * The CLI's `serve` and `dev` commands and the tests start it through here.
  */
+
+import type { Server } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createAdaptorServer, type ServerType } from "@hono/node-server";
 import { createFastAddressDeriver } from "./addresses/index.ts";
 import { createAddressPool } from "./addresses/pool.ts";
 import { createChainClient } from "./chain/client.ts";
@@ -21,7 +22,7 @@ import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts"
 import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createPublicListener } from "./public/index.ts";
 import { createAllowlist } from "./rpc/allowlist.ts";
-import { createPrivateApp } from "./rpc/index.ts";
+import { createPrivateListener } from "./rpc/index.ts";
 import { type Db, openDatabase } from "./store/index.ts";
 
 export type Daemon = {
@@ -36,7 +37,7 @@ export type Daemon = {
   stop(): Promise<void>;
 };
 
-async function listen(server: ServerType, host: string, port: number): Promise<string> {
+async function listen(server: Server, host: string, port: number): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -49,7 +50,7 @@ async function listen(server: ServerType, host: string, port: number): Promise<s
   return `http://${shownHost}:${address.port}`;
 }
 
-function close(server: ServerType): Promise<void> {
+function close(server: Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     // Keep-alive sockets from pollers would hold close() open.
@@ -131,8 +132,8 @@ export async function startDaemon({
     startBlock: config.chain.startBlock,
   });
 
-  const privateServer = createAdaptorServer({
-    fetch: createPrivateApp({
+  const privateServer = createServer(
+    createPrivateListener({
       payments,
       allowlist: createAllowlist({ allow: config.private.allow }),
       trustProxy:
@@ -148,8 +149,8 @@ export async function startDaemon({
       },
       apiKeys: config.private.apiKeys,
       clock,
-    }).fetch,
-  });
+    }),
+  );
   const publicServer = createServer(
     createPublicListener({
       payments,

@@ -13,7 +13,7 @@ import { encodeCursor } from "../src/payments/list.ts";
 import { createAllowlist } from "../src/rpc/allowlist.ts";
 import { type ApiKeyEntry, generateApiKey, hashApiKey } from "../src/rpc/api-keys.ts";
 import { createPrivateApp } from "../src/rpc/index.ts";
-import { type Json, listenLocal, setupApps } from "./helpers/private-app.ts";
+import { type Json, listenNode, setupApps } from "./helpers/private-app.ts";
 
 const call = (method: string, params: unknown, id: unknown = 1) => ({
   jsonrpc: "2.0",
@@ -185,8 +185,8 @@ describe("start_payment: idempotency by order_id", () => {
   });
 
   test("10 concurrent calls over a real socket create exactly one payment", async () => {
-    const { app, nextIndex, countPayments } = setupApps();
-    const server = await listenLocal(app.fetch);
+    const { listener, nextIndex, countPayments } = setupApps();
+    const server = await listenNode(listener);
     try {
       const bodies: Json[] = await Promise.all(
         Array.from({ length: 10 }, (_, i) =>
@@ -766,9 +766,9 @@ describe("API keys", () => {
   });
 
   describe("over a real socket", () => {
-    let server: Awaited<ReturnType<typeof listenLocal>>;
+    let server: Awaited<ReturnType<typeof listenNode>>;
     beforeAll(async () => {
-      server = await listenLocal(setupApps({ apiKeys }).app.fetch);
+      server = await listenNode(setupApps({ apiKeys }).listener);
     });
     afterAll(() => server.close());
 
@@ -787,16 +787,16 @@ describe("API keys", () => {
   });
 });
 
-describe("private port over a real socket: bodies", () => {
-  let server: Awaited<ReturnType<typeof listenLocal>>;
+describe("private port over a real socket (the daemon's node:http listener): bodies", () => {
+  let server: Awaited<ReturnType<typeof listenNode>>;
   let apps: ReturnType<typeof setupApps>;
   /** Transfer-Encoding of each request as the server received it. */
   const encodings: Array<string | null> = [];
   beforeAll(async () => {
     apps = setupApps();
-    server = await listenLocal((request, env) => {
-      encodings.push(request.headers.get("transfer-encoding"));
-      return apps.app.fetch(request, env);
+    server = await listenNode((req, res) => {
+      encodings.push(req.headers["transfer-encoding"] ?? null);
+      apps.listener(req, res);
     });
   });
   afterAll(() => server.close());
@@ -861,6 +861,32 @@ describe("private port over a real socket: bodies", () => {
       body: JSON.stringify(start({ amount: "1", data: "z".repeat(70_000) })),
     });
     expect(response.status).toBe(413);
+  });
+
+  test("only POST / exists: other methods and paths are 404", async () => {
+    for (const [method, path] of [
+      ["GET", "/"],
+      ["POST", "/rpc"],
+      ["PUT", "/"],
+    ] as const) {
+      const response = await fetch(
+        `${server.url}${path}`,
+        method === "GET" ? { method } : { method, body: "{}" },
+      );
+      expect(response.status, `${method} ${path}`).toBe(404);
+      expect(await response.json()).toEqual({ error: "not found" });
+    }
+  });
+
+  test("a query string does not change the route; a UTF-8 byte order mark is ignored", async () => {
+    const response = await fetch(`${server.url}/?x=1`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: `\ufeff${JSON.stringify(start({ amount: "4" }))}`,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/json");
+    expect(((await response.json()) as Json).result.amount).toBe("4");
   });
 
   test("a batch and a notification over the socket", async () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { clientKey, createRateLimiter } from "../src/public/rate-limit.ts";
-import { type Json, listenLocal, setupApps } from "./helpers/private-app.ts";
+import { type Json, listenNode, setupApps } from "./helpers/private-app.ts";
 
 describe("rate limiter", () => {
   test("allows max per window per client, then refuses with the seconds left in the window", () => {
@@ -107,7 +107,7 @@ describe("public port rate limit", () => {
   });
 
   describe("over a real socket", () => {
-    let server: Awaited<ReturnType<typeof listenLocal>>;
+    let server: Awaited<ReturnType<typeof listenNode>>;
     let id: string;
     beforeAll(async () => {
       const apps = setupApps({ rateLimit: { windowMs: 3_600_000, max: 3 } });
@@ -116,7 +116,7 @@ describe("public port rate limit", () => {
         data: '{"secret":"x"}',
         postbackUrl: null,
       }).id;
-      server = await listenLocal(apps.publicApp.fetch);
+      server = await listenNode(apps.publicListener);
     });
     afterAll(() => server.close());
 

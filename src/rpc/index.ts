@@ -3,10 +3,15 @@
  * allowlist and, when configured, API keys. Wire-compatible with the
  * original 0xBTCpay's `start_payment`; the other methods, batches and
  * notifications are additions.
+ *
+ * Like the public port, it is a plain node:http listener: every checkout of
+ * the shop goes through it, and a framework's Request/Response objects,
+ * abort signals and web streams cost a third of its CPU per call.
+ * `createPrivateApp` wraps the same handler in Hono for in-process tests.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { type Clock, createClock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Payments } from "../payments/index.ts";
@@ -42,7 +47,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 /** Most calls in one batch. NOTE: bounds the work one request can cause (each start_payment derives an address). */
 export const MAX_BATCH_CALLS = 100;
 
-/** What createPrivateApp needs; everything optional is an addition of the merchant API. */
+/** What the private port needs; everything optional is an addition of the merchant API. */
 export type PrivateAppOptions = {
   payments: Payments;
   allowlist: Allowlist;
@@ -64,19 +69,62 @@ export type PrivateAppOptions = {
   postbacks?: PostbackControl | undefined;
 };
 
-type Env = { Bindings: HttpBindings; Variables: { apiKey: ApiKey | undefined } };
-
-/** One call's outcome; undefined for a notification that gets no answer. */
+/** One call's outcome. */
 type CallOutcome = { response: JsonRpcResponse; forbidden: boolean; notification: boolean };
 
+/** What the handler needs of a request besides its body. */
+export type PrivateRequest = {
+  method: string;
+  /** The path without the query string. */
+  path: string;
+  peer: string | undefined;
+  forwardedFor: string | undefined;
+  authorization: string | undefined;
+};
+
+export type PrivateResponse = {
+  status: number;
+  headers: Record<string, string>;
+  /** null: no body (204). */
+  body: string | null;
+};
+
+/** Reads the request body; TOO_LARGE once it passes {@link MAX_BODY_BYTES}. */
+export type BodyReader = () => Promise<string | typeof TOO_LARGE>;
+export const TOO_LARGE = Symbol("request body too large");
+
+const JSON_HEADERS = { "content-type": "application/json" } as const;
+const NO_CONTENT: PrivateResponse = { status: 204, headers: {}, body: null };
+
+const respond = (
+  body: JsonRpcResponse | JsonRpcResponse[],
+  status: 200 | 403 | 413 = 200,
+): PrivateResponse => ({ status, headers: JSON_HEADERS, body: stringifyJson(body) });
+
+const NOT_FOUND: PrivateResponse = {
+  status: 404,
+  headers: JSON_HEADERS,
+  body: JSON.stringify({ error: "not found" }),
+};
+
+/** Answers 413 and closes the connection: the rest of the body is not wanted. */
+const TOO_LARGE_RESPONSE: PrivateResponse = {
+  ...respond(failure({ code: -32600, message: "Request too large" }, null), 413),
+  headers: { ...JSON_HEADERS, connection: "close" },
+};
+
 /**
- * Builds the private port's app. Access: the caller's IP must be loopback or
- * in the allowlist (else 403 "Forbidden"); with API keys configured it also
- * needs a valid key (else 403 "Forbidden: missing API key" / "…invalid API
- * key") holding each called method's permission (else "Forbidden: missing
- * permission <p>": HTTP 403 for a single request, that call's error in a batch).
+ * Builds the private port's handler. Access: the caller's IP must be loopback
+ * or in the allowlist (else 403 "Forbidden"); with API keys configured it
+ * also needs a valid key (else 403 "Forbidden: missing API key" / "…invalid
+ * API key") holding each called method's permission (else "Forbidden:
+ * missing permission <p>": HTTP 403 for a single request, that call's error
+ * in a batch). Access is decided before the body is read; only `POST /`
+ * exists (else 404).
  */
-export function createPrivateApp(options: PrivateAppOptions) {
+export function createPrivateHandler(
+  options: PrivateAppOptions,
+): (request: PrivateRequest, readBody: BodyReader) => Promise<PrivateResponse> {
   const { payments, allowlist, trustProxy, decimals, maxWholeTokens } = options;
   const clock = options.clock ?? createClock();
   const log = options.logger.child({ module: "rpc" });
@@ -85,35 +133,6 @@ export function createPrivateApp(options: PrivateAppOptions) {
     ...builtinMethods({ payments, clock, decimals, maxWholeTokens, postbacks: options.postbacks }),
     ...(options.extraMethods ?? []),
   ]);
-  const app = new Hono<Env>();
-
-  const respond = (body: JsonRpcResponse | JsonRpcResponse[], status: 200 | 403 | 413 = 200) =>
-    new Response(stringifyJson(body), {
-      status,
-      headers: { "content-type": "application/json" },
-    });
-
-  app.use(async (c, next) => {
-    const peer = c.env?.incoming?.socket?.remoteAddress;
-    const client = clientAddress({
-      peer,
-      forwardedFor: c.req.header("x-forwarded-for"),
-      trustProxy,
-    });
-    if (!allowlist.allows(client)) {
-      log.warn({ peer, client }, "private port: caller not in the allowlist");
-      return respond(failure(new ForbiddenError(), null), 403);
-    }
-    if (keys.enabled) {
-      const auth = await keys.verify(c.req.header("authorization"));
-      if (!auth.ok) {
-        log.warn({ peer, client, reason: auth.reason }, "private port: API key refused");
-        return respond(failure(new ForbiddenError(auth.reason), null), 403);
-      }
-      c.set("apiKey", auth.key);
-    }
-    await next();
-  });
 
   /** Runs one call of the body; `path` locates it in `text` (a batch index, or none). */
   async function execute(
@@ -163,47 +182,172 @@ export function createPrivateApp(options: PrivateAppOptions) {
     }
   }
 
-  app.post(
-    "/",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => respond(failure({ code: -32600, message: "Request too large" }, null), 413),
-    }),
-    async (c) => {
-      const text = await c.req.text();
-      let request: unknown;
-      try {
-        request = JSON.parse(text);
-      } catch {
-        return respond(failure(PARSE_ERROR, null));
+  /** The JSON-RPC body: one call or a batch. */
+  async function dispatch(text: string, apiKey: ApiKey | undefined): Promise<PrivateResponse> {
+    let request: unknown;
+    try {
+      request = JSON.parse(text);
+    } catch {
+      return respond(failure(PARSE_ERROR, null));
+    }
+    if (Array.isArray(request)) {
+      if (request.length === 0) return respond(failure(INVALID_REQUEST, null));
+      if (request.length > MAX_BATCH_CALLS) {
+        return respond(
+          failure({ code: -32600, message: "Invalid request: batch too large" }, null),
+        );
       }
-      const apiKey = c.get("apiKey");
-      if (Array.isArray(request)) {
-        if (request.length === 0) return respond(failure(INVALID_REQUEST, null));
-        if (request.length > MAX_BATCH_CALLS) {
-          return respond(
-            failure({ code: -32600, message: "Invalid request: batch too large" }, null),
-          );
-        }
-        // NOTE: calls run one after another, in order: a later call sees an earlier one's payment.
-        const responses: JsonRpcResponse[] = [];
-        for (const [index, call] of request.entries()) {
-          const outcome = await execute(call, text, [index], apiKey);
-          if (!outcome.notification) responses.push(outcome.response);
-        }
-        return responses.length > 0 ? respond(responses) : c.body(null, 204);
+      // NOTE: calls run one after another, in order: a later call sees an earlier one's payment.
+      const responses: JsonRpcResponse[] = [];
+      for (const [index, call] of request.entries()) {
+        const outcome = await execute(call, text, [index], apiKey);
+        if (!outcome.notification) responses.push(outcome.response);
       }
-      const outcome = await execute(request, text, [], apiKey);
-      // A refused permission is an access error: 403 with its body, even for a notification.
-      if (outcome.forbidden) return respond(outcome.response, 403);
-      return outcome.notification ? c.body(null, 204) : respond(outcome.response);
-    },
-  );
+      return responses.length > 0 ? respond(responses) : NO_CONTENT;
+    }
+    const outcome = await execute(request, text, [], apiKey);
+    // A refused permission is an access error: 403 with its body, even for a notification.
+    if (outcome.forbidden) return respond(outcome.response, 403);
+    return outcome.notification ? NO_CONTENT : respond(outcome.response);
+  }
 
-  app.all("*", (c) => c.json({ error: "not found" }, 404));
-  app.onError((error) => {
-    log.error({ err: error }, "private port: unhandled error");
-    return respond(failure(INTERNAL_ERROR, null));
+  return async (request, readBody) => {
+    try {
+      const client = clientAddress({
+        peer: request.peer,
+        forwardedFor: request.forwardedFor,
+        trustProxy,
+      });
+      if (!allowlist.allows(client)) {
+        log.warn({ peer: request.peer, client }, "private port: caller not in the allowlist");
+        return respond(failure(new ForbiddenError(), null), 403);
+      }
+      let apiKey: ApiKey | undefined;
+      if (keys.enabled) {
+        const auth = await keys.verify(request.authorization);
+        if (!auth.ok) {
+          log.warn(
+            { peer: request.peer, client, reason: auth.reason },
+            "private port: API key refused",
+          );
+          return respond(failure(new ForbiddenError(auth.reason), null), 403);
+        }
+        apiKey = auth.key;
+      }
+      if (request.method !== "POST" || request.path !== "/") return NOT_FOUND;
+      const text = await readBody();
+      if (text === TOO_LARGE) return TOO_LARGE_RESPONSE;
+      return await dispatch(text, apiKey);
+    } catch (error) {
+      log.error({ err: error }, "private port: unhandled error");
+      return respond(failure(INTERNAL_ERROR, null));
+    }
+  };
+}
+
+/** A declared Content-Length over the limit: refused before reading anything. */
+function declaredTooLarge(contentLength: string | null | undefined): boolean {
+  return contentLength != null && Number(contentLength) > MAX_BODY_BYTES;
+}
+
+/** The UTF-8 text of a body; a leading byte order mark is dropped, as fetch's text() does. */
+function decodeBody(bytes: Buffer): string {
+  const text = bytes.toString("utf8");
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Reads a node request's body, counting bytes as they arrive (chunked bodies included). */
+function readNodeBody(req: IncomingMessage): Promise<string | typeof TOO_LARGE> {
+  if (declaredTooLarge(req.headers["content-length"])) return Promise.resolve(TOO_LARGE);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        // Stop keeping it; node discards the rest once the 413 is sent.
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.resume();
+        resolve(TOO_LARGE);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () =>
+      resolve(decodeBody(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", reject);
+  });
+}
+
+function send(req: IncomingMessage, res: ServerResponse, out: PrivateResponse): void {
+  if (out.body === null) {
+    res.writeHead(out.status, out.headers);
+    res.end();
+    return;
+  }
+  res.setHeader("content-length", Buffer.byteLength(out.body));
+  res.writeHead(out.status, out.headers);
+  res.end(req.method === "HEAD" ? undefined : out.body);
+}
+
+/** The private port as a node:http request listener (what the daemon serves). */
+export function createPrivateListener(
+  options: PrivateAppOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const handle = createPrivateHandler(options);
+  return (req, res) => {
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const forwarded = req.headers["x-forwarded-for"];
+    void handle(
+      {
+        method: req.method ?? "GET",
+        path: query === -1 ? url : url.slice(0, query),
+        peer: req.socket.remoteAddress,
+        forwardedFor: Array.isArray(forwarded) ? forwarded.join(",") : forwarded,
+        authorization: req.headers.authorization,
+      },
+      () => readNodeBody(req),
+    )
+      .then((out) => send(req, res, out))
+      .catch(() => res.destroy());
+  };
+}
+
+/** Reads a fetch Request's body with the same limit. */
+async function readRequestBody(request: Request): Promise<string | typeof TOO_LARGE> {
+  if (declaredTooLarge(request.headers.get("content-length"))) return TOO_LARGE;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  if (request.body) {
+    for await (const chunk of request.body) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) return TOO_LARGE;
+      chunks.push(Buffer.from(chunk));
+    }
+  }
+  return decodeBody(Buffer.concat(chunks));
+}
+
+/** The same handler as a Hono app, for in-process tests with `app.request()`. */
+export function createPrivateApp(options: PrivateAppOptions) {
+  const handle = createPrivateHandler(options);
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.all("*", async (c) => {
+    const out = await handle(
+      {
+        method: c.req.method,
+        path: new URL(c.req.url).pathname,
+        peer: c.env?.incoming?.socket?.remoteAddress,
+        forwardedFor: c.req.header("x-forwarded-for"),
+        authorization: c.req.header("authorization"),
+      },
+      () => readRequestBody(c.req.raw),
+    );
+    return new Response(out.body, { status: out.status, headers: out.headers });
   });
   return app;
 }

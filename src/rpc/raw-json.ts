@@ -94,12 +94,14 @@ export class RawJson {
  */
 export function stringifyJson(value: unknown): string {
   const raws: string[] = [];
-  // NOTE: a random marker per call; a string in the value cannot guess it.
-  const marker = randomBytes(12).toString("hex");
-  const json = JSON.stringify(value, (_key, member: unknown) =>
-    member instanceof RawJson ? `${marker}:${raws.push(member.text) - 1}` : member,
-  );
-  if (raws.length === 0) return json;
+  // NOTE: a random marker per call that has raw values; a string in the value cannot guess it.
+  let marker: string | undefined;
+  const json = JSON.stringify(value, (_key, member: unknown) => {
+    if (!(member instanceof RawJson)) return member;
+    marker ??= randomBytes(12).toString("hex");
+    return `${marker}:${raws.push(member.text) - 1}`;
+  });
+  if (marker === undefined) return json;
   return json.replace(new RegExp(`"${marker}:([0-9]+)"`, "g"), (_, index: string) => {
     return raws[Number(index)] ?? "null";
   });

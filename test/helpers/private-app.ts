@@ -2,13 +2,21 @@
  * The private and public apps in-process on a real in-memory SQLite with the
  * real migrations, for app.request() tests, and a clock tests move by hand.
  */
+import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import type { Clock } from "../../src/internal/clock.ts";
-import { createPublicApp } from "../../src/public/index.ts";
+import {
+  createPublicApp,
+  createPublicListener,
+  type PublicAppOptions,
+} from "../../src/public/index.ts";
 import { createAllowlist } from "../../src/rpc/allowlist.ts";
 import type { ApiKeyEntry } from "../../src/rpc/api-keys.ts";
-import { createPrivateApp } from "../../src/rpc/index.ts";
+import {
+  createPrivateApp,
+  createPrivateListener,
+  type PrivateAppOptions,
+} from "../../src/rpc/index.ts";
 import { paymentsOn, silentLogger } from "./index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON-RPC bodies
@@ -37,7 +45,7 @@ export function setupApps({
 } = {}) {
   const clock = manualClock();
   const { db, payments } = paymentsOn({ clock });
-  const app = createPrivateApp({
+  const privateOptions: PrivateAppOptions = {
     payments,
     allowlist: createAllowlist({ allow }),
     trustProxy: trustProxy ? createAllowlist({ allow: trustProxy, loopback: false }) : undefined,
@@ -46,8 +54,11 @@ export function setupApps({
     logger: silentLogger,
     apiKeys,
     clock,
-  });
-  const publicApp = createPublicApp({
+  };
+  const app = createPrivateApp(privateOptions);
+  /** The same port as the daemon serves it: a node:http listener. */
+  const listener = createPrivateListener(privateOptions);
+  const publicOptions: PublicAppOptions = {
     payments,
     logger: silentLogger,
     rateLimit,
@@ -55,7 +66,9 @@ export function setupApps({
       ? createAllowlist({ allow: publicTrustProxy, loopback: false })
       : undefined,
     clock,
-  });
+  };
+  const publicApp = createPublicApp(publicOptions);
+  const publicListener = createPublicListener(publicOptions);
   /** POSTs `body` (object or raw string) as if from TCP peer `peer`. */
   const post = async (
     body: unknown,
@@ -86,13 +99,26 @@ export function setupApps({
         value: number;
       }
     ).value;
-  return { db, clock, payments, app, publicApp, post, call, getStatus, countPayments, nextIndex };
+  return {
+    db,
+    clock,
+    payments,
+    app,
+    listener,
+    publicApp,
+    publicListener,
+    post,
+    call,
+    getStatus,
+    countPayments,
+    nextIndex,
+  };
 }
 
-/** Serves a hono app on 127.0.0.1 port 0; returns its URL and a close function. */
-export async function listenLocal(fetch: Parameters<typeof serve>[0]["fetch"]) {
-  const server = serve({ fetch, port: 0, hostname: "127.0.0.1" });
-  await new Promise((resolve) => server.once("listening", resolve));
+/** Serves a node:http listener on 127.0.0.1 port 0; returns its URL and a close function. */
+export async function listenNode(listener: RequestListener) {
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -100,7 +126,7 @@ export async function listenLocal(fetch: Parameters<typeof serve>[0]["fetch"]) {
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+        server.closeAllConnections();
       }),
   };
 }
