@@ -6,10 +6,11 @@ import { describe, expect, test } from "vitest";
 import {
   type AffinePoint,
   addMultipleOfBase,
+  addMultiplesOfBase,
   type JacobianPoint,
   toAffineBatch,
 } from "../src/addresses/curve.ts";
-import { childJacobian } from "../src/addresses/fast.ts";
+import { childJacobian, MANY } from "../src/addresses/fast.ts";
 import {
   createAddressDeriver,
   createFastAddressDeriver,
@@ -92,6 +93,40 @@ describe("k·G + parent by table walk (src/addresses/curve.ts)", () => {
   });
 });
 
+describe("k·G + parent for many scalars at once, affine (addMultiplesOfBase)", () => {
+  test("equals noble's result for random batches", () => {
+    fc.assert(
+      fc.property(fc.array(scalar, { minLength: 1, maxLength: 40 }), scalar, (ks, parentKey) => {
+        const parent = Point.BASE.multiply(parentKey).toAffine();
+        const got = addMultiplesOfBase(ks, parent);
+        ks.forEach((k, i) => {
+          if (k === parentKey || k === n - parentKey) expect(got[i]).toBeUndefined();
+          else expect(got[i], `k = ${k.toString(16)}`).toEqual(reference(k, parent));
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("a doubling or infinity in one entry leaves the others right", () => {
+    const parentKey = 0x1234567n;
+    const parent = Point.BASE.multiply(parentKey).toAffine();
+    const ks = [1n, parentKey, 2n ** 255n, n - parentKey, n - 1n, 129n];
+    const got = addMultiplesOfBase(ks, parent);
+    expect(got[1]).toBeUndefined();
+    expect(got[3]).toBeUndefined();
+    for (const i of [0, 2, 4, 5]) {
+      expect(got[i]).toEqual(reference(ks[i] as bigint, parent));
+    }
+  });
+
+  test("the signed-digit edge scalars", () => {
+    const parent = Point.BASE.multiply(0xc0ffeen).toAffine();
+    const ks = [1n, 128n, 129n, 2n ** 256n - 2n ** 224n, BigInt(`0x${"80".repeat(32)}`), n - 1n];
+    expect(addMultiplesOfBase(ks, parent)).toEqual(ks.map((k) => reference(k, parent)));
+  });
+});
+
 describe("child point of the fast deriver (childJacobian)", () => {
   const parentKey = 0xabcdef0123n;
   const parent = Point.BASE.multiply(parentKey);
@@ -116,7 +151,7 @@ describe("fast deriver, batched", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: MAX_DERIVATION_INDEX }),
-        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0, max: 2 * MANY + 5 }), // both sides of MANY
         (start, length) => {
           const from = Math.min(start, MAX_DERIVATION_INDEX - length + 1);
           const expected = Array.from({ length }, (_, i) => scure.derive(from + i));

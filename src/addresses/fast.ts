@@ -5,7 +5,8 @@
  * `HDKey.deriveChild` does for every child and an address does not need
  * (decompressing the parent, compressing the child, decompressing it again,
  * the child's fingerprint), and because `parent + IL·G` goes through the
- * table walk of ./curve.ts, with one field inversion per batch of children.
+ * table walks of ./curve.ts, which share field inversions across a batch of
+ * children.
  */
 import { createHmac } from "node:crypto";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
@@ -15,6 +16,7 @@ import { KeyError } from "../internal/errors.ts";
 import {
   type AffinePoint,
   addMultipleOfBase,
+  addMultiplesOfBase,
   type JacobianPoint,
   prepareBaseTable,
   toAffineBatch,
@@ -25,6 +27,13 @@ type Point = InstanceType<typeof secp256k1.Point>;
 
 const { Point } = secp256k1;
 const CURVE_ORDER = Point.Fn.ORDER;
+
+/**
+ * From this many children on, deriveRange walks them all at once in affine
+ * coordinates (one inversion per window shared by all); below, each child
+ * takes the Jacobian walk and only the final inversion is shared.
+ */
+export const MANY = 32;
 
 /**
  * The child public point of BIP32 CKDpub: `parent + IL·G`, where IL is the
@@ -98,8 +107,8 @@ export type BatchAddressDeriver = AddressDeriver & {
 /**
  * Derives deposit addresses from `xpub` like {@link createAddressDeriver},
  * faster: the parent point and chain code are decoded once, and each child
- * costs one HMAC, one table walk for `parent + IL·G`, its share of one batch
- * inversion and one keccak. Refuses an xprv, like the @scure/bip32 deriver.
+ * costs one HMAC, one table walk for `parent + IL·G` (sharing inversions with
+ * the other children of the range) and one keccak. Refuses an xprv, like the @scure/bip32 deriver.
  */
 export function createFastAddressDeriver({ xpub }: { xpub: string }): BatchAddressDeriver {
   const key = parseExtendedPublicKey(xpub);
@@ -115,11 +124,39 @@ export function createFastAddressDeriver({ xpub }: { xpub: string }): BatchAddre
   const encoded = new Uint8Array(64);
   prepareBaseTable();
 
-  /** parent + IL·G of child `index`, in Jacobian coordinates. */
-  function child(index: number): JacobianPoint {
+  /** IL of child `index`: the first half of HMAC-SHA512(chainCode, serP(parent) ‖ ser32(index)). */
+  function leftHalf(index: number): Uint8Array {
     view.setUint32(33, index, false);
-    const il = createHmac("sha512", chain).update(data).digest().subarray(0, 32);
-    return childJacobian(parent, parentAffine, il, index);
+    return createHmac("sha512", chain).update(data).digest().subarray(0, 32);
+  }
+
+  /** Few children: the Jacobian walk per child, one inversion for them all. */
+  function deriveFew(from: number, count: number): AffinePoint[] {
+    const points: JacobianPoint[] = [];
+    for (let index = from; index < from + count; index++) {
+      points.push(childJacobian(parent, parentAffine, leftHalf(index), index));
+    }
+    return toAffineBatch(points);
+  }
+
+  /** Many children: the affine walk over all of them at once. */
+  function deriveMany(from: number, count: number): AffinePoint[] {
+    const halves: Uint8Array[] = [];
+    const tweaks: bigint[] = [];
+    for (let index = from; index < from + count; index++) {
+      const il = leftHalf(index);
+      const tweak = bytesToNumberBE(il);
+      halves.push(il);
+      // 1 stands in for an IL the walk must not take (0, ≥ n); noble decides those below.
+      tweaks.push(tweak > 0n && tweak < CURVE_ORDER ? tweak : 1n);
+    }
+    const sums = addMultiplesOfBase(tweaks, parentAffine);
+    return sums.map((sum, i) => {
+      const il = halves[i] as Uint8Array;
+      const tweak = bytesToNumberBE(il);
+      if (sum && tweak > 0n && tweak < CURVE_ORDER) return sum;
+      return childPoint(parent, il, from + i).toAffine();
+    });
   }
 
   function deriveRange(from: number, count: number): string[] {
@@ -130,9 +167,8 @@ export function createFastAddressDeriver({ xpub }: { xpub: string }): BatchAddre
     if (!Number.isInteger(count) || count < 0 || last > MAX_DERIVATION_INDEX) {
       throw new KeyError(`derivation index out of range: ${last}`);
     }
-    const points: JacobianPoint[] = [];
-    for (let index = from; index <= last; index++) points.push(child(index));
-    return toAffineBatch(points).map((point) => affineToAddress(point, encoded));
+    const points = count < MANY ? deriveFew(from, count) : deriveMany(from, count);
+    return points.map((point) => affineToAddress(point, encoded));
   }
 
   return {
