@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import type { BlockHeader, TokenTransfer } from "../src/chain/types.ts";
+import { generatePaymentId, PAYMENT_ID_PATTERN } from "../src/payments/ids.ts";
 import { openDatabase } from "../src/store/index.ts";
 import { paymentsOn, skewedClock, tempDir, tokens } from "./helpers/index.ts";
 
@@ -37,6 +38,24 @@ function setup(path = ":memory:") {
   });
   return { clock, db, payments, block, transfer };
 }
+
+describe("payment ids", () => {
+  test("16 lowercase hex characters, all different, across many refills of the random pool", () => {
+    const ids = Array.from({ length: 20_000 }, () => generatePaymentId());
+    expect(ids.every((id) => PAYMENT_ID_PATTERN.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  test("a created payment's row is the stored row, defaults included", () => {
+    const { db, payments } = paymentsOn();
+    const row = payments.create({ amount: 5n, data: null, postbackUrl: null });
+    expect(row).toEqual({
+      ...(db.prepare("SELECT * FROM payments WHERE id = ?").get(row.id) as object),
+      created: true,
+    });
+    expect(row).toMatchObject({ paid_amount: "0", late_amount: "0", seen_at: null });
+  });
+});
 
 describe("late funds and the monitoring window", () => {
   test("late funds within payments.monitorFor are recorded; after it they are ignored", () => {

@@ -188,8 +188,7 @@ export function createPayments({
       return_url: params.returnUrl ?? null,
       cancel_url: params.cancelUrl ?? null,
     };
-    store.insertPayment(row);
-    return { ...(store.getPayment(row.id) as PaymentRow), created: true };
+    return { ...store.insertPayment(row), created: true };
   });
 
   function createOne(params: NewPayment): PaymentRow & { created: boolean } {

@@ -85,7 +85,8 @@ export function createPaymentStore(db: Db) {
       (id, amount, derivation_index, address, data, postback_url, created_at, expires_at,
        order_id, description, return_url, cancel_url)
       VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at,
-       @order_id, @description, @return_url, @cancel_url)`),
+       @order_id, @description, @return_url, @cancel_url)
+      RETURNING *`),
     getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
     getPaymentByOrderId: db.prepare("SELECT * FROM payments WHERE order_id = ?"),
     cancelPayment: db.prepare(
@@ -147,8 +148,9 @@ export function createPaymentStore(db: Db) {
       if (!row) throw new Error("derivation counter missing");
       return row.value;
     },
-    insertPayment(row: NewPaymentRow): void {
-      statements.insertPayment.run(row);
+    /** Inserts the payment and returns its whole row (defaults included). */
+    insertPayment(row: NewPaymentRow): PaymentRow {
+      return statements.insertPayment.get(row) as PaymentRow;
     },
     getPayment(id: string): PaymentRow | undefined {
       return statements.getPayment.get(id) as PaymentRow | undefined;
