@@ -23,6 +23,7 @@ import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createPublicListener } from "./public/index.ts";
 import { createAllowlist } from "./rpc/allowlist.ts";
 import { createPrivateListener } from "./rpc/index.ts";
+import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
 
 export type Daemon = {
@@ -74,6 +75,11 @@ export async function startDaemon({
   const log = logger.child({ module: "daemon" });
   const db = openDatabase({ path: config.database.path });
   shutdown.add(() => db.close());
+  // WAL checkpoints in a worker thread, so the main thread never stalls on one.
+  if (config.database.path !== ":memory:") {
+    const checkpointer = startCheckpointer({ db, path: config.database.path, logger });
+    shutdown.add(() => checkpointer.close());
+  }
 
   let sender: PostbackSender | undefined;
   // Addresses are derived ahead in a worker thread; an index it has not

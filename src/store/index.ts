@@ -26,9 +26,18 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
 
 /**
  * Opens (creating if needed) the database at `path` (":memory:" for tests)
- * and brings its schema up to date.
+ * and, unless `migrate` is false (a second connection of a running daemon),
+ * brings its schema up to date.
  */
-export function openDatabase({ path, readonly = false }: { path: string; readonly?: boolean }): Db {
+export function openDatabase({
+  path,
+  readonly = false,
+  migrate: migrateSchema = true,
+}: {
+  path: string;
+  readonly?: boolean;
+  migrate?: boolean;
+}): Db {
   const db = new Database(path, { readonly });
   // NOTE: synchronous must be set on every open. better-sqlite3 does not keep
   // it, and WAL at the default NORMAL can lose the last commits on power loss:
@@ -37,7 +46,7 @@ export function openDatabase({ path, readonly = false }: { path: string; readonl
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
   db.pragma("foreign_keys = ON");
-  if (!readonly) migrate(db);
+  if (!readonly && migrateSchema) migrate(db);
   return db;
 }
 

@@ -1,0 +1,88 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { setImmediate as yieldLoop } from "node:timers/promises";
+import { describe, expect, test } from "vitest";
+import {
+  DEFAULT_AUTOCHECKPOINT,
+  SAFETY_NET_AUTOCHECKPOINT,
+  startCheckpointer,
+} from "../src/store/checkpoint.ts";
+import { type Db, openDatabase } from "../src/store/index.ts";
+import { silentLogger, tempDir } from "./helpers/index.ts";
+
+/** 4,000 commits of 3 pages: about 50 MB through the WAL. */
+const COMMITS = 4000;
+
+const autocheckpoint = (db: Db) => db.pragma("wal_autocheckpoint", { simple: true }) as number;
+const walBytes = (path: string) => statSync(`${path}-wal`).size;
+
+/** `commits` transactions of a few pages each on the main connection, yielding between them. */
+async function write(db: Db, commits: number): Promise<void> {
+  db.exec("CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, body TEXT)");
+  const insert = db.prepare("INSERT INTO filler (body) VALUES (?)");
+  for (let i = 0; i < commits; i++) {
+    insert.run("x".repeat(10_000)); // three 4 KiB pages, one commit (one fsync) each
+    if (i % 10 === 0) await yieldLoop();
+  }
+}
+
+describe("WAL checkpoints in a worker thread", () => {
+  test("the main connection never checkpoints, yet the WAL stays small", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "db.sqlite");
+    const db = openDatabase({ path });
+    const checkpointer = startCheckpointer({ db, path, logger: silentLogger, intervalMs: 5 });
+    try {
+      expect(await checkpointer.ready).toBe(true);
+      expect(autocheckpoint(db)).toBe(SAFETY_NET_AUTOCHECKPOINT);
+      await write(db, COMMITS);
+      expect(checkpointer.passes()).toBeGreaterThan(0);
+      expect(checkpointer.assists()).toBeGreaterThan(0);
+      // Without the worker the WAL would hold every page (the safety net is
+      // 10,000): the checkpoints let SQLite start it over from the beginning.
+      expect(walBytes(path)).toBeLessThan(24 * 1024 * 1024);
+      expect(db.prepare("SELECT count(*) FROM filler").pluck().get()).toBe(COMMITS);
+    } finally {
+      await checkpointer.close();
+      expect(autocheckpoint(db)).toBe(DEFAULT_AUTOCHECKPOINT);
+      db.close();
+      dir.cleanup();
+    }
+  });
+
+  test("the control: with the worker's setting but no worker, the WAL keeps every page", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "db.sqlite");
+    const db = openDatabase({ path });
+    try {
+      db.pragma(`wal_autocheckpoint = ${SAFETY_NET_AUTOCHECKPOINT}`);
+      await write(db, COMMITS);
+      expect(walBytes(path)).toBeGreaterThan(36 * 1024 * 1024);
+    } finally {
+      db.close();
+      dir.cleanup();
+    }
+  });
+
+  test("a worker that cannot open the database leaves SQLite's own checkpoints in place", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "db.sqlite");
+    const db = openDatabase({ path });
+    const lines: string[] = [];
+    const logger = (await import("../src/internal/logger.ts")).createLogger({
+      level: "warn",
+      destination: { write: (line: string) => lines.push(line) },
+    });
+    // A directory is not a database: the worker's open fails.
+    const checkpointer = startCheckpointer({ db, path: dir.path, logger });
+    try {
+      expect(await checkpointer.ready).toBe(false);
+      expect(autocheckpoint(db)).toBe(DEFAULT_AUTOCHECKPOINT);
+      expect(lines.join("")).toContain("WAL checkpointer stopped");
+    } finally {
+      await checkpointer.close();
+      db.close();
+      dir.cleanup();
+    }
+  });
+});
