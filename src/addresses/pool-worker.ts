@@ -4,7 +4,10 @@
  * xpub and sends back addresses.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { lowerThreadPriority } from "../internal/background.ts";
 import { createFastAddressDeriver } from "./fast.ts";
+
+lowerThreadPriority();
 
 const deriver = createFastAddressDeriver({ xpub: (workerData as { xpub: string }).xpub });
 

@@ -4,7 +4,10 @@
  * one after another. It writes no rows; see ./checkpoint.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { lowerThreadPriority } from "../internal/background.ts";
 import { openDatabase } from "./index.ts";
+
+lowerThreadPriority();
 
 const { path, intervalMs, assistFrames } = workerData as {
   path: string;

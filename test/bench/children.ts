@@ -23,14 +23,24 @@ export type Child = {
 /** Where --cpu-prof writes, when the bench runs with --profile DIR. */
 export type ProfileOption = { dir: string; name: string } | undefined;
 
+/** How much of a child's stderr the bench keeps when asked for only the end of it. */
+const STDERR_TAIL_BYTES = 256 * 1024;
+
 function spawnChild<T extends { type: string }>({
   script,
   env,
   profile,
+  keepStderr = "all",
 }: {
   script: string;
   env: Record<string, string>;
   profile?: ProfileOption;
+  /**
+   * "tail": only the last 256 KiB, so a phase that logs a line per request
+   * (40 MB in 30 s) does not grow the bench process and add GC pauses to
+   * the load generator's measurements.
+   */
+  keepStderr?: "all" | "tail";
 }): Promise<{ child: ChildProcess; ready: T; stderr: () => string }> {
   const child = fork(script, [], {
     execArgv: [
@@ -48,7 +58,16 @@ function spawnChild<T extends { type: string }>({
     stdio: ["ignore", "ignore", "pipe", "ipc"],
   });
   const chunks: Buffer[] = [];
-  child.stderr?.on("data", (chunk: Buffer) => chunks.push(chunk));
+  let kept = 0;
+  child.stderr?.on("data", (chunk: Buffer) => {
+    chunks.push(chunk);
+    kept += chunk.length;
+    if (keepStderr === "tail") {
+      while (kept - (chunks[0]?.length ?? 0) >= STDERR_TAIL_BYTES) {
+        kept -= (chunks.shift() as Buffer).length;
+      }
+    }
+  });
   const stderr = () => Buffer.concat(chunks).toString("utf8");
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) =>
@@ -97,15 +116,19 @@ export type DaemonChild = Child & {
 export async function spawnDaemon({
   config,
   profile,
+  keepLogs = "all",
 }: {
   config: ConfigInput;
   profile?: ProfileOption;
+  /** "tail": `logs()` returns only the end of the log (see spawnChild). */
+  keepLogs?: "all" | "tail";
 }): Promise<DaemonChild> {
   const { child, ready, stderr } = await spawnChild<Extract<DaemonChildMessage, { type: "ready" }>>(
     {
       script: DAEMON_CHILD,
       env: { BENCH_DAEMON_CONFIG: JSON.stringify(config) },
       profile,
+      keepStderr: keepLogs,
     },
   );
   return {

@@ -95,6 +95,7 @@ export const startPaymentPhase: Phase = {
     const daemon = await spawnDaemon({
       config: daemonConfig(chain, path),
       profile: context.profile("start-payment-daemon"),
+      keepLogs: "tail",
     });
     try {
       const sample = (await (
