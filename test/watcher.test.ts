@@ -355,6 +355,9 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     await chain.mine(2);
     await paidView(d, p.id);
     await waitFor(() => receiver.received.length === 1);
+    // The watcher has every block up to the head before the reorg (paid may come earlier).
+    const top = await head();
+    await waitFor(() => d.payments.sink.cursor()?.blockNumber === top, { what: "cursor at head" });
 
     await anvilCall(chain.rpcUrl, "anvil_reorg", [4, []]);
     const view = await waitFor(async () => {
