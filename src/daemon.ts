@@ -75,11 +75,13 @@ export async function startDaemon({
   const log = logger.child({ module: "daemon" });
   const db = openDatabase({ path: config.database.path });
   shutdown.add(() => db.close());
-  // WAL checkpoints in a worker thread, so the main thread never stalls on one.
-  if (config.database.path !== ":memory:") {
-    const checkpointer = startCheckpointer({ db, path: config.database.path, logger });
-    shutdown.add(() => checkpointer.close());
-  }
+  // During bursts of checkouts, WAL checkpoints run in a worker thread, so
+  // the main thread never stalls on one.
+  const checkpointer =
+    config.database.path === ":memory:"
+      ? undefined
+      : startCheckpointer({ db, path: config.database.path, logger });
+  if (checkpointer) shutdown.add(() => checkpointer.close());
 
   let sender: PostbackSender | undefined;
   // Addresses are derived ahead in a worker thread; an index it has not
@@ -103,6 +105,7 @@ export async function startDaemon({
     monitorForSeconds: config.payments.monitorFor,
     keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
     onEvents: () => sender?.wake(),
+    onGroupCommit: () => void checkpointer?.touch(),
   });
   const guard = createTargetGuard({
     allowTargets: config.postbacks.allowTargets,

@@ -8,7 +8,7 @@ import {
   startCheckpointer,
 } from "../src/store/checkpoint.ts";
 import { type Db, openDatabase } from "../src/store/index.ts";
-import { silentLogger, tempDir } from "./helpers/index.ts";
+import { silentLogger, tempDir, waitFor } from "./helpers/index.ts";
 
 /** 4,000 commits of 3 pages: about 50 MB through the WAL. */
 const COMMITS = 4000;
@@ -17,11 +17,12 @@ const autocheckpoint = (db: Db) => db.pragma("wal_autocheckpoint", { simple: tru
 const walBytes = (path: string) => statSync(`${path}-wal`).size;
 
 /** `commits` transactions of a few pages each on the main connection, yielding between them. */
-async function write(db: Db, commits: number): Promise<void> {
+async function write(db: Db, commits: number, onCommit = () => {}): Promise<void> {
   db.exec("CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, body TEXT)");
   const insert = db.prepare("INSERT INTO filler (body) VALUES (?)");
   for (let i = 0; i < commits; i++) {
     insert.run("x".repeat(10_000)); // three 4 KiB pages, one commit (one fsync) each
+    onCommit();
     if (i % 10 === 0) await yieldLoop();
   }
 }
@@ -33,9 +34,10 @@ describe("WAL checkpoints in a worker thread", () => {
     const db = openDatabase({ path });
     const checkpointer = startCheckpointer({ db, path, logger: silentLogger, intervalMs: 5 });
     try {
-      expect(await checkpointer.ready).toBe(true);
+      expect(checkpointer.running()).toBe(false); // nothing until the first burst
+      expect(await checkpointer.touch()).toBe(true);
       expect(autocheckpoint(db)).toBe(SAFETY_NET_AUTOCHECKPOINT);
-      await write(db, COMMITS);
+      await write(db, COMMITS, () => void checkpointer.touch());
       expect(checkpointer.passes()).toBeGreaterThan(0);
       expect(checkpointer.assists()).toBeGreaterThan(0);
       // Without the worker the WAL would hold every page (the safety net is
@@ -64,6 +66,45 @@ describe("WAL checkpoints in a worker thread", () => {
     }
   });
 
+  test("the worker starts with a burst and stops when idle, giving checkpoints back to SQLite", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "db.sqlite");
+    const db = openDatabase({ path });
+    // Longer than the worker takes to start (it loads TypeScript through tsx).
+    const checkpointer = startCheckpointer({ db, path, logger: silentLogger, idleMs: 1500 });
+    try {
+      expect(autocheckpoint(db)).toBe(DEFAULT_AUTOCHECKPOINT);
+      expect(await checkpointer.touch()).toBe(true);
+      expect(checkpointer.running()).toBe(true);
+      expect(autocheckpoint(db)).toBe(SAFETY_NET_AUTOCHECKPOINT);
+      await waitFor(() => !checkpointer.running(), { what: "idle stop" });
+      expect(autocheckpoint(db)).toBe(DEFAULT_AUTOCHECKPOINT);
+      expect(await checkpointer.touch()).toBe(true);
+      expect(autocheckpoint(db)).toBe(SAFETY_NET_AUTOCHECKPOINT);
+    } finally {
+      await checkpointer.close();
+      expect(checkpointer.running()).toBe(false);
+      db.close();
+      dir.cleanup();
+    }
+  });
+
+  test("a worker stopped for idleness before it was ready does not leave touch() waiting", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "db.sqlite");
+    const db = openDatabase({ path });
+    const checkpointer = startCheckpointer({ db, path, logger: silentLogger, idleMs: 1 });
+    try {
+      expect(await checkpointer.touch()).toBe(false);
+      expect(checkpointer.running()).toBe(false);
+      expect(autocheckpoint(db)).toBe(DEFAULT_AUTOCHECKPOINT);
+    } finally {
+      await checkpointer.close();
+      db.close();
+      dir.cleanup();
+    }
+  });
+
   test("a worker that cannot open the database leaves SQLite's own checkpoints in place", async () => {
     const dir = tempDir();
     const path = join(dir.path, "db.sqlite");
@@ -76,7 +117,9 @@ describe("WAL checkpoints in a worker thread", () => {
     // A directory is not a database: the worker's open fails.
     const checkpointer = startCheckpointer({ db, path: dir.path, logger });
     try {
-      expect(await checkpointer.ready).toBe(false);
+      expect(await checkpointer.touch()).toBe(false);
+      expect(checkpointer.running()).toBe(false);
+      expect(await checkpointer.touch()).toBe(false); // not retried
       expect(autocheckpoint(db)).toBe(DEFAULT_AUTOCHECKPOINT);
       expect(lines.join("")).toContain("WAL checkpointer stopped");
     } finally {

@@ -131,6 +131,7 @@ export function createPayments({
   keepBlocks = 256,
   generateId = generatePaymentId,
   onEvents = () => {},
+  onGroupCommit = () => {},
 }: {
   db: Db;
   /** With `prefetch` (an address pool), told the next index after each create. */
@@ -149,6 +150,8 @@ export function createPayments({
   generateId?: IdGenerator;
   /** Called after a commit that queued postback events. */
   onEvents?: () => void;
+  /** Called after each group commit of start_payment (a burst of checkouts is under way). */
+  onGroupCommit?: () => void;
 }): Payments {
   const store = createPaymentStore(db);
   const events = createEventStore(db);
@@ -246,6 +249,7 @@ export function createPayments({
       }
     });
     if (next >= 0) deriver.prefetch?.(next);
+    onGroupCommit();
   }
 
   function status(row: PaymentRow, now = clock.now()): PaymentStatus {
