@@ -12,7 +12,7 @@ import { tempDir } from "./helpers/index.ts";
 
 const FIGURES = [
   "derive_per_s",
-  "derive_batch_per_s",
+  "derive_one_per_s",
   "match_logs_per_s",
   "baseline_http_rps",
   "status_rps",
