@@ -8,32 +8,24 @@ import { createAddressPool } from "../src/addresses/pool.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
 import { paymentsOn, silentLogger, tokens, waitFor } from "./helpers/index.ts";
 
-/** The on-the-spot deriver, counting how often the pool had to fall back to it. */
-function countingFallback() {
+/** A pool for DEV_XPUB whose on-the-spot deriver counts how often the pool fell back to it. */
+function countingPool(options: { ahead: number; chunk: number; idleMs?: number }) {
   const fast = createFastAddressDeriver({ xpub: DEV_XPUB });
   let calls = 0;
-  return {
-    fallback: {
-      derive(index: number) {
-        calls++;
-        return fast.derive(index);
-      },
+  const fallback = {
+    derive(index: number) {
+      calls++;
+      return fast.derive(index);
     },
-    count: () => calls,
   };
+  const pool = createAddressPool({ xpub: DEV_XPUB, fallback, logger: silentLogger, ...options });
+  return { pool, count: () => calls };
 }
 
 describe("address pool (worker thread)", () => {
   test("addresses derived ahead in the worker are exactly the @scure/bip32 ones", async () => {
     const reference = createAddressDeriver({ xpub: DEV_XPUB });
-    const { fallback, count } = countingFallback();
-    const pool = createAddressPool({
-      xpub: DEV_XPUB,
-      fallback,
-      logger: silentLogger,
-      ahead: 600,
-      chunk: 200,
-    });
+    const { pool, count } = countingPool({ ahead: 600, chunk: 200 });
     try {
       pool.prefetch(100);
       // The worker answers asynchronously: wait until its first chunks are in.
@@ -62,14 +54,7 @@ describe("address pool (worker thread)", () => {
 describe("address pool at the end of the index range", () => {
   test("a chunk the worker cannot derive whole still gives the indexes it can; the rest fail on the spot", async () => {
     const reference = createAddressDeriver({ xpub: DEV_XPUB });
-    const { fallback, count } = countingFallback();
-    const pool = createAddressPool({
-      xpub: DEV_XPUB,
-      fallback,
-      logger: silentLogger,
-      ahead: 100,
-      chunk: 100,
-    });
+    const { pool, count } = countingPool({ ahead: 100, chunk: 100 });
     try {
       // One chunk from MAX - 49: 50 valid indexes, then 50 past the last one.
       pool.prefetch(MAX_DERIVATION_INDEX - 49);
@@ -95,15 +80,7 @@ describe("address pool at the end of the index range", () => {
 
 describe("address pool lifecycle", () => {
   test("the worker stops when idle (its cache goes with it) and starts again on the next payment", async () => {
-    const { fallback, count } = countingFallback();
-    const pool = createAddressPool({
-      xpub: DEV_XPUB,
-      fallback,
-      logger: silentLogger,
-      ahead: 100,
-      chunk: 100,
-      idleMs: 100,
-    });
+    const { pool, count } = countingPool({ ahead: 100, chunk: 100, idleMs: 100 });
     try {
       // Nothing started before the first payment: everything is derived on the spot.
       pool.derive(0);

@@ -66,6 +66,27 @@ const SIZE = 2 ** WINDOW;
 const MASK = BigInt(SIZE - 1);
 const SHIFT = BigInt(WINDOW);
 
+/**
+ * Signed fixed-window digits of `k`: `k = Σ digits[w]·2^(w·WINDOW)`, each in
+ * [−2^(W−1)+1, 2^(W−1)], so only half of each window's multiples are stored
+ * (a negative digit uses the point's negation and carries one upward).
+ */
+function signedDigits(k: bigint): Int16Array {
+  const digits = new Int16Array(WINDOWS);
+  let n = k;
+  for (let w = 0; w < WINDOWS; w++) {
+    let digit = Number(n & MASK);
+    n >>= SHIFT;
+    if (digit > HALF) {
+      digit -= SIZE;
+      n += 1n;
+    }
+    digits[w] = digit;
+  }
+  if (n !== 0n) throw new RangeError("scalar out of range for the table");
+  return digits;
+}
+
 type Table = { xs: bigint[]; ys: bigint[]; negYs: bigint[] };
 let table: Table | undefined;
 
@@ -115,18 +136,13 @@ export function addMultipleOfBase(k: bigint, parent: AffinePoint): JacobianPoint
   let Y = 0n;
   let Z = 0n;
   let empty = true;
-  let n = k;
+  const digits = signedDigits(k);
   // One step per window, then one for the parent.
   for (let w = 0; w <= WINDOWS; w++) {
     let x2: bigint;
     let y2: bigint;
     if (w < WINDOWS) {
-      let digit = Number(n & MASK);
-      n >>= SHIFT;
-      if (digit > HALF) {
-        digit -= SIZE; // a negative digit carries one into the next window
-        n += 1n;
-      }
+      const digit = digits[w] as number;
       if (digit === 0) continue;
       const at = w * HALF + Math.abs(digit) - 1;
       x2 = xs[at] as bigint;
@@ -156,7 +172,6 @@ export function addMultipleOfBase(k: bigint, parent: AffinePoint): JacobianPoint
     X = x3;
     Z = mul(Z, h);
   }
-  if (n !== 0n) throw new RangeError("scalar out of range for the table");
   return empty ? undefined : { X, Y, Z };
 }
 
@@ -201,7 +216,7 @@ export function addMultiplesOfBase(
 ): (AffinePoint | undefined)[] {
   const { xs, ys, negYs } = baseTable();
   const count = scalars.length;
-  const rest = scalars.slice();
+  const digits = scalars.map(signedDigits);
   const accX = new Array<bigint>(count).fill(0n);
   const accY = new Array<bigint>(count).fill(0n);
   /** 0: nothing yet, 1: a point, 2: left to the caller. */
@@ -223,14 +238,7 @@ export function addMultiplesOfBase(
       let x2: bigint;
       let y2: bigint;
       if (w < WINDOWS) {
-        const n = rest[i] as bigint;
-        let digit = Number(n & MASK);
-        let next = n >> SHIFT;
-        if (digit > HALF) {
-          digit -= SIZE;
-          next += 1n;
-        }
-        rest[i] = next;
+        const digit = (digits[i] as Int16Array)[w] as number;
         if (digit === 0) continue;
         const at = w * HALF + Math.abs(digit) - 1;
         x2 = xs[at] as bigint;
@@ -284,7 +292,6 @@ export function addMultiplesOfBase(
     if (state[i] !== 1) return undefined;
     const x = accX[i] as bigint;
     const y = accY[i] as bigint;
-    if (rest[i] !== 0n) throw new RangeError("scalar out of range for the table");
     if (!onCurve(x, y)) throw new Error("internal error: derived point is not on secp256k1");
     return { x, y };
   });
