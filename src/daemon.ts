@@ -104,6 +104,7 @@ export async function startDaemon({
     expiresAfterSeconds: config.payments.expiresAfter,
     monitorForSeconds: config.payments.monitorFor,
     keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
+    defaultEvents: config.postbacks.events,
     onEvents: () => sender?.wake(),
     onGroupCommit: () => void checkpointer?.touch(),
   });
@@ -114,7 +115,7 @@ export async function startDaemon({
   });
   shutdown.add(() => guard.close());
   const postbackSender = createPostbackSender({
-    payments,
+    outbox: payments.outbox,
     clock,
     logger,
     decimals: config.chain.decimals,
@@ -157,7 +158,6 @@ export async function startDaemon({
         resend: (id) => postbackSender.resend(id),
       },
       apiKeys: config.private.apiKeys,
-      clock,
     }),
   );
   const publicServer = createServer(
@@ -195,6 +195,7 @@ export async function startDaemon({
     : undefined;
   const loops = [
     watcher.run(shutdown.signal),
+    payments.deadlines.run(shutdown.signal),
     postbackSender.run(shutdown.signal),
     ...(heads ? [heads.run(shutdown.signal)] : []),
   ].map((loop) =>

@@ -58,6 +58,7 @@ describe("config", () => {
         ],
         allowTargets: [],
         concurrency: 8,
+        events: ["payment.paid"],
       },
       database: { path: "/tmp/x.sqlite" },
       log: { level: "info" },

@@ -54,7 +54,7 @@ async function daemonOn(
 
 /** Head block number as the daemon last recorded it, once it has scanned `block`. */
 function scannedTo(daemon: Daemon, block: bigint) {
-  return waitFor(() => (daemon.payments.store.getCursor()?.block_number ?? -1) >= Number(block), {
+  return waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= Number(block), {
     what: `daemon scanned block ${block}`,
   });
 }
@@ -160,7 +160,7 @@ describe("end to end on anvil", () => {
     expect(JSON.parse(body.data)).toEqual(data);
 
     const event = await waitFor(() => {
-      const [e] = daemon.payments.events.byPayment(payment.id);
+      const [e] = daemon.payments.outbox.byPayment(payment.id);
       return e?.state === "delivered" ? e : undefined;
     });
     expect(event).toMatchObject({
@@ -169,7 +169,7 @@ describe("end to end on anvil", () => {
       last_status: 200,
       url: receiver.url,
     });
-    expect(daemon.payments.events.attemptsOf(event.id)).toMatchObject([
+    expect(daemon.payments.outbox.attemptsOf(event.id)).toMatchObject([
       { status: 200, error: null },
     ]);
     expect(receiver.received).toHaveLength(1);
@@ -251,7 +251,7 @@ describe("end to end on anvil", () => {
     const { daemon } = await daemonOn(undefined, proxy.url);
     const payment = await startPayment(daemon.privateUrl, { amount: "1" });
     await scannedTo(daemon, BigInt(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber")));
-    const cursorBefore = daemon.payments.store.getCursor()?.block_number;
+    const cursorBefore = daemon.payments.scanPosition()?.blockNumber;
 
     for (const mode of ["http500", "drop"] as const) {
       proxy.setMode(mode);
@@ -262,7 +262,7 @@ describe("end to end on anvil", () => {
       await waitFor(() => proxy.requests.length >= seenRequests + 2, {
         what: `retries in ${mode} mode`,
       });
-      expect(daemon.payments.store.getCursor()?.block_number).toBe(cursorBefore);
+      expect(daemon.payments.scanPosition()?.blockNumber).toBe(cursorBefore);
       expect((await status(daemon.publicUrl, payment.id)).body.status).toBe("waiting");
       expect(hash).toMatch(/^0x/);
     }

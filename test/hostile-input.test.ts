@@ -216,7 +216,7 @@ describe("private port: hostile input (fast-check)", () => {
     );
     // The generator does reach valid start_payments, duplicates and conflicts included.
     expect(known.size).toBeGreaterThan(20);
-    expect(payments.store.getPaymentByOrderId("o-1")).toBeDefined();
+    expect(payments.getByOrderId("o-1")).toBeDefined();
   });
 
   test("with API keys: a call runs only with a valid key holding its permission", async () => {

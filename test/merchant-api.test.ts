@@ -241,6 +241,7 @@ describe("get_payment", () => {
       return_url: "https://shop.example/ok",
       cancel_url: "https://shop.example/no",
       postback_url: "https://shop.example/pb",
+      postback_events: null,
       data: { b: 1, big: 1.2345678901234568e22 },
       postbacks: [],
     });
@@ -279,7 +280,7 @@ describe("get_payment", () => {
     });
     const id = made.result.id as string;
     transfer(payments, made.result.address, 100_000_000n);
-    const [event] = payments.events.byPayment(id);
+    const [event] = payments.outbox.byPayment(id);
     expect(event).toBeDefined();
     expect((await rpc("get_payment", { id })).result.postbacks).toEqual([
       {
@@ -291,7 +292,7 @@ describe("get_payment", () => {
         delivered_at: null,
       },
     ]);
-    payments.events.recordAttempt(
+    payments.outbox.recordAttempt(
       {
         event_id: event?.id as string,
         attempted_at: clock.now(),
@@ -401,6 +402,7 @@ describe("list_payments", () => {
     transfer(payments, seen.address, 3n);
     await rpc("cancel_payment", { id: cancelled.id });
     clock.advance(61_000);
+    payments.deadlines.sweep();
     const ids = async (params: Record<string, unknown>) =>
       ((await rpc("list_payments", params)).result.payments as Json[]).map((p) => p.id);
     expect(await ids({ status: "paid" })).toEqual([paid.id]);

@@ -95,7 +95,7 @@ async function pay(to: Hex, value: bigint): Promise<{ hash: Hex; block: bigint }
 }
 
 function scannedTo(block: bigint) {
-  return waitFor(() => (daemon.payments.store.getCursor()?.block_number ?? -1) >= Number(block), {
+  return waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= Number(block), {
     what: `daemon scanned block ${block}`,
   });
 }

@@ -132,8 +132,10 @@ describe("status.json cache", () => {
       status: "seen",
       paid_amount: "0.1",
     });
-    // No write at all: the deadline alone turns it expired.
+    // The deadline sweep stores "expired": the cached body follows that write.
     clock.skewMs += 3600 * 1000;
+    expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({ status: "seen" });
+    payments.deadlines.sweep();
     expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({ status: "expired" });
     expect(payments.statusJson("0000000000000000")).toBeUndefined();
   });
@@ -145,9 +147,9 @@ describe("status.json cache", () => {
       const { db, payments } = setup(path);
       const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
       expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("waiting");
-      const other = openDatabase({ path });
-      other.prepare("UPDATE payments SET cancelled_at = 1 WHERE id = ?").run(p.id);
-      other.close();
+      const other = paymentsOn({ path });
+      other.payments.cancel(p.id);
+      other.db.close();
       expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("cancelled");
       db.close();
     } finally {

@@ -245,7 +245,7 @@ describe("redelivery by the operator", () => {
     });
     for (const p of [ok, cliFailed, rpcFailed]) await pay(p.address, tokens(1));
     const eventOf = (paymentId: string) => {
-      const [event] = daemon.payments.events.byPayment(paymentId);
+      const [event] = daemon.payments.outbox.byPayment(paymentId);
       if (!event) throw new Error(`no event for ${paymentId}`);
       return event;
     };

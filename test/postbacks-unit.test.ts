@@ -205,18 +205,19 @@ describe("postback body", () => {
     return_url: null,
     cancel_url: null,
     cancelled_at: null,
+    status: "paid",
+    postback_events: null,
   };
 
   test("keeps the original's id, data (a JSON string, as sent) and tx_hash first, then the new fields", () => {
     const body = postbackBody({
       event: { type: "payment.paid" },
       payment,
-      status: "paid",
       decimals: 8,
       head: 27,
     });
     expect(body).toBe(
-      `{"id":"e8c16a2df20bf5a6","data":"{\\"order_id\\": \\"444\\"}","tx_hash":"0x${"ab".repeat(32)}","event":"payment.paid","status":"paid","amount":"0.29","paid_amount":"0.3","address":"0x8c8d35429f74ec245f8ef2f4fd1e551cff97d650","block_number":25,"confirmations":3,"paid_at":1795314529}`,
+      `{"id":"e8c16a2df20bf5a6","data":"{\\"order_id\\": \\"444\\"}","tx_hash":"0x${"ab".repeat(32)}","event":"payment.paid","status":"paid","amount":"0.29","paid_amount":"0.3","address":"0x8c8d35429f74ec245f8ef2f4fd1e551cff97d650","block_number":25,"confirmations":3,"paid_at":1795314529,"late_amount":"0","paid_late":false,"reorged_after_paid":false}`,
     );
   });
 
@@ -231,8 +232,8 @@ describe("postback body", () => {
           tx_hash: null,
           block_number: null,
           paid_amount: "0",
+          status: "expired",
         },
-        status: "expired",
         decimals: 8,
         head: 100,
       }),
@@ -249,6 +250,9 @@ describe("postback body", () => {
       block_number: null,
       confirmations: 0,
       paid_at: null,
+      late_amount: "0",
+      paid_late: false,
+      reorged_after_paid: false,
     });
   });
 });

@@ -15,6 +15,7 @@ import { createLogger } from "../src/internal/logger.ts";
 import { createPayments } from "../src/payments/index.ts";
 import { createPostbackSender, sign } from "../src/postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "../src/postbacks/targets.ts";
+import { createEventStore } from "../src/store/events.ts";
 import { openDatabase } from "../src/store/index.ts";
 import {
   LOOPBACK_TARGETS,
@@ -103,7 +104,7 @@ function setup({
     ...(resolve ? { resolve } : {}),
   });
   const sender = createPostbackSender({
-    payments,
+    outbox: payments.outbox,
     clock,
     logger,
     decimals: 8,
@@ -164,13 +165,13 @@ function setup({
         },
       ],
     });
-    const [event] = payments.events.byPayment(payment.id);
+    const [event] = payments.outbox.byPayment(payment.id);
     if (!event) throw new Error("no event queued");
     return { payment, event };
   }
 
   const eventOf = (id: string) => {
-    const event = payments.events.get(id);
+    const event = payments.outbox.get(id);
     if (!event) throw new Error(`no event ${id}`);
     return event;
   };
@@ -205,7 +206,7 @@ describe("postback retries", () => {
     });
     expect(delivered.delivered_at).toEqual(expect.any(Number));
     expect(
-      payments.events.attemptsOf(event.id).map(({ status, error }) => ({ status, error })),
+      payments.outbox.attemptsOf(event.id).map(({ status, error }) => ({ status, error })),
     ).toEqual([
       { status: 500, error: "HTTP 500" },
       { status: 500, error: "HTTP 500" },
@@ -224,6 +225,9 @@ describe("postback retries", () => {
       "block_number",
       "confirmations",
       "paid_at",
+      "late_amount",
+      "paid_late",
+      "reorged_after_paid",
     ]);
     expect(body).toMatchObject({
       id: payment.id,
@@ -288,7 +292,7 @@ describe("postback retries", () => {
     const { event } = paidPayment(shop.url);
     const failed = await settled(event.id, "failed");
     expect(failed).toMatchObject({ attempts: 1, last_status: 410, last_error: "HTTP 410" });
-    expect(payments.events.attemptsOf(event.id)).toHaveLength(1);
+    expect(payments.outbox.attemptsOf(event.id)).toHaveLength(1);
     expect(shop.received).toHaveLength(1);
   });
 
@@ -338,7 +342,7 @@ describe("postback retries", () => {
     expect(failed.attempts).toBe(2);
     expect(failed.last_status).toBeNull();
     expect(failed.last_error).toMatch(/^fetch failed: .*ECONNREFUSED/);
-    expect(payments.events.attemptsOf(event.id)).toHaveLength(2);
+    expect(payments.outbox.attemptsOf(event.id)).toHaveLength(2);
   });
 });
 
@@ -353,12 +357,12 @@ describe("ordering and concurrency", () => {
       return 200;
     });
     let first: string | undefined;
-    const { paidPayment, payments, settled } = setup({ schedule: [100, 100] });
+    const { paidPayment, settled, db } = setup({ schedule: [100, 100] });
     const { event, payment } = paidPayment(shop.url);
     first = event.id;
     // What the chain-watcher branch does in the transaction that changes state.
     const later = "evt_later000000000000000000";
-    payments.events.insert({
+    createEventStore(db).insert({
       id: later,
       payment_id: payment.id,
       type: "payment.reorged_after_paid",
@@ -386,7 +390,7 @@ describe("ordering and concurrency", () => {
       last_status: null,
       last_error: "timeout after 200 ms",
     });
-    expect(payments.events.attemptsOf(event.id).map((a) => a.error)).toEqual([
+    expect(payments.outbox.attemptsOf(event.id).map((a) => a.error)).toEqual([
       "timeout after 200 ms",
       "timeout after 200 ms",
     ]);

@@ -109,7 +109,7 @@ describe("catch-up after downtime", () => {
     const payments = [];
     for (const amount of ["1", "2.5", "0.00000001"])
       payments.push(await startPayment(first.privateUrl, { amount }));
-    await waitFor(() => first.payments.store.getCursor());
+    await waitFor(() => first.payments.scanPosition());
     await first.stop();
 
     const paid: Array<{ hash: Hex; block: number }> = [];
@@ -236,7 +236,11 @@ describe("payment lifecycle", () => {
       cleanups.push(receiver.close);
       const clock = await alignedClock();
       const d = await daemon(newDbPath(), { payments: { expiresAfter: "1h" } }, { clock });
-      const p = await startPayment(d.privateUrl, { amount: "1", postback_url: receiver.url });
+      const p = await startPayment(d.privateUrl, {
+        amount: "1",
+        postback_url: receiver.url,
+        postback_events: ["payment.paid", "payment.paid_late"],
+      });
       const deadline = Math.floor(clock.now() / 1000) + 3600;
       clock.skewMs += 3600 * 1000 + 60_000;
       await setNextBlockTime(deadline + 30);
@@ -350,7 +354,11 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     const receiver = await startReceiver();
     cleanups.push(receiver.close);
     const d = await daemon(newDbPath());
-    const p = await startPayment(d.privateUrl, { amount: "1", postback_url: receiver.url });
+    const p = await startPayment(d.privateUrl, {
+      amount: "1",
+      postback_url: receiver.url,
+      postback_events: ["payment.paid", "payment.reorged_after_paid"],
+    });
     const { hash } = await pay(p.address, tokens(1));
     await chain.mine(2);
     await paidView(d, p.id);
@@ -498,7 +506,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     expect((getLogsAt[2] as number) - (limitedAt[0] as number)).toBeGreaterThanOrEqual(1000);
     // It goes on to the head: nothing was skipped or stuck.
     const tip = await head();
-    await waitFor(() => (d.payments.store.getCursor()?.block_number ?? 0) >= tip, {
+    await waitFor(() => (d.payments.scanPosition()?.blockNumber ?? 0) >= tip, {
       what: "cursor at the head",
     });
   });
@@ -536,7 +544,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
       { rpcUrl: proxy.url },
     );
     const track = setInterval(() => {
-      const c = d.payments.store.getCursor()?.block_number;
+      const c = d.payments.scanPosition()?.blockNumber;
       if (c !== undefined) cursors.push(c);
     }, 5);
     cleanups.push(() => clearInterval(track));

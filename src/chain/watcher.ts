@@ -137,7 +137,10 @@ export function createChainWatcher({
     return transfers.map((t) => ({ ...t, blockTimestamp: times.get(t.blockNumber) as number }));
   }
 
-  /** eth_getLogs over `from..` as far as the provider allows; returns the last block covered. */
+  /**
+   * Scans `from..target` with eth_getLogs in ranges the provider accepts
+   * (shrinking on its "too large" answer), handing each range to the sink.
+   */
   async function scanRange(from: number, target: number, head: number): Promise<void> {
     for (;;) {
       const to = Math.min(target, from + stats.range - 1);

@@ -9,6 +9,7 @@ import { MAINNET_0XBTC } from "../../contracts-abi/index.ts";
 import { parseExtendedPublicKey } from "../addresses/index.ts";
 import { ConfigError, errorMessage } from "../internal/errors.ts";
 import { parseAmount } from "../payments/amount.ts";
+import { DEFAULT_EVENT_TYPES, EVENT_TYPES } from "../payments/lifecycle.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../postbacks/schedule.ts";
 import { secretKey } from "../postbacks/sign.ts";
 import { parseCidr } from "../rpc/allowlist.ts";
@@ -266,6 +267,16 @@ export const configSchema = z
         allowTargets: cidrList.default([]),
         /** Postback attempts in flight at once (each for a different payment). */
         concurrency: z.number().int().min(1).max(64).default(8),
+        /**
+         * The events every payment's postbacks carry unless start_payment
+         * chose its own (`postback_events`). Default: payment.paid only, as
+         * the original: its shops treat ANY POST as "paid".
+         */
+        events: z
+          .array(z.enum(EVENT_TYPES))
+          .min(1)
+          .refine((list) => new Set(list).size === list.length, { message: "duplicate event type" })
+          .default([...DEFAULT_EVENT_TYPES]),
       })
       .strict()
       .superRefine((postbacks, ctx) => {
@@ -283,6 +294,7 @@ export const configSchema = z
         retrySchedule: [...DEFAULT_RETRY_SCHEDULE_MS],
         allowTargets: [],
         concurrency: 8,
+        events: [...DEFAULT_EVENT_TYPES],
       }),
     database: z.object({ path: z.string().min(1) }).strict(),
     log: z

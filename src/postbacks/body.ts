@@ -11,20 +11,19 @@ import type { PaymentRow } from "../store/payments.ts";
 /**
  * `id`, `data` (the shop's data as a JSON string, `"null"` if none) and
  * `tx_hash` as the original sent them; then `event` (the event type, e.g.
- * "payment.paid"), the payment's `status`, amounts as decimal strings,
+ * "payment.paid"), the payment's stored `status`, amounts as decimal strings,
  * `address`, `block_number`, `confirmations` (at `head`) and `paid_at`
- * (UNIX seconds or null).
+ * (UNIX seconds or null), `late_amount`, and the flags `paid_late` and
+ * `reorged_after_paid`.
  */
 export function postbackBody({
   event,
   payment,
-  status,
   decimals,
   head,
 }: {
   event: Pick<EventRow, "type">;
   payment: PaymentRow;
-  status: string;
   decimals: number;
   head: number;
 }): string {
@@ -33,12 +32,15 @@ export function postbackBody({
     data: payment.data ?? "null",
     tx_hash: payment.tx_hash,
     event: event.type,
-    status,
+    status: payment.status,
     amount: formatAmount(BigInt(payment.amount), decimals),
     paid_amount: formatAmount(BigInt(payment.paid_amount), decimals),
     address: payment.address,
     block_number: payment.block_number,
     confirmations: confirmationsOf(payment.block_number, head),
     paid_at: payment.paid_at === null ? null : toUnixSeconds(payment.paid_at),
+    late_amount: formatAmount(BigInt(payment.late_amount), decimals),
+    paid_late: payment.paid_late_at !== null,
+    reorged_after_paid: payment.reorged_after_paid_at !== null,
   });
 }

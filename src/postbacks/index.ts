@@ -10,10 +10,9 @@ import type { Clock } from "../internal/clock.ts";
 import { toUnixSeconds } from "../internal/clock.ts";
 import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import type { Payments } from "../payments/index.ts";
+import type { Outbox } from "../payments/index.ts";
 import type { EventRow } from "../store/events.ts";
 import { postbackBody } from "./body.ts";
-import { requeue } from "./requeue.ts";
 import {
   classifyStatus,
   DEFAULT_JITTER,
@@ -25,7 +24,6 @@ import { signatureHeader } from "./sign.ts";
 import { PostbackTargetError } from "./targets.ts";
 
 export { postbackBody } from "./body.ts";
-export { requeue } from "./requeue.ts";
 export { DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
 export { generateSecret, sign, signatureHeader } from "./sign.ts";
 export { createTargetGuard, type TargetGuard } from "./targets.ts";
@@ -61,8 +59,6 @@ export type PostbackSender = {
   run(signal: AbortSignal): Promise<void>;
   /** New or re-queued events: look now rather than at the next idle poll. */
   wake(): void;
-  /** Starts the events due now (up to the concurrency) and waits for them; returns how many. */
-  deliverDue(): Promise<number>;
   /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
   resend(id: string): string[];
 };
@@ -120,7 +116,7 @@ function describeFailure(error: unknown): string {
  * restarts resumes exactly where the table says.
  */
 export function createPostbackSender({
-  payments,
+  outbox,
   clock,
   logger,
   decimals,
@@ -134,7 +130,7 @@ export function createPostbackSender({
   jitter = DEFAULT_JITTER,
   random = Math.random,
 }: {
-  payments: Payments;
+  outbox: Outbox;
   clock: Clock;
   logger: Logger;
   decimals: number;
@@ -154,7 +150,6 @@ export function createPostbackSender({
   random?: () => number;
 }): PostbackSender {
   const log = logger.child({ module: "postbacks" });
-  const events = payments.events;
   /** Attempts in flight, by payment: a payment's next event waits for its current one. */
   const inFlight = new Map<string, Promise<void>>();
   /** Events whose attempt crashed (e.g. the disk is full), not tried again before this time. */
@@ -175,18 +170,12 @@ export function createPostbackSender({
   }
 
   async function attempt(event: EventRow): Promise<void> {
-    const payment = payments.get(event.payment_id);
-    if (!payment) return;
     let body = event.payload;
     if (body === null) {
-      body = postbackBody({
-        event,
-        payment,
-        status: payments.status(payment),
-        decimals,
-        head: payments.store.getCursor()?.head_number ?? 0,
-      });
-      events.setPayload(event.id, body);
+      const context = outbox.context(event);
+      if (!context) return;
+      body = postbackBody({ event, ...context, decimals });
+      outbox.setPayload(event.id, body);
     }
     const attemptedAt = clock.now();
     const timestamp = toUnixSeconds(attemptedAt);
@@ -249,7 +238,7 @@ export function createPostbackSender({
       error,
     };
     if (error === null) {
-      events.recordAttempt(attempt, {
+      outbox.recordAttempt(attempt, {
         state: "delivered",
         round_attempts: event.round_attempts,
         next_attempt_at: event.next_attempt_at,
@@ -269,7 +258,7 @@ export function createPostbackSender({
             jitter,
             random,
           });
-    events.recordAttempt(attempt, {
+    outbox.recordAttempt(attempt, {
       state: step.state,
       round_attempts: event.round_attempts,
       next_attempt_at: step.state === "pending" ? step.next_attempt_at : finishedAt,
@@ -294,7 +283,7 @@ export function createPostbackSender({
     let nextAt: number | undefined;
     // NOTE: at most inFlight.size heads are in flight, so this many rows hold
     // `free` startable ones (if there are) plus the next one due.
-    for (const event of events.pendingHeads(inFlight.size + free + 1)) {
+    for (const event of outbox.pendingHeads(inFlight.size + free + 1)) {
       if (inFlight.has(event.payment_id)) continue;
       const dueAt = Math.max(event.next_attempt_at, cooldown.get(event.id) ?? 0);
       if (dueAt > now) {
@@ -338,14 +327,9 @@ export function createPostbackSender({
   }
 
   return {
-    async deliverDue() {
-      const { started } = fill();
-      await Promise.all(started);
-      return started.length;
-    },
     wake,
     resend(id) {
-      const ids = requeue({ events, id, now: clock.now() });
+      const ids = outbox.requeue(id, clock.now());
       if (ids.length > 0) {
         log.info({ id, event_ids: ids }, "postbacks re-queued");
         wake();

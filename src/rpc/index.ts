@@ -12,7 +12,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
-import { type Clock, createClock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Payments } from "../payments/index.ts";
 import { type Allowlist, clientAddress } from "./allowlist.ts";
@@ -58,7 +57,6 @@ export type PrivateAppOptions = {
   logger: Logger;
   /** `private.apiKeys`; none (the default): callers are judged by IP only, as in the original. */
   apiKeys?: readonly ApiKeyEntry[] | undefined;
-  clock?: Pick<Clock, "now"> | undefined;
   /** Methods besides the built-in ones, one entry each. */
   extraMethods?: readonly RpcMethod[] | undefined;
   /**
@@ -126,11 +124,10 @@ export function createPrivateHandler(
   options: PrivateAppOptions,
 ): (request: PrivateRequest, readBody: BodyReader) => Promise<PrivateResponse> {
   const { payments, allowlist, trustProxy, decimals, maxWholeTokens } = options;
-  const clock = options.clock ?? createClock();
   const log = options.logger.child({ module: "rpc" });
   const keys = createApiKeyVerifier({ entries: options.apiKeys ?? [] });
   const methods = createMethodRegistry([
-    ...builtinMethods({ payments, clock, decimals, maxWholeTokens, postbacks: options.postbacks }),
+    ...builtinMethods({ payments, decimals, maxWholeTokens, postbacks: options.postbacks }),
     ...(options.extraMethods ?? []),
   ]);
 

@@ -3,6 +3,7 @@
  * message shops may match ("Invalid params: <reason>").
  */
 import { PAYMENT_ID_PATTERN } from "../payments/ids.ts";
+import { EVENT_TYPES, type EventType, isEventType } from "../payments/lifecycle.ts";
 import { InvalidParamsError } from "./jsonrpc.ts";
 
 export type Params = Record<string, unknown>;
@@ -56,6 +57,23 @@ export function optionalUrl(params: Params, name: string, reason: string): strin
   const value = given(params, name);
   if (value === undefined) return undefined;
   if (!isValidPostbackUrl(value)) throw new InvalidParamsError(reason);
+  return value;
+}
+
+/**
+ * Optional `postback_events`: a non-empty array of distinct event types
+ * (payment.seen, payment.paid, …), the events this payment's postbacks carry.
+ */
+export function optionalEventTypes(params: Params, name: string): EventType[] | undefined {
+  const value = given(params, name);
+  if (value === undefined) return undefined;
+  const reason = `invalid ${name}: expected a non-empty list of distinct event types from ${EVENT_TYPES.join(", ")}`;
+  if (!Array.isArray(value) || value.length === 0 || value.length > EVENT_TYPES.length) {
+    throw new InvalidParamsError(reason);
+  }
+  if (!value.every(isEventType) || new Set(value).size !== value.length) {
+    throw new InvalidParamsError(reason);
+  }
   return value;
 }
 

@@ -53,7 +53,9 @@ export function createEventStore(db: Db) {
       ORDER BY e.next_attempt_at, e.rowid LIMIT ?`),
     list: db.prepare("SELECT * FROM events ORDER BY rowid"),
     listByState: db.prepare("SELECT * FROM events WHERE state = ? ORDER BY rowid"),
-    nextDue: db.prepare("SELECT min(next_attempt_at) FROM events WHERE state = 'pending'").pluck(),
+    byPayments: db.prepare(
+      "SELECT * FROM events WHERE payment_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+    ),
     setPayload: db.prepare("UPDATE events SET payload = ? WHERE id = ? AND payload IS NULL"),
     insertAttempt: db.prepare(`INSERT INTO postback_attempts
       (event_id, attempted_at, duration_ms, status, error)
@@ -82,6 +84,17 @@ export function createEventStore(db: Db) {
     byPayment(paymentId: string): EventRow[] {
       return statements.byPayment.all(paymentId) as EventRow[];
     },
+    /** The events of several payments in one query, each payment's in the order written. */
+    byPayments(paymentIds: readonly string[]): Map<string, EventRow[]> {
+      const byPayment = new Map<string, EventRow[]>();
+      if (paymentIds.length === 0) return byPayment;
+      for (const row of statements.byPayments.all(JSON.stringify(paymentIds)) as EventRow[]) {
+        const list = byPayment.get(row.payment_id);
+        if (list) list.push(row);
+        else byPayment.set(row.payment_id, [row]);
+      }
+      return byPayment;
+    },
     /**
      * The first pending event of each payment (a later one waits for it),
      * soonest due first. Due or not: the caller compares next_attempt_at.
@@ -94,10 +107,6 @@ export function createEventStore(db: Db) {
       return (
         state === undefined ? statements.list.all() : statements.listByState.all(state)
       ) as EventRow[];
-    },
-    /** When the earliest pending event is due, or undefined if none is pending. */
-    nextDueAt(): number | undefined {
-      return (statements.nextDue.get() as number | null) ?? undefined;
     },
     /** Stores the body of the first attempt; later attempts send the same bytes. */
     setPayload(id: string, payload: string): void {

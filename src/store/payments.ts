@@ -4,6 +4,9 @@
  */
 import type { Db } from "./index.ts";
 
+/** A payment's stored status; written only by src/payments (the lifecycle). */
+export type PaymentStatus = "waiting" | "seen" | "paid" | "expired" | "cancelled";
+
 export type PaymentRow = {
   id: string;
   amount: string;
@@ -28,7 +31,24 @@ export type PaymentRow = {
   return_url: string | null;
   cancel_url: string | null;
   cancelled_at: number | null;
+  status: PaymentStatus;
+  /** JSON array of the event types the shop opted in to; null: the daemon's default. */
+  postback_events: string | null;
 };
+
+/** The fields the lifecycle decides, stored together. */
+export type LifecycleFields = Pick<
+  PaymentRow,
+  | "status"
+  | "seen_at"
+  | "paid_at"
+  | "tx_hash"
+  | "block_number"
+  | "paid_amount"
+  | "late_amount"
+  | "paid_late_at"
+  | "reorged_after_paid_at"
+>;
 
 /** The columns start_payment writes; the rest start empty. */
 export type NewPaymentRow = Pick<
@@ -45,6 +65,7 @@ export type NewPaymentRow = Pick<
   | "description"
   | "return_url"
   | "cancel_url"
+  | "postback_events"
 >;
 
 /** A position in the newest-first listing: the last (created_at, id) already returned. */
@@ -83,26 +104,35 @@ export function createPaymentStore(db: Db) {
     ),
     insertPayment: db.prepare(`INSERT INTO payments
       (id, amount, derivation_index, address, data, postback_url, created_at, expires_at,
-       order_id, description, return_url, cancel_url)
+       order_id, description, return_url, cancel_url, postback_events)
       VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at,
-       @order_id, @description, @return_url, @cancel_url)
+       @order_id, @description, @return_url, @cancel_url, @postback_events)
       RETURNING *`),
     getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
     getPaymentByOrderId: db.prepare("SELECT * FROM payments WHERE order_id = ?"),
-    cancelPayment: db.prepare(
-      "UPDATE payments SET cancelled_at = @now WHERE id = @id AND paid_at IS NULL AND cancelled_at IS NULL",
+    setCancelled: db.prepare(
+      "UPDATE payments SET cancelled_at = @now WHERE id = @id AND cancelled_at IS NULL",
     ),
     paymentIdByAddress: db.prepare("SELECT id FROM payments WHERE address = ?").pluck(),
     paymentWindowByAddress: db.prepare("SELECT id, expires_at FROM payments WHERE address = ?"),
     confirming: db
       // NOTE: partial payments cannot change on a new head, only fully received
-      // ones waiting for confirmations can. CAST saturates at int64, which only
-      // errs towards re-evaluating.
+      // ones waiting for confirmations can. The condition is the partial index
+      // payments_confirming's, word for word (migration 0005).
       .prepare(
-        "SELECT id FROM payments WHERE seen_at IS NOT NULL AND paid_at IS NULL AND paid_late_at IS NULL AND cancelled_at IS NULL AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)",
+        `SELECT id FROM payments WHERE status IN ('seen', 'expired', 'cancelled') AND paid_late_at IS NULL
+    AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)`,
       )
       .pluck(),
-    updateProgress: db.prepare(`UPDATE payments SET
+    dueDeadlines: db.prepare(
+      "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= ? ORDER BY expires_at",
+    ),
+    nextDeadline: db
+      .prepare(
+        "SELECT min(expires_at) FROM payments WHERE status IN ('waiting', 'seen') AND expires_at > ?",
+      )
+      .pluck(),
+    updateLifecycle: db.prepare(`UPDATE payments SET status = @status,
       seen_at = @seen_at, paid_at = @paid_at, tx_hash = @tx_hash,
       block_number = @block_number, paid_amount = @paid_amount, late_amount = @late_amount,
       paid_late_at = @paid_late_at, reorged_after_paid_at = @reorged_after_paid_at
@@ -123,6 +153,9 @@ export function createPaymentStore(db: Db) {
     transfersOf: db.prepare(
       "SELECT * FROM transfers WHERE payment_id = ? ORDER BY block_number, log_index",
     ),
+    transfersOfMany: db.prepare(
+      "SELECT * FROM transfers WHERE payment_id IN (SELECT value FROM json_each(?)) ORDER BY payment_id, block_number, log_index",
+    ),
     getCursor: db.prepare("SELECT * FROM chain_cursor WHERE id = 1"),
     moveCursor: db.prepare(
       "UPDATE chain_cursor SET block_number = @block_number, block_hash = @block_hash, head_number = @head_number, updated_at = @updated_at WHERE id = 1",
@@ -138,7 +171,7 @@ export function createPaymentStore(db: Db) {
     ),
   };
 
-  // NOTE: a handful of listing shapes (status filter × since × cursor), prepared on first use.
+  // NOTE: a handful of listing shapes (status × since × cursor), prepared on first use.
   const listStatements = new Map<string, ReturnType<Db["prepare"]>>();
 
   return {
@@ -158,38 +191,51 @@ export function createPaymentStore(db: Db) {
     getPaymentByOrderId(orderId: string): PaymentRow | undefined {
       return statements.getPaymentByOrderId.get(orderId) as PaymentRow | undefined;
     },
-    /** Marks a payment cancelled; false if it is unknown, paid or already cancelled. */
-    cancelPayment({ id, now }: { id: string; now: number }): boolean {
-      return statements.cancelPayment.run({ id, now }).changes === 1;
+    /** Sets cancelled_at unless already set; the caller re-decides the lifecycle. */
+    setCancelled({ id, now }: { id: string; now: number }): void {
+      statements.setCancelled.run({ id, now });
     },
     /**
      * Payments newest first, (created_at, id) descending, strictly after
-     * `after` when given. `where` is a trusted SQL condition (never user
-     * text) with named parameters in `params`.
+     * `after` when given; only those in `status` and created at or after
+     * `since` (UNIX ms) when given. One query.
      */
     listPayments({
       after,
       limit,
-      where = "1",
-      params = {},
+      status,
+      since,
     }: {
       after: ListPosition | undefined;
       limit: number;
-      where?: string;
-      params?: Record<string, unknown>;
+      status?: PaymentStatus | undefined;
+      since?: number | undefined;
     }): PaymentRow[] {
-      const keyset = after ? "(created_at, id) < (@after_created_at, @after_id)" : "1";
-      const sql = `SELECT * FROM payments WHERE ${keyset} AND (${where}) ORDER BY created_at DESC, id DESC LIMIT @limit`;
+      const where = [
+        after ? "(created_at, id) < (@after_created_at, @after_id)" : undefined,
+        status === undefined ? undefined : "status = @status",
+        since === undefined ? undefined : "created_at >= @since",
+      ].filter((condition) => condition !== undefined);
+      const sql = `SELECT * FROM payments${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id DESC LIMIT @limit`;
       let statement = listStatements.get(sql);
       if (!statement) {
         statement = db.prepare(sql);
         listStatements.set(sql, statement);
       }
       return statement.all({
-        ...params,
         ...(after ? { after_created_at: after.created_at, after_id: after.id } : {}),
+        ...(status === undefined ? {} : { status }),
+        ...(since === undefined ? {} : { since }),
         limit,
       }) as PaymentRow[];
+    },
+    /** Open (waiting or seen) payments whose deadline is at or before `now`, soonest first. */
+    dueDeadlines(now: number): PaymentRow[] {
+      return statements.dueDeadlines.all(now) as PaymentRow[];
+    },
+    /** The nearest deadline of an open payment after `now` (UNIX ms), if any. */
+    nextDeadline(now: number): number | undefined {
+      return (statements.nextDeadline.get(now) as number | null) ?? undefined;
     },
     paymentIdByAddress(address: string): string | undefined {
       return statements.paymentIdByAddress.get(address) as string | undefined;
@@ -204,21 +250,9 @@ export function createPaymentStore(db: Db) {
     confirmingPaymentIds(): string[] {
       return statements.confirming.all() as string[];
     },
-    updateProgress(
-      row: Pick<
-        PaymentRow,
-        | "id"
-        | "seen_at"
-        | "paid_at"
-        | "tx_hash"
-        | "block_number"
-        | "paid_amount"
-        | "late_amount"
-        | "paid_late_at"
-        | "reorged_after_paid_at"
-      >,
-    ): void {
-      statements.updateProgress.run(row);
+    /** Stores what the lifecycle decided for payment `id`. */
+    updateLifecycle(id: string, fields: LifecycleFields): void {
+      statements.updateLifecycle.run({ ...fields, id });
     },
     /** Records a transfer; false if (tx_hash, log_index) was already recorded. */
     insertTransfer(row: TransferRow): boolean {
@@ -227,6 +261,19 @@ export function createPaymentStore(db: Db) {
     /** A payment's transfers in chain order. */
     transfersOf(paymentId: string): TransferRow[] {
       return statements.transfersOf.all(paymentId) as TransferRow[];
+    },
+    /** The transfers of several payments in one query, each payment's in chain order. */
+    transfersOfMany(paymentIds: readonly string[]): Map<string, TransferRow[]> {
+      const byPayment = new Map<string, TransferRow[]>();
+      if (paymentIds.length === 0) return byPayment;
+      for (const row of statements.transfersOfMany.all(
+        JSON.stringify(paymentIds),
+      ) as TransferRow[]) {
+        const list = byPayment.get(row.payment_id);
+        if (list) list.push(row);
+        else byPayment.set(row.payment_id, [row]);
+      }
+      return byPayment;
     },
     /**
      * Forgets everything above block `number` (a reorg replaced it) and

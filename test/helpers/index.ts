@@ -106,15 +106,39 @@ export async function startTestDaemon(
   });
 }
 
-/** A real clock that tests can move forward (`skewMs`), e.g. past a payment's deadline. */
+/**
+ * A real clock that tests can move forward (`skewMs`), e.g. past a payment's
+ * deadline. Moving it wakes every sleeper whose wake-up time has passed, as
+ * if that time had really gone by (the deadline timer fires).
+ */
 export function skewedClock() {
-  const base = createClock();
-  const clock = {
-    skewMs: 0,
-    now: () => Date.now() + clock.skewMs,
-    sleep: base.sleep,
-  };
-  return clock;
+  let skew = 0;
+  const sleepers = new Set<{ until: number; wake(): void }>();
+  const now = () => Date.now() + skew;
+  return {
+    get skewMs() {
+      return skew;
+    },
+    set skewMs(value: number) {
+      skew = value;
+      for (const sleeper of sleepers) if (sleeper.until <= now()) sleeper.wake();
+    },
+    now,
+    sleep: (ms: number, signal?: AbortSignal) =>
+      new Promise<void>((resolve) => {
+        if (signal?.aborted) return resolve();
+        const sleeper = { until: now() + ms, wake: done };
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          sleepers.delete(sleeper);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        }
+        sleepers.add(sleeper);
+        signal?.addEventListener("abort", done, { once: true });
+      }),
+  } satisfies Clock & { skewMs: number };
 }
 
 /** Raw JSON-RPC call to anvil (no client-side caching). */

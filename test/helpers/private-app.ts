@@ -53,7 +53,6 @@ export function setupApps({
     maxWholeTokens: 20_999_984n,
     logger: silentLogger,
     apiKeys,
-    clock,
   };
   const app = createPrivateApp(privateOptions);
   /** The same port as the daemon serves it: a node:http listener. */

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { type Config, loadConfig } from "../../config/index.ts";
-import { requeue } from "../../postbacks/requeue.ts";
+import { createOutbox } from "../../payments/outbox.ts";
 import {
   createEventStore,
   EVENT_STATES,
@@ -8,6 +8,7 @@ import {
   type EventState,
 } from "../../store/events.ts";
 import { openDatabase } from "../../store/index.ts";
+import { createPaymentStore } from "../../store/payments.ts";
 import { exitOnError } from "../run.ts";
 
 function state(value: string): EventState {
@@ -104,7 +105,11 @@ Example:
       let requeued: string[];
       try {
         const db = openDatabase({ path: config.database.path });
-        requeued = requeue({ events: createEventStore(db), id, now: Date.now() });
+        const outbox = createOutbox({
+          events: createEventStore(db),
+          store: createPaymentStore(db),
+        });
+        requeued = outbox.requeue(id, Date.now());
         db.close();
       } catch (error) {
         exitOnError(error);

@@ -1,7 +1,5 @@
-import type { Clock } from "../../internal/clock.ts";
-import { cancelPayment } from "../../payments/cancel.ts";
 import { PaymentAlreadyPaidError, PaymentNotFoundError } from "../../payments/errors.ts";
-import type { Payments } from "../../payments/index.ts";
+import type { PaymentDetail, Payments } from "../../payments/index.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { paymentId } from "../params.ts";
 import { paymentJson } from "../payment-json.ts";
@@ -11,22 +9,16 @@ import type { RpcMethod } from "../registry.ts";
  * `cancel_payment` {id}: status "cancelled" for a payment not yet paid;
  * idempotent. Returns the full payment, as get_payment.
  */
-export function cancelPaymentMethod({
-  payments,
-  clock,
-}: {
-  payments: Payments;
-  clock: Pick<Clock, "now">;
-}): RpcMethod {
+export function cancelPaymentMethod({ payments }: { payments: Payments }): RpcMethod {
   return {
     name: "cancel_payment",
     permission: "payments:cancel",
     handler(p, { log }) {
       const id = paymentId(p);
       try {
-        const row = cancelPayment({ payments, clock, id });
+        const row = payments.cancel(id);
         log.info({ payment_id: id }, "payment cancelled");
-        return paymentJson({ payments, row });
+        return paymentJson(payments.details([row])[0] as PaymentDetail);
       } catch (error) {
         if (error instanceof PaymentNotFoundError)
           throw new InvalidParamsError("payment not found");

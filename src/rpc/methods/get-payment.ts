@@ -1,4 +1,4 @@
-import type { Payments } from "../../payments/index.ts";
+import type { PaymentDetail, Payments } from "../../payments/index.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { optionalString, paymentId } from "../params.ts";
 import { paymentJson } from "../payment-json.ts";
@@ -19,11 +19,9 @@ export function getPaymentMethod({ payments }: { payments: Payments }): RpcMetho
       if (byId && orderId !== undefined)
         throw new InvalidParamsError("give id or order_id, not both");
       if (!byId && orderId === undefined) throw new InvalidParamsError("missing id or order_id");
-      const row = byId
-        ? payments.get(paymentId(p))
-        : payments.store.getPaymentByOrderId(orderId as string);
+      const row = byId ? payments.get(paymentId(p)) : payments.getByOrderId(orderId as string);
       if (!row) throw new InvalidParamsError("payment not found");
-      return paymentJson({ payments, row });
+      return paymentJson(payments.details([row])[0] as PaymentDetail);
     },
   };
 }

@@ -2,7 +2,6 @@
  * The private port's built-in methods. Another module's method joins as one
  * more entry, through createPrivateApp's `extraMethods` or this list.
  */
-import type { Clock } from "../../internal/clock.ts";
 import type { Payments } from "../../payments/index.ts";
 import type { RpcMethod } from "../registry.ts";
 import { cancelPaymentMethod } from "./cancel-payment.ts";
@@ -22,13 +21,11 @@ export type PostbackControl = {
 /** start_payment, get_payment, list_payments, cancel_payment, and resend_postback with `postbacks`. */
 export function builtinMethods({
   payments,
-  clock,
   decimals,
   maxWholeTokens,
   postbacks,
 }: {
   payments: Payments;
-  clock: Pick<Clock, "now">;
   decimals: number;
   maxWholeTokens: bigint;
   postbacks?: PostbackControl | undefined;
@@ -36,8 +33,8 @@ export function builtinMethods({
   return [
     startPaymentMethod({ payments, decimals, maxWholeTokens, checkUrl: postbacks?.checkUrl }),
     getPaymentMethod({ payments }),
-    listPaymentsMethod({ payments, clock }),
-    cancelPaymentMethod({ payments, clock }),
+    listPaymentsMethod({ payments }),
+    cancelPaymentMethod({ payments }),
     ...(postbacks ? [resendPostbackMethod({ resend: postbacks.resend })] : []),
   ];
 }

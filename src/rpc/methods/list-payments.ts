@@ -1,6 +1,5 @@
-import type { Clock } from "../../internal/clock.ts";
-import type { PaymentStatus, Payments } from "../../payments/index.ts";
-import { decodeCursor, listPayments, PAYMENT_STATUSES } from "../../payments/list.ts";
+import { PAYMENT_STATUSES, type PaymentStatus, type Payments } from "../../payments/index.ts";
+import { decodeCursor } from "../../payments/list.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { optionalInteger, optionalString } from "../params.ts";
 import { paymentJson } from "../payment-json.ts";
@@ -16,13 +15,7 @@ export const DEFAULT_LIST_LIMIT = 100;
  * `{payments, next_cursor}`; pass `next_cursor` back as `cursor` for the
  * next page, until it is null.
  */
-export function listPaymentsMethod({
-  payments,
-  clock,
-}: {
-  payments: Payments;
-  clock: Pick<Clock, "now">;
-}): RpcMethod {
+export function listPaymentsMethod({ payments }: { payments: Payments }): RpcMethod {
   return {
     name: "list_payments",
     permission: "payments:read",
@@ -43,16 +36,14 @@ export function listPaymentsMethod({
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       if (cursor !== undefined && after === undefined)
         throw new InvalidParamsError("invalid cursor");
-      const page = listPayments({
-        payments,
-        now: clock.now(),
+      const page = payments.list({
         status: status as PaymentStatus | undefined,
         sinceMs: since === undefined ? undefined : since * 1000,
         limit,
         after,
       });
       return {
-        payments: page.rows.map((row) => paymentJson({ payments, row })),
+        payments: page.payments.map(paymentJson),
         next_cursor: page.nextCursor ?? null,
       };
     },

@@ -3,7 +3,7 @@ import { formatAmount, parseAmount } from "../../payments/amount.ts";
 import { OrderIdConflictError } from "../../payments/errors.ts";
 import type { Payments } from "../../payments/index.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
-import { optionalInteger, optionalString, optionalUrl } from "../params.ts";
+import { optionalEventTypes, optionalInteger, optionalString, optionalUrl } from "../params.ts";
 import type { RpcMethod } from "../registry.ts";
 import type { PostbackControl } from "./index.ts";
 
@@ -19,7 +19,8 @@ export const EXPIRES_IN_BOUNDS = { min: 60, max: 30 * 86_400 } as const;
 /**
  * `start_payment`: the original's method (amount, data, postback_url), plus
  * optional order_id (idempotent create), expires_in, description,
- * return_url and cancel_url. Checks run in the original's order first, so
+ * return_url, cancel_url and postback_events (the opt-in to events besides
+ * payment.paid). Checks run in the original's order first, so
  * its error messages come out as before.
  */
 export function startPaymentMethod({
@@ -76,6 +77,10 @@ export function startPaymentMethod({
       });
       const returnUrl = optionalUrl(p, "return_url", "invalid return URL");
       const cancelUrl = optionalUrl(p, "cancel_url", "invalid cancel URL");
+      const postbackEvents = optionalEventTypes(p, "postback_events");
+      if (postbackEvents !== undefined && postbackUrl === null) {
+        throw new InvalidParamsError("postback_events needs a postback_url");
+      }
 
       let row: ReturnType<Payments["create"]>;
       try {
@@ -88,6 +93,7 @@ export function startPaymentMethod({
           returnUrl,
           cancelUrl,
           expiresInSeconds: expiresIn,
+          postbackEvents,
         });
       } catch (error) {
         if (error instanceof OrderIdConflictError) {

@@ -1,4 +1,4 @@
--- 0004: the merchant API (issue 6): the shop's order id (idempotent
+-- 0004: the merchant API: the shop's order id (idempotent
 -- start_payment), checkout fields, cancellation, and newest-first listing.
 
 ALTER TABLE payments ADD COLUMN order_id TEXT;

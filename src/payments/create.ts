@@ -1,0 +1,186 @@
+/**
+ * Creating payments: a fresh id, the next derivation index and its address,
+ * order_id idempotency, all in one transaction; and group commit, which
+ * puts the creates of one turn of the event loop under one fsync.
+ */
+import type { AddressDeriver } from "../addresses/index.ts";
+import type { Clock } from "../internal/clock.ts";
+import type { Db } from "../store/index.ts";
+import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import { OrderIdConflictError } from "./errors.ts";
+import type { IdGenerator } from "./ids.ts";
+import type { EventType } from "./lifecycle.ts";
+
+/** What start_payment asks for; everything after `postbackUrl` is optional. */
+export type NewPayment = {
+  amount: bigint;
+  data: string | null;
+  postbackUrl: string | null;
+  /** The shop's order id: a second create with it returns the first payment. */
+  orderId?: string | null | undefined;
+  description?: string | null | undefined;
+  returnUrl?: string | null | undefined;
+  cancelUrl?: string | null | undefined;
+  /** Seconds from now until it expires; default `expiresAfterSeconds`. */
+  expiresInSeconds?: number | undefined;
+  /** The postback events the shop opts in to for this payment; default the daemon's. */
+  postbackEvents?: readonly EventType[] | undefined;
+};
+
+export type Created = PaymentRow & { created: boolean };
+
+export type PaymentCreator = {
+  /**
+   * Creates a payment with a fresh deposit address (index and row in one
+   * transaction). With an `orderId` already used for the same amount it
+   * returns that payment (`created: false`, no index consumed); for another
+   * amount it throws OrderIdConflictError.
+   */
+  create(params: NewPayment): Created;
+  /**
+   * The same as `create`, but grouped with the other creates of this turn of
+   * the event loop into one transaction: one fsync for all of them (group
+   * commit). Resolves once the payment is committed, so it is as durable.
+   */
+  createDurably(params: NewPayment): Promise<Created>;
+};
+
+export function createPaymentCreator({
+  db,
+  store,
+  deriver,
+  clock,
+  generateId,
+  expiresAfterSeconds,
+  onCreated,
+  onGroupCommit,
+}: {
+  db: Db;
+  store: PaymentStore;
+  /** With `prefetch` (an address pool), told the next index after each create. */
+  deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
+  clock: Pick<Clock, "now">;
+  generateId: IdGenerator;
+  expiresAfterSeconds: number;
+  /** Called after the commit of new payments, with the earliest new deadline. */
+  onCreated: (earliestDeadline: number) => void;
+  /** Called after each group commit (a burst of checkouts is under way). */
+  onGroupCommit: () => void;
+}): PaymentCreator {
+  const insertPayment = db.transaction((params: NewPayment): Created => {
+    // NOTE: the order-id lookup and the insert share one transaction, so
+    // duplicates (even concurrent ones) get the first payment and consume no index.
+    const orderId = params.orderId ?? null;
+    if (orderId !== null) {
+      const existing = store.getPaymentByOrderId(orderId);
+      if (existing) {
+        if (BigInt(existing.amount) !== params.amount) throw new OrderIdConflictError(orderId);
+        return { ...existing, created: false };
+      }
+    }
+    const now = clock.now();
+    const index = store.allocateIndex();
+    const row = {
+      id: generateId(),
+      amount: params.amount.toString(),
+      derivation_index: index,
+      address: deriver.derive(index),
+      data: params.data,
+      postback_url: params.postbackUrl,
+      created_at: now,
+      expires_at: now + (params.expiresInSeconds ?? expiresAfterSeconds) * 1000,
+      order_id: orderId,
+      description: params.description ?? null,
+      return_url: params.returnUrl ?? null,
+      cancel_url: params.cancelUrl ?? null,
+      postback_events:
+        params.postbackEvents === undefined ? null : JSON.stringify(params.postbackEvents),
+    };
+    return { ...store.insertPayment(row), created: true };
+  });
+
+  function createOne(params: NewPayment): Created {
+    // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return insertPayment(params);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        // UNIQUE: another connection inserted the same order id first; the retry finds it.
+        if (
+          attempt < 3 &&
+          (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
+        )
+          continue;
+        throw error;
+      }
+    }
+  }
+
+  type Queued = {
+    params: NewPayment;
+    resolve(row: Created): void;
+    reject(error: unknown): void;
+  };
+  const queue: Queued[] = [];
+  // NOTE: each create is a nested transaction (a savepoint), so one failing
+  // (an order_id conflict) rolls back alone; the outer commit is the one fsync.
+  const insertAll = db.transaction((batch: Queued[]) =>
+    batch.map((item) => {
+      try {
+        return { row: createOne(item.params) };
+      } catch (error) {
+        return { error };
+      }
+    }),
+  );
+
+  /** After a commit: the pool derives ahead, the deadline timer learns the new deadlines. */
+  function committed(rows: readonly Created[]) {
+    let next = -1;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const row of rows) {
+      next = Math.max(next, row.derivation_index + 1);
+      if (row.created) earliest = Math.min(earliest, row.expires_at);
+    }
+    if (next >= 0) deriver.prefetch?.(next);
+    if (earliest < Number.POSITIVE_INFINITY) onCreated(earliest);
+  }
+
+  function flushQueue() {
+    const batch = queue.splice(0);
+    let results: ReturnType<typeof insertAll>;
+    try {
+      results = insertAll(batch);
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    const rows: Created[] = [];
+    results.forEach((result, i) => {
+      const item = batch[i] as Queued;
+      if ("row" in result && result.row) {
+        rows.push(result.row);
+        item.resolve(result.row);
+      } else {
+        item.reject((result as { error: unknown }).error);
+      }
+    });
+    committed(rows);
+    onGroupCommit();
+  }
+
+  return {
+    create(params) {
+      const row = createOne(params);
+      committed([row]);
+      return row;
+    },
+    createDurably(params) {
+      return new Promise((resolve, reject) => {
+        queue.push({ params, resolve, reject });
+        if (queue.length === 1) setImmediate(flushQueue);
+      });
+    },
+  };
+}

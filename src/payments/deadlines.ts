@@ -1,0 +1,92 @@
+/**
+ * The deadline sweep: when an open payment's deadline passes, the lifecycle
+ * is applied to it in a transaction (it expires unless its amount arrived
+ * in time). A timer waits for the nearest deadline; at start, one sweep
+ * catches up with the deadlines that passed while the daemon was down.
+ */
+import type { Clock } from "../internal/clock.ts";
+import { errorMessage } from "../internal/errors.ts";
+import type { Logger } from "../internal/logger.ts";
+import type { Db } from "../store/index.ts";
+import type { PaymentStore } from "../store/payments.ts";
+import type { Transitions } from "./transitions.ts";
+
+/** Longest single wait: deadlines written by another process are noticed this late at worst. */
+const MAX_WAIT_MS = 60_000;
+/** Pause after a failed sweep (e.g. the disk is full) before the next try. */
+const RETRY_AFTER_FAILURE_MS = 5_000;
+
+export type DeadlineSweep = {
+  /** Applies every deadline due now, in one transaction; returns how many events it queued. */
+  sweep(): number;
+  /** Sweeps at each deadline until `signal` aborts. */
+  run(signal: AbortSignal): Promise<void>;
+  /** A payment with deadline `at` was created: wake earlier if it is the nearest. */
+  deadlineAdded(at: number): void;
+};
+
+export function createDeadlineSweep({
+  db,
+  store,
+  transitions,
+  clock,
+  logger,
+  onEvents,
+}: {
+  db: Db;
+  store: PaymentStore;
+  transitions: Transitions;
+  clock: Clock;
+  logger: Logger;
+  /** Called after a sweep that queued postback events. */
+  onEvents: () => void;
+}): DeadlineSweep {
+  const log = logger.child({ module: "payments" });
+  let wakeAt = Number.POSITIVE_INFINITY;
+  let wake: (() => void) | undefined;
+
+  const sweepDue = db.transaction((): number => {
+    const now = clock.now();
+    const head = store.getCursor()?.head_number ?? 0;
+    let queued = 0;
+    // A fully received payment still confirming stays open: its row comes
+    // back on each sweep until it is paid, and the confirming set re-decides it.
+    for (const payment of store.dueDeadlines(now)) queued += transitions.apply(payment, head, now);
+    return queued;
+  });
+
+  function sweep(): number {
+    const queued = sweepDue();
+    if (queued > 0) onEvents();
+    return queued;
+  }
+
+  return {
+    sweep,
+    deadlineAdded(at) {
+      if (at < wakeAt) wake?.();
+    },
+    async run(signal) {
+      while (!signal.aborted) {
+        let wait = MAX_WAIT_MS;
+        try {
+          sweep();
+          const next = store.nextDeadline(clock.now());
+          if (next !== undefined) wait = Math.min(wait, Math.max(0, next - clock.now()));
+        } catch (error) {
+          log.error({ err: errorMessage(error) }, "deadline sweep failed");
+          wait = RETRY_AFTER_FAILURE_MS;
+        }
+        const controller = new AbortController();
+        const stop = () => controller.abort();
+        signal.addEventListener("abort", stop, { once: true });
+        wakeAt = clock.now() + wait;
+        wake = stop;
+        await clock.sleep(wait, controller.signal);
+        wake = undefined;
+        wakeAt = Number.POSITIVE_INFINITY;
+        signal.removeEventListener("abort", stop);
+      }
+    },
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * The postback outbox as the payment logic writes it (which transitions
+ * queue which events, honouring the shop's opt-in) and as the sender and
+ * the redelivery tools read it. Events are rows written in the same
+ * transaction as the transition that raised them.
+ */
+import { randomBytes } from "node:crypto";
+import type { AttemptRow, EventRow, EventState, EventStore } from "../store/events.ts";
+import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import { DEFAULT_EVENT_TYPES, type EventType, isEventType } from "./lifecycle.ts";
+
+/** What a delivery attempt needs besides the event: the payment and the head at send time. */
+export type DeliveryContext = { payment: PaymentRow; head: number };
+
+export type Outbox = {
+  /** The first pending event of each payment, soonest due first (see EventStore.pendingHeads). */
+  pendingHeads(limit: number): EventRow[];
+  /** The payment an event is about, and the current head; undefined if the payment is gone. */
+  context(event: EventRow): DeliveryContext | undefined;
+  /** Stores the body of the first attempt; later attempts send the same bytes. */
+  setPayload(id: string, payload: string): void;
+  recordAttempt: EventStore["recordAttempt"];
+  /**
+   * Puts an event (event id) or all of a payment's events (payment id) back
+   * to pending, due at `now`, with a fresh retry schedule and the same
+   * webhook-id. Returns the re-queued event ids (empty: `id` names nothing).
+   */
+  requeue(id: string, now: number): string[];
+  get(id: string): EventRow | undefined;
+  /** All events, or those in `state`, in the order they were written. */
+  list(state?: EventState): EventRow[];
+  byPayment(paymentId: string): EventRow[];
+  attemptsOf(eventId: string): AttemptRow[];
+};
+
+/** The event types a payment's postbacks carry: its own opt-in, else the daemon's. */
+export function enabledEventsOf(
+  payment: Pick<PaymentRow, "postback_events">,
+  defaults: readonly EventType[],
+): readonly EventType[] {
+  if (payment.postback_events === null) return defaults;
+  const parsed: unknown = JSON.parse(payment.postback_events);
+  return Array.isArray(parsed) ? parsed.filter(isEventType) : defaults;
+}
+
+export function createOutbox({
+  events,
+  store,
+}: {
+  events: EventStore;
+  store: PaymentStore;
+}): Outbox {
+  return {
+    pendingHeads: (limit) => events.pendingHeads(limit),
+    context(event) {
+      const payment = store.getPayment(event.payment_id);
+      return payment ? { payment, head: store.getCursor()?.head_number ?? 0 } : undefined;
+    },
+    setPayload: (id, payload) => events.setPayload(id, payload),
+    recordAttempt: events.recordAttempt,
+    requeue(id, now) {
+      const event = events.get(id);
+      const ids = (event ? [event] : events.byPayment(id)).map((row) => row.id);
+      if (ids.length > 0) events.requeue(ids, now);
+      return ids;
+    },
+    get: (id) => events.get(id),
+    list: (state) => events.list(state),
+    byPayment: (paymentId) => events.byPayment(paymentId),
+    attemptsOf: (eventId) => events.attemptsOf(eventId),
+  };
+}
+
+/**
+ * Queues `types` for `payment` in the current transaction, those it opted in
+ * to (default: payment.paid only) and only with a postback URL. A shop built
+ * for the original 0xBTCpay treats ANY POST to its URL as "paid": without
+ * its opt-in it must never get another event. Returns how many were queued.
+ */
+export function queueEvents({
+  events,
+  payment,
+  types,
+  defaults = DEFAULT_EVENT_TYPES,
+  now,
+}: {
+  events: EventStore;
+  payment: PaymentRow;
+  types: readonly EventType[];
+  defaults?: readonly EventType[];
+  now: number;
+}): number {
+  if (payment.postback_url === null || types.length === 0) return 0;
+  const enabled = enabledEventsOf(payment, defaults);
+  let queued = 0;
+  for (const type of types) {
+    if (!enabled.includes(type)) continue;
+    events.insert({
+      id: `evt_${randomBytes(12).toString("hex")}`,
+      payment_id: payment.id,
+      type,
+      url: payment.postback_url,
+      created_at: now,
+      next_attempt_at: now,
+    });
+    queued++;
+  }
+  return queued;
+}

@@ -1,0 +1,95 @@
+/**
+ * Applies the lifecycle to stored payments: reads a payment and its
+ * transfers, asks `decide`, stores the result and queues the events it
+ * raised. Every caller (the chain sink, the deadline sweep, a cancel) runs
+ * it inside the transaction of its cause.
+ */
+import type { Logger } from "../internal/logger.ts";
+import type { EventStore } from "../store/events.ts";
+import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import { decide, type EventType } from "./lifecycle.ts";
+import { queueEvents } from "./outbox.ts";
+
+export type Transitions = {
+  /**
+   * Re-decides payment `id` (a row the caller already read may be passed)
+   * at `head` and `now`, stores it, queues its events; returns how many
+   * events were queued.
+   */
+  apply(payment: string | PaymentRow, head: number, now: number): number;
+};
+
+export function createTransitions({
+  store,
+  events,
+  requiredConfirmations,
+  defaultEvents,
+  logger,
+}: {
+  store: PaymentStore;
+  events: EventStore;
+  requiredConfirmations: number;
+  /** The daemon's `postbacks.events`: what a payment without its own opt-in sends. */
+  defaultEvents: readonly EventType[];
+  logger: Logger;
+}): Transitions {
+  const log = logger.child({ module: "payments" });
+
+  function apply(target: string | PaymentRow, head: number, now: number): number {
+    const payment = typeof target === "string" ? store.getPayment(target) : target;
+    if (!payment) return 0;
+    const transfers = store.transfersOf(payment.id).map((t) => ({
+      txHash: t.tx_hash,
+      blockNumber: t.block_number,
+      logIndex: t.log_index,
+      value: BigInt(t.value),
+      blockTimestamp: t.block_timestamp,
+    }));
+    const {
+      next,
+      events: raised,
+      completing,
+      lateCompleting,
+    } = decide({
+      payment,
+      transfers,
+      head,
+      requiredConfirmations,
+      now,
+    });
+    store.updateLifecycle(payment.id, next);
+
+    const fields = { payment_id: payment.id };
+    if (payment.status !== next.status) {
+      log.info(
+        { ...fields, from: payment.status, to: next.status, paid_amount: next.paid_amount },
+        `payment ${next.status}`,
+      );
+    }
+    if (payment.seen_at !== null && next.seen_at === null) {
+      log.warn(fields, "reorg orphaned every transfer of this payment: waiting again");
+    }
+    if (completing) {
+      log.info(
+        { ...fields, tx_hash: completing.txHash, block_number: completing.blockNumber },
+        "payment paid",
+      );
+    }
+    if (lateCompleting) {
+      log.warn(
+        { ...fields, tx_hash: lateCompleting.txHash, status: next.status },
+        "late funds completed a payment that was no longer open: the shop decides",
+      );
+    }
+    if (next.reorged_after_paid_at !== null && payment.reorged_after_paid_at === null) {
+      log.error(
+        { ...fields, tx_hash: payment.tx_hash, paid_amount: next.paid_amount },
+        "reorg removed a transfer of a payment already marked paid: check it before shipping",
+      );
+    }
+    const updated: PaymentRow = { ...payment, ...next };
+    return queueEvents({ events, payment: updated, types: raised, defaults: defaultEvents, now });
+  }
+
+  return { apply };
+}

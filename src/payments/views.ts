@@ -1,0 +1,145 @@
+/**
+ * What readers see of a payment, built from its stored fields only (the
+ * lifecycle decided them): status.json, and the private port's rows. A page
+ * of rows costs one query each for the head, the transfers and the events,
+ * however many rows it has.
+ */
+import { toUnixSeconds } from "../internal/clock.ts";
+import type { EventRow, EventStore } from "../store/events.ts";
+import type { PaymentRow, PaymentStatus, PaymentStore, TransferRow } from "../store/payments.ts";
+import { formatAmount } from "./amount.ts";
+import { confirmationsOf, isLate } from "./evaluate.ts";
+import { deadlineOf } from "./lifecycle.ts";
+
+/** One received transfer as status.json shows it. */
+export type TransferView = {
+  tx_hash: string;
+  amount: string;
+  block_number: number;
+  confirmations: number;
+  /** In a block after the payment's deadline. */
+  late: boolean;
+};
+
+/** GET /:id/status.json: the original fields first, then the additive ones. */
+export type StatusView = {
+  address: string;
+  amount: string;
+  seen_at: number | null;
+  paid_at: number | null;
+  tx_hash: string | null;
+  status: PaymentStatus;
+  paid_amount: string;
+  confirmations: number;
+  required_confirmations: number;
+  expires_at: number;
+  /** Funds arrived after the deadline. */
+  late: boolean;
+  /** Late funds completed the payment: it stays expired (or cancelled); the shop decides. */
+  paid_late: boolean;
+  late_amount: string;
+  overpaid_amount: string;
+  /** A reorg removed a transfer after the payment was marked paid. */
+  reorged_after_paid: boolean;
+  transfers: TransferView[];
+};
+
+/** A payment as the private port lists it: its row, status.json's view and its postback events. */
+export type PaymentDetail = { row: PaymentRow; view: StatusView; events: EventRow[] };
+
+/** Status bodies cached at most (then the cache starts over): a few MB. */
+const STATUS_CACHE_SIZE = 10_000;
+
+export type PaymentViews = {
+  view(id: string): StatusView | undefined;
+  /**
+   * status.json's body for `id` (undefined: no such payment), served from a
+   * cache that any write to the database (by this daemon or another
+   * process) invalidates.
+   */
+  statusJson(id: string): string | undefined;
+  /** Views and events of `rows`, in their order, in a bounded number of queries. */
+  details(rows: readonly PaymentRow[]): PaymentDetail[];
+};
+
+export function createPaymentViews({
+  store,
+  events,
+  dataVersion,
+  decimals,
+  requiredConfirmations,
+}: {
+  store: PaymentStore;
+  events: EventStore;
+  /** Changes on any write to the database. */
+  dataVersion: () => string;
+  decimals: number;
+  requiredConfirmations: number;
+}): PaymentViews {
+  const statusCache = new Map<string, { body: string; version: string }>();
+  const head = () => store.getCursor()?.head_number ?? 0;
+
+  function viewOf(row: PaymentRow, atHead: number, transfers: readonly TransferRow[]): StatusView {
+    const amount = BigInt(row.amount);
+    const paid = BigInt(row.paid_amount);
+    const late = BigInt(row.late_amount);
+    const deadline = deadlineOf(row);
+    return {
+      address: row.address,
+      amount: formatAmount(amount, decimals),
+      seen_at: row.seen_at === null ? null : toUnixSeconds(row.seen_at),
+      paid_at: row.paid_at === null ? null : toUnixSeconds(row.paid_at),
+      tx_hash: row.tx_hash,
+      status: row.status,
+      paid_amount: formatAmount(paid, decimals),
+      confirmations: confirmationsOf(row.block_number, atHead),
+      required_confirmations: requiredConfirmations,
+      expires_at: toUnixSeconds(row.expires_at),
+      late: late > 0n,
+      paid_late: row.paid_late_at !== null,
+      late_amount: formatAmount(late, decimals),
+      overpaid_amount: formatAmount(paid > amount ? paid - amount : 0n, decimals),
+      reorged_after_paid: row.reorged_after_paid_at !== null,
+      transfers: transfers.map((t) => ({
+        tx_hash: t.tx_hash,
+        amount: formatAmount(BigInt(t.value), decimals),
+        block_number: t.block_number,
+        confirmations: confirmationsOf(t.block_number, atHead),
+        late: isLate({ blockTimestamp: t.block_timestamp }, deadline),
+      })),
+    };
+  }
+
+  function view(id: string): StatusView | undefined {
+    const row = store.getPayment(id);
+    if (!row) return undefined;
+    return viewOf(row, head(), row.seen_at === null ? [] : store.transfersOf(row.id));
+  }
+
+  return {
+    view,
+    statusJson(id) {
+      const version = dataVersion();
+      const hit = statusCache.get(id);
+      if (hit && hit.version === version) return hit.body;
+      const current = view(id);
+      if (!current) return undefined;
+      const body = JSON.stringify(current);
+      if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
+      statusCache.set(id, { body, version });
+      return body;
+    },
+    details(rows) {
+      if (rows.length === 0) return [];
+      const atHead = head();
+      const seen = rows.filter((row) => row.seen_at !== null).map((row) => row.id);
+      const transfers = store.transfersOfMany(seen);
+      const eventsByPayment = events.byPayments(rows.map((row) => row.id));
+      return rows.map((row) => ({
+        row,
+        view: viewOf(row, atHead, transfers.get(row.id) ?? []),
+        events: eventsByPayment.get(row.id) ?? [],
+      }));
+    },
+  };
+}

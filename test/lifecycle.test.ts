@@ -1,0 +1,293 @@
+/**
+ * The lifecycle matrix on a real anvil chain: every path a payment can take,
+ * each run straight through and with a daemon restart in the middle. At
+ * every step status.json, get_payment and list_payments {status} must agree,
+ * and at the end the queued events must be exactly the transitions taken.
+ */
+import { join } from "node:path";
+import type { Hex } from "viem";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { ANVIL_ACCOUNTS } from "../src/chain/anvil.ts";
+import type { Daemon } from "../src/daemon.ts";
+import { EVENT_TYPES, type EventType, PAYMENT_STATUSES } from "../src/payments/index.ts";
+import type { StatusView } from "../src/payments/views.ts";
+import {
+  anvilCall,
+  rpc,
+  skewedClock,
+  startPayment,
+  startReceiver,
+  startTestChain,
+  startTestDaemon,
+  status,
+  type TestChain,
+  tempDir,
+  tokens,
+  waitFor,
+} from "./helpers/index.ts";
+
+const PAYER = ANVIL_ACCOUNTS[1];
+let chain: TestChain;
+let receiver: Awaited<ReturnType<typeof startReceiver>>;
+const cleanups: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  chain = await startTestChain();
+  await chain.mint(chain.token, PAYER, tokens(1_000_000));
+  receiver = await startReceiver();
+});
+afterAll(async () => {
+  await receiver?.close();
+  await chain?.stop();
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+type Expected = Partial<StatusView> & { status: StatusView["status"] };
+
+/** One run of a path: a daemon (restartable on the same database) and one payment. */
+async function scenario({ restarts }: { restarts: boolean }) {
+  const dir = tempDir();
+  cleanups.push(dir.cleanup);
+  const dbPath = join(dir.path, "lifecycle.sqlite");
+  // A clock at least as late as the chain's last block, so new blocks can come before a deadline.
+  const clock = skewedClock();
+  const latest = await chain.client.getBlock({ blockTag: "latest" });
+  const chainMs = Number(latest.timestamp) * 1000 + 10_000;
+  if (chainMs > clock.now()) clock.skewMs = chainMs - Date.now();
+  const start = () =>
+    startTestDaemon(
+      { rpcUrl: chain.rpcUrl, token: chain.token },
+      dbPath,
+      {
+        payments: { expiresAfter: "1h" },
+        // Every event type, so the matrix sees every transition's event.
+        postbacks: { events: [...EVENT_TYPES] },
+      },
+      { clock },
+    );
+  let daemon: Daemon = await start();
+  cleanups.push(() => daemon.stop());
+  const payment = await startPayment(daemon.privateUrl, {
+    amount: "2",
+    postback_url: receiver.url,
+  });
+  const deadline = Math.floor(clock.now() / 1000) + 3600;
+
+  /** The daemon has scanned every block up to the chain's head. */
+  async function caughtUp() {
+    const top = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= top, {
+      what: `scan up to block ${top}`,
+    });
+  }
+
+  const t = {
+    id: payment.id,
+    async pay(amount: bigint): Promise<Hex> {
+      const hash = await chain.submitTransfer({
+        token: chain.token,
+        from: PAYER,
+        to: payment.address,
+        value: amount,
+      });
+      await chain.mine(1);
+      await chain.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
+      return hash;
+    },
+    async mine(blocks: number) {
+      await chain.mine(blocks);
+    },
+    /** The clock passes the deadline; the next blocks come after it. */
+    async passDeadline() {
+      clock.skewMs += (deadline + 60) * 1000 - clock.now();
+      await anvilCall(chain.rpcUrl, "evm_setNextBlockTimestamp", [deadline + 90]);
+      await chain.mine(1);
+    },
+    /** The shop cancels; the next blocks come after the cancel. */
+    async cancel() {
+      const { json } = await rpc(daemon.privateUrl, {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "cancel_payment",
+        params: { id: payment.id },
+      });
+      expect(json.result.status).toBe("cancelled");
+      const chainTime = Number((await chain.client.getBlock({ blockTag: "latest" })).timestamp);
+      await anvilCall(chain.rpcUrl, "evm_setNextBlockTimestamp", [
+        Math.max(json.result.cancelled_at, chainTime) + 30,
+      ]);
+      await chain.mine(1);
+    },
+    /** Replaces the last `depth` blocks with empty ones (their transactions are dropped). */
+    async reorg(depth: number) {
+      await caughtUp();
+      await anvilCall(chain.rpcUrl, "anvil_reorg", [depth, []]);
+    },
+    /** Stops the daemon and starts it again on the same database (in the restart variant). */
+    async restart() {
+      if (!restarts) return;
+      await daemon.stop();
+      daemon = await start();
+    },
+    /** status.json shows `expected` (waiting for it), and get_payment and list_payments agree. */
+    async expect(expected: Expected) {
+      const call = async (method: string, params: Record<string, unknown>) =>
+        (await rpc(daemon.privateUrl, { jsonrpc: "2.0", id: 1, method, params })).json.result;
+      const read = async () => (await status(daemon.publicUrl, payment.id)).body;
+      // NOTE: read status.json on both sides of get_payment; a pair with a
+      // change in between (a block being scanned) is read again.
+      const { view, got } = await waitFor(
+        async () => {
+          const before = await read();
+          const matches = Object.entries(expected).every(
+            ([key, value]) =>
+              JSON.stringify(before[key as keyof StatusView]) === JSON.stringify(value),
+          );
+          if (!matches) return undefined;
+          const detail = await call("get_payment", { id: payment.id });
+          const after = await read();
+          return JSON.stringify(before) === JSON.stringify(after)
+            ? { view: before, got: detail }
+            : undefined;
+        },
+        { what: `status.json ${JSON.stringify(expected)}` },
+      );
+      const { id: _id, ...sameFields } = got;
+      expect(Object.fromEntries(Object.keys(view).map((k) => [k, sameFields[k]]))).toEqual(view);
+      for (const s of PAYMENT_STATUSES) {
+        const listed = (await call("list_payments", { status: s })).payments.map(
+          (p: { id: string }) => p.id,
+        );
+        expect(listed.includes(payment.id), `list_payments {status: ${s}}`).toBe(
+          s === expected.status,
+        );
+      }
+      return view;
+    },
+    /** The event types queued for the payment, in order. */
+    events(): EventType[] {
+      return daemon.payments.outbox.byPayment(payment.id).map((e) => e.type as EventType);
+    },
+  };
+  return t;
+}
+
+type Scenario = Awaited<ReturnType<typeof scenario>>;
+
+const PATHS: Array<[string, (t: Scenario) => Promise<void>, EventType[]]> = [
+  [
+    "waiting → seen → paid",
+    async (t) => {
+      await t.expect({ status: "waiting", seen_at: null });
+      await t.pay(tokens(2));
+      await t.expect({ status: "seen", paid_amount: "2", paid_at: null });
+      await t.restart();
+      await t.mine(2);
+      await t.expect({ status: "paid", paid_amount: "2" });
+    },
+    ["payment.seen", "payment.paid"],
+  ],
+  [
+    "partial, then complete",
+    async (t) => {
+      await t.pay(tokens(1));
+      await t.expect({ status: "seen", paid_amount: "1" });
+      await t.mine(3);
+      await t.restart();
+      await t.expect({ status: "seen", paid_amount: "1", paid_at: null });
+      await t.pay(tokens(1));
+      await t.mine(2);
+      await t.expect({ status: "paid", paid_amount: "2", overpaid_amount: "0" });
+    },
+    ["payment.seen", "payment.paid"],
+  ],
+  [
+    "overpaid",
+    async (t) => {
+      await t.pay(tokens(3));
+      await t.restart();
+      await t.mine(2);
+      await t.expect({ status: "paid", paid_amount: "3", overpaid_amount: "1" });
+    },
+    ["payment.seen", "payment.paid"],
+  ],
+  [
+    "expired unpaid",
+    async (t) => {
+      await t.expect({ status: "waiting" });
+      await t.restart();
+      await t.passDeadline();
+      await t.expect({ status: "expired", paid_late: false, paid_amount: "0" });
+      await t.restart();
+      await t.expect({ status: "expired" });
+    },
+    ["payment.expired"],
+  ],
+  [
+    "partial, expired, then paid late",
+    async (t) => {
+      await t.pay(tokens(1));
+      await t.expect({ status: "seen", paid_amount: "1" });
+      await t.passDeadline();
+      await t.expect({ status: "expired", late: false });
+      await t.restart();
+      await t.pay(tokens(1));
+      await t.expect({ status: "expired", late: true, late_amount: "1", paid_late: false });
+      await t.mine(2);
+      await t.expect({ status: "expired", paid_late: true, paid_amount: "2", paid_at: null });
+    },
+    ["payment.seen", "payment.expired", "payment.paid_late"],
+  ],
+  [
+    "cancelled, then late funds",
+    async (t) => {
+      await t.cancel();
+      await t.expect({ status: "cancelled" });
+      await t.restart();
+      await t.pay(tokens(2));
+      await t.expect({ status: "cancelled", late: true, late_amount: "2", paid_late: false });
+      await t.mine(2);
+      await t.expect({ status: "cancelled", paid_late: true, paid_at: null, tx_hash: null });
+    },
+    ["payment.cancelled", "payment.paid_late"],
+  ],
+  [
+    "seen, then reorged back to waiting",
+    async (t) => {
+      await t.pay(tokens(2));
+      await t.expect({ status: "seen", paid_amount: "2" });
+      await t.restart();
+      await t.reorg(1);
+      await t.expect({ status: "waiting", seen_at: null, paid_amount: "0", transfers: [] });
+    },
+    ["payment.seen"],
+  ],
+  [
+    "paid, then reorged deeper than the confirmations",
+    async (t) => {
+      await t.pay(tokens(2));
+      await t.mine(2);
+      await t.expect({ status: "paid", reorged_after_paid: false });
+      await t.restart();
+      await t.reorg(4);
+      await t.expect({ status: "paid", reorged_after_paid: true, paid_amount: "0" });
+      await t.restart();
+      await t.expect({ status: "paid", reorged_after_paid: true });
+    },
+    ["payment.seen", "payment.paid", "payment.reorged_after_paid"],
+  ],
+];
+
+describe("the lifecycle, on anvil: status.json, get_payment and list_payments agree at every step", () => {
+  for (const restarts of [false, true]) {
+    for (const [name, path, events] of PATHS) {
+      test(`${name}${restarts ? " (daemon restarted midway)" : ""}: events ${events.join(", ")}`, async () => {
+        const t = await scenario({ restarts });
+        await path(t);
+        expect(t.events()).toEqual(events);
+      });
+    }
+  }
+});
