@@ -1,5 +1,5 @@
 /**
- * API key hashing, verification and the `apikey create` command (issue 6).
+ * API key hashing, verification and the `apikey create` command.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";

@@ -174,7 +174,7 @@ describe("config", () => {
     expect(parseDuration(input)).toBe(expected);
   });
 
-  describe("merchant API keys (issue 6)", () => {
+  describe("merchant API keys", () => {
     const sha = `sha256:${"ab".repeat(32)}`;
     const withKeys = (apiKeys: unknown, extra: Record<string, unknown> = {}) => ({
       ...minimal,

@@ -1,5 +1,5 @@
 /**
- * The merchant API on the private port (issue 6): API keys and permissions,
+ * The merchant API on the private port: API keys and permissions,
  * start_payment's new params and order_id idempotency, get/list/cancel,
  * batches and notifications. In-process through app.request() on a real
  * in-memory SQLite, plus real sockets on 127.0.0.1.

@@ -1,5 +1,5 @@
 /**
- * The merchant API end to end (issue 6): the daemon from a config with API
+ * The merchant API end to end: the daemon from a config with API
  * keys and a trusted proxy, on a real anvil chain, over real sockets.
  */
 import { join } from "node:path";

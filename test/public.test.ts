@@ -1,5 +1,5 @@
 /**
- * The public port's per-IP rate limit and headers (issue 6): in-process with
+ * The public port's per-IP rate limit and headers: in-process with
  * a clock moved by hand, and over a real socket.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";

@@ -128,7 +128,7 @@ describe("start_payment wire compatibility", () => {
       "Invalid request",
       5,
     ],
-    // NOTE (issue 6): "a missing id" left this list: a request without an id is
+    // NOTE: "a missing id" left this list: a request without an id is
     // now a JSON-RPC 2.0 notification (see the notification test below).
     [
       "an id that is an object",
@@ -224,7 +224,7 @@ describe("start_payment wire compatibility", () => {
     expect(countPayments()).toBe(0);
   });
 
-  // NOTE (issue 6): the original refused batches as "Invalid request"; batches
+  // NOTE: the original refused batches as "Invalid request"; batches
   // are now served (JSON-RPC 2.0 §6), one response per call, in order.
   test("a batch request answers each call in order", async () => {
     const { post, countPayments } = setup();
@@ -240,7 +240,7 @@ describe("start_payment wire compatibility", () => {
     expect((await post(request({ amount: "1" }))).status).toBe(200);
   });
 
-  // NOTE (issue 6): the original answered a request without an id with
+  // NOTE: the original answered a request without an id with
   // "Invalid request"; it is now a JSON-RPC 2.0 notification: executed, no body.
   test("a notification (no id) does not crash the server", async () => {
     const { post, countPayments } = setup();
