@@ -2,7 +2,6 @@ import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import type { BlockHeader, TokenTransfer } from "../src/chain/types.ts";
 import { generatePaymentId, PAYMENT_ID_PATTERN } from "../src/payments/ids.ts";
-import { openDatabase } from "../src/store/index.ts";
 import { paymentsOn, skewedClock, tempDir, tokens } from "./helpers/index.ts";
 
 /** The payment logic fed synthetic batches, as the watcher would hand them over. */
