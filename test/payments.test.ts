@@ -156,3 +156,41 @@ describe("status.json cache", () => {
     }
   });
 });
+
+describe("change feed", () => {
+  test("a commit tells subscribers the payments it changed and whether the head moved; a rollback tells nothing", () => {
+    const { payments, block, transfer } = setup();
+    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const other = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const seen: Array<{ ids: readonly string[]; head: boolean }> = [];
+    const unsubscribe = payments.onChange((change) => seen.push(change));
+
+    const b = block();
+    expect(() =>
+      payments.sink.applyBatch({
+        fromBlock: b.number,
+        toBlock: b.number,
+        blocks: [],
+        head: b.number,
+        transfers: [transfer(other.address, 1n, b.number, 0)],
+      }),
+    ).toThrow("batch without its last block header");
+    expect(seen).toEqual([]);
+
+    payments.sink.applyBatch({
+      fromBlock: b.number,
+      toBlock: b.number,
+      blocks: [b],
+      head: b.number,
+      transfers: [transfer(p.address, 10_000_000n, b.number, 0)],
+    });
+    expect(seen).toEqual([{ ids: [p.id], head: true }]);
+    payments.sink.applyHead(b.number);
+    expect(seen).toHaveLength(1);
+    payments.cancel(other.id);
+    expect(seen.at(-1)).toEqual({ ids: [other.id], head: false });
+    unsubscribe();
+    payments.sink.applyHead(b.number + 1);
+    expect(seen).toHaveLength(2);
+  });
+});

@@ -9,6 +9,7 @@ import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Db } from "../store/index.ts";
 import type { PaymentStore } from "../store/payments.ts";
+import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
 /** Longest single wait: deadlines written by another process are noticed this late at worst. */
@@ -29,6 +30,7 @@ export function createDeadlineSweep({
   db,
   store,
   transitions,
+  changes,
   clock,
   logger,
   onEvents,
@@ -36,6 +38,7 @@ export function createDeadlineSweep({
   db: Db;
   store: PaymentStore;
   transitions: Transitions;
+  changes: ChangeFeed;
   clock: Clock;
   logger: Logger;
   /** Called after a sweep that queued postback events. */
@@ -56,7 +59,14 @@ export function createDeadlineSweep({
   });
 
   function sweep(): number {
-    const queued = sweepDue();
+    let queued: number;
+    try {
+      queued = sweepDue();
+    } catch (error) {
+      changes.discard();
+      throw error;
+    }
+    changes.committed();
     if (queued > 0) onEvents();
     return queued;
   }

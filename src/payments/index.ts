@@ -15,6 +15,7 @@ import type { Logger } from "../internal/logger.ts";
 import { createEventStore } from "../store/events.ts";
 import type { Db } from "../store/index.ts";
 import { createPaymentStore, type PaymentRow } from "../store/payments.ts";
+import { type ChangeListener, createChangeFeed } from "./changes.ts";
 import { type Created, createPaymentCreator, type NewPayment } from "./create.ts";
 import { createDeadlineSweep, type DeadlineSweep } from "./deadlines.ts";
 import { PaymentAlreadyPaidError, PaymentNotFoundError } from "./errors.ts";
@@ -26,6 +27,7 @@ import { createPaymentSink } from "./sink.ts";
 import { createTransitions } from "./transitions.ts";
 import { createPaymentViews, type PaymentDetail, type StatusView } from "./views.ts";
 
+export type { ChangeListener, PaymentChange } from "./changes.ts";
 export type { Created, NewPayment } from "./create.ts";
 export {
   DEFAULT_EVENT_TYPES,
@@ -66,6 +68,11 @@ export type Payments = {
   deadlines: DeadlineSweep;
   /** The postback outbox, for the sender and the redelivery tools. */
   outbox: Outbox;
+  /**
+   * Subscribes to the payments each commit changed, told right after the
+   * commit (live checkout streams). Returns the unsubscribe function.
+   */
+  onChange(listener: ChangeListener): () => void;
 };
 
 export function createPayments({
@@ -109,14 +116,27 @@ export function createPayments({
 }): Payments {
   const store = createPaymentStore(db);
   const events = createEventStore(db);
+  const log = logger.child({ module: "payments" });
+  const changes = createChangeFeed({
+    onListenerError: (error) => log.error({ err: error }, "a change listener failed"),
+  });
   const transitions = createTransitions({
     store,
     events,
     requiredConfirmations,
     defaultEvents,
+    changes,
     logger,
   });
-  const deadlines = createDeadlineSweep({ db, store, transitions, clock, logger, onEvents });
+  const deadlines = createDeadlineSweep({
+    db,
+    store,
+    transitions,
+    changes,
+    clock,
+    logger,
+    onEvents,
+  });
   const creator = createPaymentCreator({
     db,
     store,
@@ -157,9 +177,16 @@ export function createPayments({
     get: (id) => store.getPayment(id),
     getByOrderId: (orderId) => store.getPaymentByOrderId(orderId),
     cancel(id) {
-      const { row, queued } = cancel(id);
-      if (queued > 0) onEvents();
-      return row;
+      let result: ReturnType<typeof cancel>;
+      try {
+        result = cancel(id);
+      } catch (error) {
+        changes.discard();
+        throw error;
+      }
+      changes.committed();
+      if (result.queued > 0) onEvents();
+      return result.row;
     },
     view: views.view,
     statusJson: views.statusJson,
@@ -176,6 +203,7 @@ export function createPayments({
       db,
       store,
       transitions,
+      changes,
       clock,
       logger,
       chainId,
@@ -186,5 +214,6 @@ export function createPayments({
     }),
     deadlines,
     outbox: createOutbox({ events, store }),
+    onChange: (listener) => changes.subscribe(listener),
   };
 }

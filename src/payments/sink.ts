@@ -15,12 +15,14 @@ import { ChainMismatchError } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Db } from "../store/index.ts";
 import type { PaymentStore } from "../store/payments.ts";
+import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
 export function createPaymentSink({
   db,
   store,
   transitions,
+  changes,
   clock,
   logger,
   chainId,
@@ -32,6 +34,7 @@ export function createPaymentSink({
   db: Db;
   store: PaymentStore;
   transitions: Transitions;
+  changes: ChangeFeed;
   clock: Pick<Clock, "now">;
   logger: Logger;
   chainId: number;
@@ -68,8 +71,29 @@ export function createPaymentSink({
     store.pruneBlocksBelow(newest - keepBlocks);
   }
 
+  /** Marks the head as moved in the change feed if `head` is not the one stored. */
+  function noteHead(head: number) {
+    if (store.getCursor()?.head_number !== head) changes.headMoved();
+  }
+
+  /** Runs a transaction, then tells the change feed's subscribers what it committed. */
+  function committing<A extends unknown[]>(run: (...args: A) => number) {
+    return (...args: A): number => {
+      let queued: number;
+      try {
+        queued = run(...args);
+      } catch (error) {
+        changes.discard();
+        throw error;
+      }
+      changes.committed();
+      return queued;
+    };
+  }
+
   const applyBatch = db.transaction((batch: ScanBatch): number => {
     const now = clock.now();
+    noteHead(batch.head);
     const touched = new Set<string>();
     for (const transfer of batch.transfers) {
       const payment = store.paymentWindowByAddress(transfer.to);
@@ -112,6 +136,7 @@ export function createPaymentSink({
   const rewind = db.transaction(
     (ancestor: { number: number; hash: string | null }, head: number): number => {
       const now = clock.now();
+      changes.headMoved();
       const affected = store.forgetAbove(ancestor.number);
       store.moveCursor({
         block_number: ancestor.number,
@@ -125,9 +150,14 @@ export function createPaymentSink({
 
   const applyHead = db.transaction((head: number): number => {
     const now = clock.now();
+    noteHead(head);
     store.setHead(head, now);
     return reevaluate([], head, now);
   });
+
+  const applyBatchCommitted = committing(applyBatch);
+  const rewindCommitted = committing(rewind);
+  const applyHeadCommitted = committing(applyHead);
 
   return {
     cursor(): ScanCursor | undefined {
@@ -156,13 +186,13 @@ export function createPaymentSink({
     },
     blockHash: (number) => store.blockHash(number),
     applyBatch(batch) {
-      if (applyBatch(batch) > 0) onEvents();
+      if (applyBatchCommitted(batch) > 0) onEvents();
     },
     rewind(ancestor, head) {
-      if (rewind(ancestor, head) > 0) onEvents();
+      if (rewindCommitted(ancestor, head) > 0) onEvents();
     },
     applyHead(head) {
-      if (applyHead(head) > 0) onEvents();
+      if (applyHeadCommitted(head) > 0) onEvents();
     },
   };
 }

@@ -7,6 +7,7 @@
 import type { Logger } from "../internal/logger.ts";
 import type { EventStore } from "../store/events.ts";
 import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import type { ChangeFeed } from "./changes.ts";
 import { decide, type EventType } from "./lifecycle.ts";
 import { queueEvents } from "./outbox.ts";
 
@@ -24,10 +25,13 @@ export function createTransitions({
   events,
   requiredConfirmations,
   defaultEvents,
+  changes,
   logger,
 }: {
   store: PaymentStore;
   events: EventStore;
+  /** Told every payment re-decided, for the subscribers after the commit. */
+  changes: ChangeFeed;
   requiredConfirmations: number;
   /** The daemon's `postbacks.events`: what a payment without its own opt-in sends. */
   defaultEvents: readonly EventType[];
@@ -58,6 +62,7 @@ export function createTransitions({
       now,
     });
     store.updateLifecycle(payment.id, next);
+    changes.touch(payment.id);
 
     const fields = { payment_id: payment.id };
     if (payment.status !== next.status) {

@@ -1,0 +1,63 @@
+/**
+ * The change feed: which payments a commit changed, told to subscribers
+ * (status caches, live checkout streams) right after that commit, from the
+ * code that committed it, never from a poll of the database.
+ */
+
+/** One commit's changes: the payments it re-decided, and whether the head moved (confirmations). */
+export type PaymentChange = { ids: readonly string[]; head: boolean };
+
+export type ChangeListener = (change: PaymentChange) => void;
+
+export type ChangeFeed = {
+  /** Inside a transaction: payment `id` was re-decided. */
+  touch(id: string): void;
+  /** Inside a transaction: the head moved. */
+  headMoved(): void;
+  /** After the commit: tells the subscribers what it changed (nothing if it changed nothing). */
+  committed(): void;
+  /** After a rollback: forgets what the transaction touched. */
+  discard(): void;
+  /** Subscribes; returns the unsubscribe function. */
+  subscribe(listener: ChangeListener): () => void;
+};
+
+export function createChangeFeed({
+  onListenerError = () => {},
+}: {
+  /** A listener threw: the commit stands, the other listeners still run. */
+  onListenerError?: (error: unknown) => void;
+} = {}): ChangeFeed {
+  const listeners = new Set<ChangeListener>();
+  let ids = new Set<string>();
+  let head = false;
+  return {
+    touch(id) {
+      ids.add(id);
+    },
+    headMoved() {
+      head = true;
+    },
+    committed() {
+      if (ids.size === 0 && !head) return;
+      const change: PaymentChange = { ids: [...ids], head };
+      ids = new Set();
+      head = false;
+      for (const listener of listeners) {
+        try {
+          listener(change);
+        } catch (error) {
+          onListenerError(error);
+        }
+      }
+    },
+    discard() {
+      ids = new Set();
+      head = false;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
