@@ -7,7 +7,7 @@ import {
   type EventRow,
   type EventState,
 } from "../../store/events.ts";
-import { openDatabase } from "../../store/index.ts";
+import { type Db, openDatabase } from "../../store/index.ts";
 import { exitOnError } from "../run.ts";
 
 function state(value: string): EventState {
@@ -25,6 +25,15 @@ function configFrom(options: { config?: string }): Config {
   } catch (error) {
     exitOnError(error);
   }
+}
+
+/**
+ * Opens the daemon's database without migrating: a command never creates the
+ * file or changes its schema (the daemon owns upgrades, and may be running on
+ * it), and refuses one that is missing or not at this build's schema version.
+ */
+function openExisting(config: Config): Db {
+  return openDatabase({ path: config.database.path, migrate: false });
 }
 
 const iso = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
@@ -75,7 +84,7 @@ Example:
     .action((options: { config?: string; state?: EventState }) => {
       const config = configFrom(options);
       try {
-        const db = openDatabase({ path: config.database.path });
+        const db = openExisting(config);
         const rows = createEventStore(db).list(options.state);
         db.close();
         process.stdout.write(`${[COLUMNS.join("\t"), ...rows.map(line)].join("\n")}\n`);
@@ -103,7 +112,7 @@ Example:
       const config = configFrom(options);
       let requeued: string[];
       try {
-        const db = openDatabase({ path: config.database.path });
+        const db = openExisting(config);
         requeued = requeue({ events: createEventStore(db), id, now: Date.now() });
         db.close();
       } catch (error) {
