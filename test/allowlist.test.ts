@@ -1,8 +1,8 @@
 import { describe, expect, test } from "vitest";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
 import { parseConfig } from "../src/config/index.ts";
+import { clientAddress, createAllowlist, parseCidr } from "../src/internal/allowlist.ts";
 import { ConfigError } from "../src/internal/errors.ts";
-import { clientAddress, createAllowlist, parseCidr } from "../src/rpc/allowlist.ts";
 
 describe("allowlist matcher", () => {
   const list = createAllowlist({

@@ -7,10 +7,10 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ScanBatch } from "../src/chain/types.ts";
+import { createAllowlist } from "../src/internal/allowlist.ts";
 import { createLogger } from "../src/internal/logger.ts";
 import type { Payments } from "../src/payments/index.ts";
 import { encodeCursor } from "../src/payments/list.ts";
-import { createAllowlist } from "../src/rpc/allowlist.ts";
 import { type ApiKeyEntry, generateApiKey, hashApiKey } from "../src/rpc/api-keys.ts";
 import { createPrivateApp } from "../src/rpc/index.ts";
 import { type Json, listenNode, setupApps } from "./helpers/private-app.ts";

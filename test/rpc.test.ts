@@ -3,7 +3,7 @@ import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
-import { createAllowlist } from "../src/rpc/allowlist.ts";
+import { createAllowlist } from "../src/internal/allowlist.ts";
 import { createPrivateApp } from "../src/rpc/index.ts";
 import { paymentsOn, silentLogger } from "./helpers/index.ts";
 

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
+import { createAllowlist } from "../src/internal/allowlist.ts";
 import { createClock } from "../src/internal/clock.ts";
 import { createPayments } from "../src/payments/index.ts";
 import {
@@ -11,7 +12,6 @@ import {
   normalizedHost,
   type Resolver,
 } from "../src/postbacks/targets.ts";
-import { createAllowlist } from "../src/rpc/allowlist.ts";
 import { createPrivateApp } from "../src/rpc/index.ts";
 import { openDatabase } from "../src/store/index.ts";
 import { silentLogger } from "./helpers/index.ts";

@@ -21,7 +21,7 @@ import {
   prepareBaseTable,
   toAffineBatch,
 } from "./curve.ts";
-import { type AddressDeriver, MAX_DERIVATION_INDEX, parseExtendedPublicKey } from "./index.ts";
+import { type AddressDeriver, MAX_DERIVATION_INDEX, parseExtendedPublicKey } from "./key.ts";
 
 type Point = InstanceType<typeof secp256k1.Point>;
 

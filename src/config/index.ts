@@ -7,12 +7,12 @@ import { isAddress } from "viem";
 import { z } from "zod";
 import { MAINNET_0XBTC } from "../../contracts-abi/index.ts";
 import { parseExtendedPublicKey } from "../addresses/index.ts";
+import { parseCidr } from "../internal/allowlist.ts";
 import { ConfigError, errorMessage } from "../internal/errors.ts";
 import { parseAmount } from "../payments/amount.ts";
 import { DEFAULT_EVENT_TYPES, EVENT_TYPES } from "../payments/lifecycle.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../postbacks/schedule.ts";
 import { secretKey } from "../postbacks/sign.ts";
-import { parseCidr } from "../rpc/allowlist.ts";
 import { PERMISSIONS, parseKeyHash } from "../rpc/api-keys.ts";
 
 /** Environment variables that may replace a key of the file (secrets stay out of files). */

@@ -44,6 +44,50 @@ export class ChainMismatchError extends BaseError {
   static override code = "CHAIN_MISMATCH";
 }
 
+/**
+ * The database has a migration newer than any this build ships: it was
+ * written by a newer 0xbtcpay. Refused before anything is written to it.
+ */
+export class SchemaTooNewError extends BaseError {
+  static override code = "SCHEMA_TOO_NEW";
+  readonly version: number;
+  readonly newest: number;
+  constructor({ path, version, newest }: { path: string; version: number; newest: number }) {
+    super(
+      `database ${path} has schema version ${version}, newer than this 0xbtcpay knows (${newest}): upgrade 0xbtcpay`,
+    );
+    this.version = version;
+    this.newest = newest;
+  }
+}
+
+/**
+ * A connection that does not migrate (a CLI command, a second connection)
+ * found a schema older than this build's: only the daemon upgrades it.
+ */
+export class SchemaTooOldError extends BaseError {
+  static override code = "SCHEMA_TOO_OLD";
+  readonly version: number;
+  readonly newest: number;
+  constructor({ path, version, newest }: { path: string; version: number; newest: number }) {
+    super(
+      `database ${path} has schema version ${version}, older than this 0xbtcpay needs (${newest}): run \`0xbtcpay serve\` once to upgrade it`,
+    );
+    this.version = version;
+    this.newest = newest;
+  }
+}
+
+/** A connection that does not migrate was pointed at a file that does not exist; none is created. */
+export class DatabaseMissingError extends BaseError {
+  static override code = "DATABASE_MISSING";
+  constructor({ path }: { path: string }) {
+    super(
+      `no database at ${path}: check database.path in the config, or run \`0xbtcpay serve\` once to create it`,
+    );
+  }
+}
+
 /** Decides whether an operation that threw `error` should be tried again. */
 export function shouldRetry(error: unknown): boolean {
   if (error instanceof BaseError) return error.retryable;

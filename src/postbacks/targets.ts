@@ -10,8 +10,8 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 import { Agent, buildConnector, type Dispatcher } from "undici";
+import { createAllowlist } from "../internal/allowlist.ts";
 import { BaseError } from "../internal/errors.ts";
-import { createAllowlist } from "../rpc/allowlist.ts";
 
 /** A postback target that the guard refuses (the attempt fails; no connection is made). */
 export class PostbackTargetError extends BaseError {

@@ -11,10 +11,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
+import { type Allowlist, clientAddress } from "../internal/allowlist.ts";
 import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Payments } from "../payments/index.ts";
-import { type Allowlist, clientAddress } from "../rpc/allowlist.ts";
 import { createRateLimiter } from "./rate-limit.ts";
 
 /** What the public port needs. */

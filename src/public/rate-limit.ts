@@ -3,7 +3,7 @@
  * bounded: counters live for one window only, and at most `maxClients` are
  * tracked per window.
  */
-import { parseIp } from "../rpc/allowlist.ts";
+import { parseIp } from "../internal/allowlist.ts";
 
 export type RateLimitDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 

@@ -12,9 +12,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
+import { type Allowlist, clientAddress } from "../internal/allowlist.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Payments } from "../payments/index.ts";
-import { type Allowlist, clientAddress } from "./allowlist.ts";
 import { type ApiKey, type ApiKeyEntry, createApiKeyVerifier } from "./api-keys.ts";
 import {
   ForbiddenError,

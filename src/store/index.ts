@@ -1,10 +1,12 @@
 /**
  * SQLite: one database file, opened with the durability settings on every
- * open, and numbered append-only migrations applied at start.
+ * open, and numbered append-only migrations applied at start. Every open
+ * checks the schema version first (see {@link checkSchema}).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { DatabaseMissingError, SchemaTooNewError, SchemaTooOldError } from "../internal/errors.ts";
 
 export type Db = Database.Database;
 
@@ -24,10 +26,58 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
     }));
 }
 
+/** The newest schema version this build ships: the number of its last migration. */
+function newestSchemaVersion(migrations = listMigrations()): number {
+  return Math.max(0, ...migrations.map((m) => m.version));
+}
+
+/** The migration versions recorded in `db`; none if it has no schema_migrations table yet. */
+function appliedVersions(db: Db): number[] {
+  const table = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
+  if (!table) return [];
+  return db
+    .prepare("SELECT version FROM schema_migrations ORDER BY version")
+    .all()
+    .map((row) => (row as { version: number }).version);
+}
+
 /**
- * Opens (creating if needed) the database at `path` (":memory:" for tests)
- * and, unless `migrate` is false (a second connection of a running daemon),
- * brings its schema up to date.
+ * Refuses a database this build must not touch: one with a migration newer
+ * than any it ships ({@link SchemaTooNewError}: running old code on it, or
+ * applying our migrations around the unknown one, could corrupt it), and,
+ * with `current`, one that lacks a shipped migration ({@link SchemaTooOldError}:
+ * its queries would not match the tables).
+ */
+function checkSchema(
+  db: Db,
+  {
+    path,
+    current,
+    migrations = listMigrations(),
+  }: {
+    path: string;
+    current: boolean;
+    migrations?: Migration[];
+  },
+): void {
+  const applied = appliedVersions(db);
+  const version = Math.max(0, ...applied);
+  const newest = newestSchemaVersion(migrations);
+  if (version > newest) throw new SchemaTooNewError({ path, version, newest });
+  if (current && migrations.some((m) => !applied.includes(m.version))) {
+    throw new SchemaTooOldError({ path, version, newest });
+  }
+}
+
+/**
+ * Opens the database at `path` (":memory:" for tests) and checks its schema
+ * version. By default it creates the file if needed and brings the schema up
+ * to date: the daemon's open. With `migrate: false` or `readonly` (a CLI
+ * command, a second connection of a running daemon) it changes no schema: the
+ * file must exist ({@link DatabaseMissingError}, nothing is created) and be at
+ * this build's version ({@link SchemaTooOldError}).
  */
 export function openDatabase({
   path,
@@ -38,15 +88,26 @@ export function openDatabase({
   readonly?: boolean;
   migrate?: boolean;
 }): Db {
-  const db = new Database(path, { readonly });
-  // NOTE: synchronous must be set on every open. better-sqlite3 does not keep
-  // it, and WAL at the default NORMAL can lose the last commits on power loss:
-  // a payment acknowledged to the shop must survive that.
-  if (!readonly) db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.pragma("busy_timeout = 5000");
-  db.pragma("foreign_keys = ON");
-  if (!readonly && migrateSchema) migrate(db);
+  const migrating = migrateSchema && !readonly;
+  if (!migrating && path !== ":memory:" && !existsSync(path)) {
+    throw new DatabaseMissingError({ path });
+  }
+  const db = new Database(path, { readonly, fileMustExist: !migrating });
+  try {
+    // NOTE: synchronous must be set on every open. better-sqlite3 does not keep
+    // it, and WAL at the default NORMAL can lose the last commits on power loss:
+    // a payment acknowledged to the shop must survive that.
+    if (!readonly) db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.pragma("busy_timeout = 5000");
+    db.pragma("foreign_keys = ON");
+    // Before any migration: one from a newer build must stop us from adding ours.
+    checkSchema(db, { path, current: !migrating });
+    if (migrating) migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
 }
 

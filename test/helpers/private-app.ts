@@ -4,13 +4,13 @@
  */
 import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createAllowlist } from "../../src/internal/allowlist.ts";
 import type { Clock } from "../../src/internal/clock.ts";
 import {
   createPublicApp,
   createPublicListener,
   type PublicAppOptions,
 } from "../../src/public/index.ts";
-import { createAllowlist } from "../../src/rpc/allowlist.ts";
 import type { ApiKeyEntry } from "../../src/rpc/api-keys.ts";
 import {
   createPrivateApp,

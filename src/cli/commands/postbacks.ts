@@ -7,7 +7,7 @@ import {
   type EventRow,
   type EventState,
 } from "../../store/events.ts";
-import { openDatabase } from "../../store/index.ts";
+import { type Db, openDatabase } from "../../store/index.ts";
 import { createPaymentStore } from "../../store/payments.ts";
 import { exitOnError } from "../run.ts";
 
@@ -26,6 +26,15 @@ function configFrom(options: { config?: string }): Config {
   } catch (error) {
     exitOnError(error);
   }
+}
+
+/**
+ * Opens the daemon's database without migrating: a command never creates the
+ * file or changes its schema (the daemon owns upgrades, and may be running on
+ * it), and refuses one that is missing or not at this build's schema version.
+ */
+function openExisting(config: Config): Db {
+  return openDatabase({ path: config.database.path, migrate: false });
 }
 
 const iso = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
@@ -76,7 +85,7 @@ Example:
     .action((options: { config?: string; state?: EventState }) => {
       const config = configFrom(options);
       try {
-        const db = openDatabase({ path: config.database.path });
+        const db = openExisting(config);
         const rows = createEventStore(db).list(options.state);
         db.close();
         process.stdout.write(`${[COLUMNS.join("\t"), ...rows.map(line)].join("\n")}\n`);
@@ -104,7 +113,7 @@ Example:
       const config = configFrom(options);
       let requeued: string[];
       try {
-        const db = openDatabase({ path: config.database.path });
+        const db = openExisting(config);
         const outbox = createOutbox({
           events: createEventStore(db),
           store: createPaymentStore(db),

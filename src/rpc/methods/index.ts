@@ -8,12 +8,12 @@ import { cancelPaymentMethod } from "./cancel-payment.ts";
 import { getPaymentMethod } from "./get-payment.ts";
 import { listPaymentsMethod } from "./list-payments.ts";
 import { resendPostbackMethod } from "./resend-postback.ts";
-import { startPaymentMethod } from "./start-payment.ts";
+import { type PostbackUrlCheck, startPaymentMethod } from "./start-payment.ts";
 
 /** What the private port needs from src/postbacks. */
 export type PostbackControl = {
   /** The SSRF guard's verdict on a postback URL (resolves its host). */
-  checkUrl(url: string): Promise<{ allowed: true } | { allowed: false; reason: string }>;
+  checkUrl: PostbackUrlCheck;
   /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
   resend(id: string): string[];
 };

@@ -5,7 +5,11 @@ import type { Payments } from "../../payments/index.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { optionalEventTypes, optionalInteger, optionalString, optionalUrl } from "../params.ts";
 import type { RpcMethod } from "../registry.ts";
-import type { PostbackControl } from "./index.ts";
+
+/** The SSRF guard's verdict on a postback URL (resolves its host). */
+export type PostbackUrlCheck = (
+  url: string,
+) => Promise<{ allowed: true } | { allowed: false; reason: string }>;
 
 /** Largest `data`, as the UTF-8 bytes of its JSON text. */
 export const MAX_DATA_BYTES = 16 * 1024;
@@ -33,7 +37,7 @@ export function startPaymentMethod({
   decimals: number;
   maxWholeTokens: bigint;
   /** The SSRF guard (src/postbacks); undefined: syntax only. */
-  checkUrl?: PostbackControl["checkUrl"] | undefined;
+  checkUrl?: PostbackUrlCheck | undefined;
 }): RpcMethod {
   return {
     name: "start_payment",

@@ -1,6 +1,9 @@
 /**
- * Who may call the private port: loopback always (as in the original
- * 0xBTCpay), plus the configured IPs and CIDR ranges.
+ * IP matching, shared by every room that judges an address: who may call the
+ * private port (loopback always, as in the original 0xBTCpay, plus the
+ * configured IPs and CIDR ranges), which proxies are trusted for
+ * X-Forwarded-For on both ports, which postback targets the SSRF guard lets
+ * through, and the public port's per-IP rate limit.
  */
 import ipaddr from "ipaddr.js";
 
