@@ -157,6 +157,61 @@ const apiKeyList = z
     });
   });
 
+/** WCAG relative luminance of a "#rrggbb" colour. */
+function luminance(hex: string): number {
+  const channel = (offset: number) => {
+    const c = Number.parseInt(hex.slice(offset, offset + 2), 16) / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+}
+
+/** The checkout page's accent: buttons carry white text on it, so it must be dark enough (WCAG AA). */
+const themeColor = z
+  .string()
+  .regex(/^#[0-9a-fA-F]{6}$/, { message: 'expected a colour as "#rrggbb"' })
+  .refine((hex) => 1.05 / (luminance(hex) + 0.05) >= 4.5, {
+    message: "too light: white text on it must have a contrast of at least 4.5:1 (WCAG AA)",
+  })
+  .transform((hex) => hex.toLowerCase());
+
+/** An origin (scheme, host, port; no path) a shop embeds the checkout page from. */
+const origin = z.string().refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an origin such as "https://shop.example" (no path, no trailing slash)' },
+);
+
+/** Where shoppers reach the shop with questions: an http(s) URL or an e-mail address. */
+const supportContact = z
+  .string()
+  .max(200)
+  .refine(
+    (value) => {
+      if (/^[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+$/.test(value)) return true;
+      try {
+        const url = new URL(value);
+        return url.protocol === "https:" || url.protocol === "http:";
+      } catch {
+        return false;
+      }
+    },
+    { message: "expected an http(s) URL or an e-mail address" },
+  );
+
+/** Display names and block explorers of well-known chains, for the checkout page. */
+const KNOWN_CHAINS: Record<number, { name: string; explorerUrl?: string }> = {
+  1: { name: "Ethereum", explorerUrl: "https://etherscan.io" },
+  137: { name: "Polygon", explorerUrl: "https://polygonscan.com" },
+  31337: { name: "Local chain (anvil)" },
+};
+
 /** The public port's per-IP limit: `max` requests per `windowMs` (0: no limit). */
 const RATE_LIMIT_DEFAULT = { windowMs: 60_000, max: 600 };
 /** X-Forwarded-For is believed from a reverse proxy on the same host by default. */
@@ -189,8 +244,23 @@ export const configSchema = z
         finalityDepth: z.number().int().min(1).max(10_000).default(64),
         /** Optional websocket endpoint: newHeads only wakes the poller early. */
         wsUrl: urlOf(["ws:", "wss:"], "expected a ws(s) URL").optional(),
+        /** The network's name as shoppers read it ("0xBTC on Ethereum"); default by chain id. */
+        name: z.string().trim().min(1).max(40).optional(),
+        /** The token's symbol as shoppers read it. */
+        symbol: z.string().trim().min(1).max(12).default("0xBTC"),
+        /** A block explorer's base URL (`<url>/tx/<hash>`); default by chain id, else none. */
+        explorerUrl: httpUrl.optional(),
       })
-      .strict(),
+      .strict()
+      .transform((chain) => {
+        const known = KNOWN_CHAINS[chain.chainId];
+        const explorerUrl = (chain.explorerUrl ?? known?.explorerUrl)?.replace(/\/+$/, "");
+        return {
+          ...chain,
+          name: chain.name ?? known?.name ?? `Chain ${chain.chainId}`,
+          ...(explorerUrl === undefined ? {} : { explorerUrl }),
+        };
+      }),
     wallet: z
       .object({
         xpub: z.string().superRefine((value, ctx) => {
@@ -228,14 +298,39 @@ export const configSchema = z
           .default(RATE_LIMIT_DEFAULT),
         /** Peers whose X-Forwarded-For names the client for the rate limit. */
         trustProxy: cidrList.default(PUBLIC_TRUST_PROXY_DEFAULT),
+        /**
+         * The port's base URL as shoppers reach it (behind a proxy: the
+         * proxy's), for `checkout_url`; default: the listener's own address.
+         */
+        url: httpUrl.transform((value) => value.replace(/\/+$/, "")).optional(),
+        /** Open connections at most (SSE included); default: half the process's descriptor limit. */
+        maxConnections: z.number().int().min(16).max(1_000_000).optional(),
+        /** Open connections at most per client address (a trusted proxy's are not counted). */
+        maxConnectionsPerIp: z.number().int().min(1).max(1_000_000).default(256),
+        /** Time a client has to send a request's headers, in ms. */
+        headersTimeoutMs: z.number().int().min(1000).max(120_000).default(10_000),
+        /** How long an idle keep-alive connection stays open, in ms. */
+        keepAliveTimeoutMs: z.number().int().min(1000).max(120_000).default(5_000),
       })
       .strict()
-      .default({
-        host: "0.0.0.0",
-        port: 8080,
-        rateLimit: RATE_LIMIT_DEFAULT,
-        trustProxy: PUBLIC_TRUST_PROXY_DEFAULT,
-      }),
+      .prefault({}),
+    checkout: z
+      .object({
+        /** The shop's name on the page; none: "Payment". */
+        shopName: z.string().trim().min(1).max(100).optional(),
+        /** The page's language when neither the link, the shopper's choice nor the browser picks one. */
+        language: z.enum(["en", "es"]).default("en"),
+        /** Where shoppers ask: an http(s) URL or an e-mail address. */
+        support: supportContact.optional(),
+        /** After paid, send the shopper to `return_url` after this many seconds; unset: only a button. */
+        redirectAfterPaidSeconds: z.number().int().min(0).max(300).optional(),
+        /** Origins that may embed the page in a frame (CSP frame-ancestors); empty: none. */
+        frameAncestors: z.array(origin).max(20).default([]),
+        /** Accent colour of buttons and links. */
+        themeColor: themeColor.default("#c2410c"),
+      })
+      .strict()
+      .prefault({}),
     payments: z
       .object({
         expiresAfter: duration.default(86_400),

@@ -25,7 +25,12 @@ import { type ListQuery, listPayments } from "./list.ts";
 import { createOutbox, type Outbox } from "./outbox.ts";
 import { createPaymentSink } from "./sink.ts";
 import { createTransitions } from "./transitions.ts";
-import { createPaymentViews, type PaymentDetail, type StatusView } from "./views.ts";
+import {
+  type CheckoutView,
+  createPaymentViews,
+  type PaymentDetail,
+  type StatusView,
+} from "./views.ts";
 
 export type { ChangeListener, PaymentChange } from "./changes.ts";
 export type { Created, NewPayment } from "./create.ts";
@@ -37,7 +42,7 @@ export {
   type PaymentStatus,
 } from "./lifecycle.ts";
 export type { Outbox } from "./outbox.ts";
-export type { PaymentDetail, StatusView, TransferView } from "./views.ts";
+export type { CheckoutView, PaymentDetail, StatusView, TransferView } from "./views.ts";
 
 /** Where the scan stands: the last block fully recorded and the newest head seen. */
 export type ScanPosition = { blockNumber: number; head: number };
@@ -59,6 +64,8 @@ export type Payments = {
   statusJson(id: string): string | undefined;
   /** Views and postback events of rows, in a bounded number of queries. */
   details(rows: readonly PaymentRow[]): PaymentDetail[];
+  /** The hosted checkout page's view: status.json's, plus description and redirect URLs. */
+  checkout(id: string): CheckoutView | undefined;
   /** One page of payments newest first, with their details. */
   list(query: ListQuery): { payments: PaymentDetail[]; nextCursor: string | undefined };
   scanPosition(): ScanPosition | undefined;
@@ -191,6 +198,7 @@ export function createPayments({
     view: views.view,
     statusJson: views.statusJson,
     details: views.details,
+    checkout: views.checkout,
     list(query) {
       const page = listPayments(store, query);
       return { payments: views.details(page.rows), nextCursor: page.nextCursor };

@@ -44,6 +44,19 @@ export type StatusView = {
   transfers: TransferView[];
 };
 
+/**
+ * What the hosted checkout page shows: status.json's view plus the shop's
+ * description and redirect URLs (nothing else of the private fields).
+ */
+export type CheckoutView = {
+  view: StatusView;
+  /** Base units: the amount due, everything received, what came after the deadline. */
+  amounts: { amount: bigint; paid: bigint; late: bigint };
+  description: string | null;
+  returnUrl: string | null;
+  cancelUrl: string | null;
+};
+
 /** A payment as the private port lists it: its row, status.json's view and its postback events. */
 export type PaymentDetail = { row: PaymentRow; view: StatusView; events: EventRow[] };
 
@@ -60,6 +73,8 @@ export type PaymentViews = {
   statusJson(id: string): string | undefined;
   /** Views and events of `rows`, in their order, in a bounded number of queries. */
   details(rows: readonly PaymentRow[]): PaymentDetail[];
+  /** The checkout page's view of `id`; undefined: no such payment. */
+  checkout(id: string): CheckoutView | undefined;
 };
 
 export function createPaymentViews({
@@ -110,10 +125,13 @@ export function createPaymentViews({
     };
   }
 
+  function currentView(row: PaymentRow): StatusView {
+    return viewOf(row, head(), row.seen_at === null ? [] : store.transfersOf(row.id));
+  }
+
   function view(id: string): StatusView | undefined {
     const row = store.getPayment(id);
-    if (!row) return undefined;
-    return viewOf(row, head(), row.seen_at === null ? [] : store.transfersOf(row.id));
+    return row ? currentView(row) : undefined;
   }
 
   return {
@@ -128,6 +146,21 @@ export function createPaymentViews({
       if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
       statusCache.set(id, { body, version });
       return body;
+    },
+    checkout(id) {
+      const row = store.getPayment(id);
+      if (!row) return undefined;
+      return {
+        view: currentView(row),
+        amounts: {
+          amount: BigInt(row.amount),
+          paid: BigInt(row.paid_amount),
+          late: BigInt(row.late_amount),
+        },
+        description: row.description,
+        returnUrl: row.return_url,
+        cancelUrl: row.cancel_url,
+      };
     },
     details(rows) {
       if (rows.length === 0) return [];
