@@ -1,0 +1,140 @@
+/**
+ * Live status for checkout pages: Server-Sent Events at `GET /<id>/events`.
+ * The first message is the full status (status.json's body), then one per
+ * change, pushed from the payment logic's change feed right after the commit
+ * that made it (no polling). Each message's `id:` is a digest of its body:
+ * a client that reconnects with `Last-Event-ID` gets the current status only
+ * if it differs from the last one it had (no duplicate, no gap). A heartbeat
+ * comment keeps proxies from closing idle streams; the stream ends after a
+ * final status (paid, expired, cancelled).
+ */
+import { createHash } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import type { Logger } from "../internal/logger.ts";
+import type { Payments } from "../payments/index.ts";
+
+/** Longest silence on a stream: proxies commonly cut idle responses at 30–60 s. */
+export const HEARTBEAT_MS = 20_000;
+/** The reconnection delay the browser is told to use. */
+export const RETRY_MS = 3_000;
+
+const FINAL = new Set(["paid", "expired", "cancelled"]);
+
+export type LiveStreams = {
+  /** Serves `GET /<id>/events`; false: no such payment (the caller answers 404). */
+  open(res: ServerResponse, id: string, lastEventId: string | undefined): boolean;
+  /** Streams open now. */
+  count(): number;
+  /** Ends every stream and stops listening (shutdown). */
+  close(): void;
+};
+
+type Stream = { res: ServerResponse; lastId: string | undefined };
+
+/** The event id of a status body: a short digest, equal for equal bodies. */
+export function eventIdOf(body: string): string {
+  return createHash("sha256").update(body).digest("base64url").slice(0, 16);
+}
+
+export function createLiveStreams({
+  payments,
+  logger,
+  heartbeatMs = HEARTBEAT_MS,
+  retryMs = RETRY_MS,
+}: {
+  payments: Pick<Payments, "statusJson" | "onChange">;
+  logger: Logger;
+  heartbeatMs?: number;
+  retryMs?: number;
+}): LiveStreams {
+  const log = logger.child({ module: "public" });
+  const byPayment = new Map<string, Set<Stream>>();
+  let open = 0;
+
+  function remove(id: string, stream: Stream) {
+    const set = byPayment.get(id);
+    if (!set?.delete(stream)) return;
+    open--;
+    if (set.size === 0) byPayment.delete(id);
+  }
+
+  /** Sends `body` unless the stream already has it; ends the stream after a final status. */
+  function send(id: string, stream: Stream, body: string): void {
+    const eventId = eventIdOf(body);
+    if (stream.lastId !== eventId) {
+      stream.lastId = eventId;
+      stream.res.write(`id: ${eventId}\ndata: ${body}\n\n`);
+    }
+    if (FINAL.has((JSON.parse(body) as { status: string }).status)) {
+      remove(id, stream);
+      stream.res.end();
+    }
+  }
+
+  function push(id: string): void {
+    const set = byPayment.get(id);
+    if (!set) return;
+    const body = payments.statusJson(id);
+    for (const stream of [...set]) {
+      if (body === undefined) {
+        remove(id, stream);
+        stream.res.end();
+      } else {
+        send(id, stream, body);
+      }
+    }
+  }
+
+  const unsubscribe = payments.onChange(({ ids, head }) => {
+    // A new head moves the confirmations of every open payment.
+    for (const id of head ? [...byPayment.keys()] : ids) push(id);
+  });
+
+  const heartbeat = setInterval(() => {
+    for (const set of byPayment.values()) for (const stream of set) stream.res.write(": \n\n");
+  }, heartbeatMs);
+  heartbeat.unref();
+
+  return {
+    open(res, id, lastEventId) {
+      const body = payments.statusJson(id);
+      if (body === undefined) return false;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-store",
+        connection: "keep-alive",
+        // NOTE: nginx buffers responses unless told not to; a buffered stream is not live.
+        "x-accel-buffering": "no",
+        "access-control-allow-origin": "*",
+        "x-content-type-options": "nosniff",
+      });
+      res.write(`retry: ${retryMs}\n\n`);
+      const stream: Stream = { res, lastId: lastEventId };
+      let set = byPayment.get(id);
+      if (!set) {
+        set = new Set();
+        byPayment.set(id, set);
+      }
+      set.add(stream);
+      open++;
+      res.on("close", () => remove(id, stream));
+      res.on("error", (error) => {
+        log.debug({ payment_id: id, err: error }, "live stream failed");
+        remove(id, stream);
+      });
+      send(id, stream, body);
+      return true;
+    },
+    count: () => open,
+    close() {
+      clearInterval(heartbeat);
+      unsubscribe();
+      for (const [id, set] of byPayment) {
+        for (const stream of [...set]) {
+          remove(id, stream);
+          stream.res.end();
+        }
+      }
+    },
+  };
+}
