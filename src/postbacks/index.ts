@@ -9,18 +9,13 @@ import { fetch as undiciFetch } from "undici";
 import type { Clock } from "../internal/clock.ts";
 import { toUnixSeconds } from "../internal/clock.ts";
 import { errorMessage } from "../internal/errors.ts";
+import { parseRetryAfter } from "../internal/http.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Payments } from "../payments/index.ts";
 import type { EventRow } from "../store/events.ts";
 import { postbackBody } from "./body.ts";
 import { requeue } from "./requeue.ts";
-import {
-  classifyStatus,
-  DEFAULT_JITTER,
-  DEFAULT_RETRY_SCHEDULE_MS,
-  nextStep,
-  parseRetryAfter,
-} from "./schedule.ts";
+import { classifyStatus, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE_MS, nextStep } from "./schedule.ts";
 import { signatureHeader } from "./sign.ts";
 import { PostbackTargetError } from "./targets.ts";
 
