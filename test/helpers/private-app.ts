@@ -6,7 +6,6 @@
 import { createServer, request as httpRequest, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import { onTestFinished } from "vitest";
-import type { Clock } from "../../src/internal/clock.ts";
 import type { Logger } from "../../src/internal/logger.ts";
 import { createPublicListener, type PublicAppOptions } from "../../src/public/index.ts";
 import { createAllowlist } from "../../src/rpc/allowlist.ts";
@@ -16,24 +15,12 @@ import {
   type PrivateAppOptions,
   type RpcMethod,
 } from "../../src/rpc/index.ts";
-import { paymentsOn, silentLogger } from "./index.ts";
+import { manualClock, paymentsOn, silentLogger } from "./index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON-RPC bodies
 export type Json = any;
 
 export { TEST_TOKEN } from "./index.ts";
-
-/** A clock at a fixed time that only moves when told to. */
-export function manualClock(start = 1_800_000_000_000): Clock & { advance(ms: number): void } {
-  let time = start;
-  return {
-    now: () => time,
-    sleep: async () => {},
-    advance(ms) {
-      time += ms;
-    },
-  };
-}
 
 /** One request of a test client. */
 export type ClientRequest = {
