@@ -4,34 +4,38 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, test } from "vitest";
-import { freePort } from "../src/chain/anvil.ts";
 import { tempDir, waitFor } from "./helpers/index.ts";
 
 const BIN = resolve("bin/0xbtcpay");
 const dir = tempDir();
 let child: ChildProcess | undefined;
+/** Holds the port `dev` is asked for, so anvil has to take another. */
+const taken = createServer();
 afterAll(() => {
   child?.kill("SIGKILL");
+  taken.close();
   dir.cleanup();
 });
 
 describe("0xbtcpay dev", () => {
-  test("prints the URLs, takes a payment, `dev pay` pays it, the demo shop gets the postback, SIGINT stops all", async () => {
+  test("prints the URLs (anvil on a free port, the asked one being taken), takes a payment, `dev pay` pays it, the demo shop gets the postback, SIGINT stops all", async () => {
     const config = JSON.parse(readFileSync("config/dev.json", "utf8"));
     config.private.port = 0;
     config.public.port = 0;
     config.log.level = "warn";
     const configPath = join(dir.path, "dev.json");
     writeFileSync(configPath, JSON.stringify(config));
-    const chainPort = await freePort();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const takenPort = (taken.address() as { port: number }).port;
 
     let stdout = "";
     child = spawn(
       process.execPath,
-      [BIN, "dev", "--config", configPath, "--chain-port", String(chainPort)],
+      [BIN, "dev", "--config", configPath, "--chain-port", String(takenPort)],
       {
         cwd: dir.path,
         env: { PATH: process.env.PATH ?? "" },
@@ -55,6 +59,9 @@ describe("0xbtcpay dev", () => {
       },
       { timeoutMs: 60_000, what: "dev URLs" },
     );
+    const anvilUrl = /anvil RPC:\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+    expect(anvilUrl).toMatch(/^http:\/\/127\.0\.0\.1:[1-9][0-9]*$/);
+    expect(anvilUrl).not.toBe(`http://127.0.0.1:${takenPort}`);
     expect(stdout).toContain("curl -s -X POST");
     expect(stdout).toContain("npx 0xbtcpay dev pay <id>");
     const receiverUrl = /demo shop postback receiver:\s+(\S+)/.exec(stdout)?.[1];
@@ -96,8 +103,6 @@ describe("0xbtcpay dev", () => {
 
     child.kill("SIGINT");
     expect(await exit).toBe(0);
-    await expect(
-      fetch(`http://127.0.0.1:${chainPort}`, { method: "POST", body: "{}" }),
-    ).rejects.toThrow();
+    await expect(fetch(anvilUrl as string, { method: "POST", body: "{}" })).rejects.toThrow();
   });
 });

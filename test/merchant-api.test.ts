@@ -1,8 +1,8 @@
 /**
  * The merchant API on the private port: API keys and permissions,
  * start_payment's new params and order_id idempotency, get/list/cancel,
- * batches and notifications. In-process through app.request() on a real
- * in-memory SQLite, plus real sockets on 127.0.0.1.
+ * batches and notifications. Over real sockets on 127.0.0.1 to the daemon's
+ * listener, on a real in-memory SQLite.
  */
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -12,7 +12,7 @@ import { createLogger } from "../src/internal/logger.ts";
 import type { Payments } from "../src/payments/index.ts";
 import { encodeCursor } from "../src/payments/list.ts";
 import { type ApiKeyEntry, generateApiKey, hashApiKey } from "../src/rpc/api-keys.ts";
-import { createPrivateApp } from "../src/rpc/index.ts";
+import { createPrivateListener } from "../src/rpc/index.ts";
 import { type Json, listenNode, setupApps } from "./helpers/private-app.ts";
 
 const call = (method: string, params: unknown, id: unknown = 1) => ({
@@ -710,15 +710,16 @@ describe("API keys", () => {
   });
 
   test("the IP allowlist still applies with a valid key", async () => {
-    const { post } = setupApps({ apiKeys, allow: ["10.0.0.0/8"] });
+    // Loopback is not exempt here, so 127.0.0.3 is outside the allowlist.
+    const { post } = setupApps({ apiKeys, allow: ["127.0.0.2"], loopback: false });
     const outside = await post(start({ amount: "1" }), {
-      peer: "192.168.1.5",
+      from: "127.0.0.3",
       headers: bearer(shopKey),
     });
     expect(outside.status).toBe(403);
     expect(await outside.json()).toEqual(forbidden("Forbidden"));
     const inside = await post(start({ amount: "1" }), {
-      peer: "10.1.2.3",
+      from: "127.0.0.2",
       headers: bearer(shopKey),
     });
     expect(inside.status).toBe(200);
@@ -738,26 +739,11 @@ describe("API keys", () => {
       level: "trace",
       destination: { write: (line: string) => lines.push(line) } as never,
     });
-    const { payments } = setupApps();
-    const app = createPrivateApp({
-      payments,
-      allowlist: createAllowlist({ allow: [] }),
-      decimals: 8,
-      maxWholeTokens: 20_999_984n,
-      logger,
-      apiKeys,
-    });
-    const env = { incoming: { socket: { remoteAddress: "127.0.0.1" } } };
+    const { post } = setupApps({ apiKeys, logger });
     for (const key of [shopKey, readerKey, `${shopKey}x`]) {
-      await app.request(
-        "/",
-        {
-          method: "POST",
-          headers: { authorization: `Bearer ${key}` },
-          body: JSON.stringify(call("cancel_payment", { id: "0123456789abcdef" })),
-        },
-        env,
-      );
+      await post(call("cancel_payment", { id: "0123456789abcdef" }), {
+        headers: { authorization: `Bearer ${key}` },
+      });
     }
     const text = lines.join("");
     expect(lines.length).toBeGreaterThan(0);
@@ -911,14 +897,8 @@ describe("private port over a real socket (the daemon's node:http listener): bod
 
 describe("extra methods", () => {
   test("another module's method joins the registry as one entry, behind its permission", async () => {
-    const { payments } = setupApps();
     const key = generateApiKey();
-    const app = createPrivateApp({
-      payments,
-      allowlist: createAllowlist({ allow: [] }),
-      decimals: 8,
-      maxWholeTokens: 20_999_984n,
-      logger: createLogger({ level: "silent" }),
+    const { post, payments } = setupApps({
       apiKeys: [{ name: "shop", hash: hashApiKey(key), permissions: ["payments:read"] }],
       extraMethods: [
         {
@@ -928,21 +908,15 @@ describe("extra methods", () => {
         },
       ],
     });
-    const response = await app.request(
-      "/",
-      {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}` },
-        body: JSON.stringify(call("resend_postback", { id: "x" })),
-      },
-      { incoming: { socket: { remoteAddress: "127.0.0.1" } } },
-    );
+    const response = await post(call("resend_postback", { id: "x" }), {
+      headers: { authorization: `Bearer ${key}` },
+    });
     expect(response.status).toBe(403);
     expect(((await response.json()) as Json).error.message).toBe(
       "Forbidden: missing permission postbacks:resend",
     );
     expect(() =>
-      createPrivateApp({
+      createPrivateListener({
         payments,
         allowlist: createAllowlist({ allow: [] }),
         decimals: 8,

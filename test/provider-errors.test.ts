@@ -1,8 +1,14 @@
 import { describe, expect, test } from "vitest";
-import { classifyProviderError, parseRetryAfter } from "../src/chain/errors.ts";
+import { classifyProviderError, MAX_PROVIDER_RETRY_AFTER_MS } from "../src/chain/errors.ts";
 
 const rpcError = (code: number, message: string) =>
   Object.assign(new Error("RPC Request failed."), { details: message, code });
+/** viem's HttpRequestError for a 429 with this Retry-After. */
+const tooManyRequests = (retryAfter: string) =>
+  Object.assign(new Error("HTTP request failed."), {
+    status: 429,
+    headers: new Headers({ "retry-after": retryAfter }),
+  });
 
 describe("classifyProviderError", () => {
   test.each([
@@ -60,15 +66,25 @@ describe("classifyProviderError", () => {
   });
 
   test("HTTP 429 with Retry-After (seconds and date), found along the cause chain", () => {
-    const http = Object.assign(new Error("HTTP request failed."), {
-      status: 429,
-      headers: new Headers({ "retry-after": "3" }),
-    });
-    const wrapped = Object.assign(new Error("eth_getLogs failed"), { cause: http });
+    const wrapped = Object.assign(new Error("eth_getLogs failed"), { cause: tooManyRequests("3") });
     expect(classifyProviderError(wrapped)).toEqual({ kind: "rate", retryAfterMs: 3000 });
     expect(
-      parseRetryAfter("Wed, 21 Oct 2015 07:28:10 GMT", Date.parse("Wed, 21 Oct 2015 07:28:00 GMT")),
-    ).toBe(10_000);
-    expect(parseRetryAfter("soon", 0)).toBeUndefined();
+      classifyProviderError(tooManyRequests("Wed, 21 Oct 2015 07:28:10 GMT"), {
+        now: Date.parse("Wed, 21 Oct 2015 07:28:00 GMT"),
+      }),
+    ).toEqual({ kind: "rate", retryAfterMs: 10_000 });
+    expect(classifyProviderError(tooManyRequests("soon"))).toEqual({ kind: "rate" });
+  });
+
+  test("a Retry-After is honoured up to the longest timer, not cut at the postbacks' day", () => {
+    expect(classifyProviderError(tooManyRequests("172800"))).toEqual({
+      kind: "rate",
+      retryAfterMs: 172_800_000,
+    });
+    expect(MAX_PROVIDER_RETRY_AFTER_MS).toBe(2_147_483_647);
+    expect(classifyProviderError(tooManyRequests("9999999999"))).toEqual({
+      kind: "rate",
+      retryAfterMs: MAX_PROVIDER_RETRY_AFTER_MS,
+    });
   });
 });

@@ -1,36 +1,11 @@
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+/**
+ * The private port's wire format and allowlist, over real sockets on
+ * 127.0.0.1 to the listener the daemon serves.
+ */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
-import { createAllowlist } from "../src/internal/allowlist.ts";
-import { createPrivateApp } from "../src/rpc/index.ts";
-import { paymentsOn, silentLogger } from "./helpers/index.ts";
-
-function setup({ allow = [] as string[], loopback = true } = {}) {
-  const { db, payments } = paymentsOn();
-  const app = createPrivateApp({
-    payments,
-    allowlist: createAllowlist({ allow, loopback }),
-    decimals: 8,
-    maxWholeTokens: 20_999_984n,
-    logger: silentLogger,
-  });
-  /** A request as if from TCP peer `peer` (the node server's `incoming` binding). */
-  const post = (body: unknown, peer = "127.0.0.1", headers: Record<string, string> = {}) =>
-    app.request(
-      "/",
-      {
-        method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-        body: typeof body === "string" ? body : JSON.stringify(body),
-      },
-      { incoming: { socket: { remoteAddress: peer } } },
-    );
-  const countPayments = () =>
-    (db.prepare("SELECT count(*) AS n FROM payments").get() as { n: number }).n;
-  return { app, db, payments, post, countPayments };
-}
+import { listenNode, request as send, setupApps } from "./helpers/private-app.ts";
 
 const request = (params: unknown, extra: Record<string, unknown> = {}) => ({
   jsonrpc: "2.0",
@@ -42,7 +17,7 @@ const request = (params: unknown, extra: Record<string, unknown> = {}) => ({
 
 describe("start_payment wire compatibility", () => {
   test("a valid request returns id, amount and address, echoing the request id", async () => {
-    const { post, payments } = setup();
+    const { post, payments } = setupApps();
     const response = await post(
       request({
         amount: "222.333",
@@ -71,7 +46,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("string ids are echoed", async () => {
-    const { post } = setup();
+    const { post } = setupApps();
     const body = (await (await post(request({ amount: "1" }, { id: "abc" }))).json()) as {
       id: unknown;
     };
@@ -79,7 +54,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("each payment gets a fresh address and derivation index", async () => {
-    const { post, payments } = setup();
+    const { post, payments } = setupApps();
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const body = (await (await post(request({ amount: "1" }))).json()) as {
@@ -93,7 +68,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("data is stored as the exact JSON text sent (big numbers, order, spacing)", async () => {
-    const { post, payments } = setup();
+    const { post, payments } = setupApps();
     const raw = `{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"data": {"b":1, "a":12345678901234567890123, "s":"\\u00e9"} ,"amount":"1"}}`;
     const body = (await (await post(raw)).json()) as { result: { id: string } };
     expect(payments.get(body.result.id)?.data).toBe(
@@ -102,7 +77,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("absent data is stored as null; explicit null data as the text null", async () => {
-    const { post, payments } = setup();
+    const { post, payments } = setupApps();
     const a = (await (await post(request({ amount: "1" }))).json()) as { result: { id: string } };
     const b = (await (await post(request({ amount: "1", data: null }))).json()) as {
       result: { id: string };
@@ -217,7 +192,7 @@ describe("start_payment wire compatibility", () => {
   ];
 
   test.each(errorCases)("%s → %i %s", async (_name, body, code, message, id) => {
-    const { post, countPayments } = setup();
+    const { post, countPayments } = setupApps();
     const response = await post(body);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ jsonrpc: "2.0", error: { code, message }, id });
@@ -227,7 +202,7 @@ describe("start_payment wire compatibility", () => {
   // NOTE: the original refused batches as "Invalid request"; batches
   // are now served (JSON-RPC 2.0 §6), one response per call, in order.
   test("a batch request answers each call in order", async () => {
-    const { post, countPayments } = setup();
+    const { post, countPayments } = setupApps();
     const response = await post([request({ amount: "1" }), request({ amount: "2" }, { id: 2 })]);
     expect(response.status).toBe(200);
     const body = (await response.json()) as Array<{ id: number; result: { amount: string } }>;
@@ -243,7 +218,7 @@ describe("start_payment wire compatibility", () => {
   // NOTE: the original answered a request without an id with
   // "Invalid request"; it is now a JSON-RPC 2.0 notification: executed, no body.
   test("a notification (no id) does not crash the server", async () => {
-    const { post, countPayments } = setup();
+    const { post, countPayments } = setupApps();
     const response = await post({
       jsonrpc: "2.0",
       method: "start_payment",
@@ -255,24 +230,25 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("an unknown path is 404", async () => {
-    const { app } = setup();
-    const env = { incoming: { socket: { remoteAddress: "127.0.0.1" } } };
-    expect((await app.request("/rpc", { method: "POST", body: "{}" }, env)).status).toBe(404);
-    expect((await app.request("/", { method: "GET" }, env)).status).toBe(404);
+    const { sendPrivate } = setupApps();
+    expect((await sendPrivate({ method: "POST", path: "/rpc", body: "{}" })).status).toBe(404);
+    expect((await sendPrivate({ method: "GET", path: "/" })).status).toBe(404);
   });
 
   test("a body over 64 KiB is refused with 413", async () => {
-    const { post, countPayments } = setup();
+    const { post, countPayments } = setupApps();
     const response = await post(request({ amount: "1", data: "x".repeat(70_000) }));
     expect(response.status).toBe(413);
     expect(countPayments()).toBe(0);
   });
 });
 
+// NOTE: every caller here is on 127.0.0.0/8, so the tests of who is refused
+// turn the loopback exemption off and allow 127.0.0.2 only.
 describe("private port allowlist", () => {
   test("a peer outside the allowlist gets 403 and creates nothing", async () => {
-    const { post, countPayments } = setup({ allow: ["10.0.0.0/8"] });
-    const response = await post(request({ amount: "1" }), "192.168.7.7");
+    const { post, countPayments } = setupApps({ allow: ["127.0.0.2"], loopback: false });
+    const response = await post(request({ amount: "1" }), { from: "127.0.0.3" });
     expect(response.status).toBe(403);
     expect(response.headers.get("access-control-allow-origin")).toBeNull();
     expect(await response.json()).toEqual({
@@ -284,38 +260,58 @@ describe("private port allowlist", () => {
   });
 
   test("an allowlisted peer (IPv4-mapped form) is served", async () => {
-    const { post } = setup({ allow: ["10.0.0.0/8"] });
-    expect((await post(request({ amount: "1" }), "::ffff:10.9.8.7")).status).toBe(200);
+    const { listener } = setupApps({ allow: ["127.0.0.2/32"], loopback: false });
+    const peers: Array<string | undefined> = [];
+    // A dual-stack socket sees IPv4 clients as ::ffff:a.b.c.d.
+    const server = await listenNode(
+      (req, res) => {
+        peers.push(req.socket.remoteAddress);
+        listener(req, res);
+      },
+      { host: "::ffff:127.0.0.1" },
+    );
+    try {
+      const served = await send(server.port, {
+        method: "POST",
+        body: JSON.stringify(request({ amount: "1" })),
+        from: "127.0.0.2",
+      });
+      expect(served.status).toBe(200);
+      const refused = await send(server.port, {
+        method: "POST",
+        body: JSON.stringify(request({ amount: "1" })),
+        from: "127.0.0.3",
+      });
+      expect(refused.status).toBe(403);
+      expect(peers).toEqual(["::ffff:127.0.0.2", "::ffff:127.0.0.3"]);
+    } finally {
+      await server.close();
+    }
   });
 
   test("X-Forwarded-For from an untrusted peer does not help", async () => {
-    const { post } = setup({ allow: [] });
-    const response = await post(request({ amount: "1" }), "192.168.7.7", {
-      "x-forwarded-for": "127.0.0.1",
+    const { post } = setupApps({ allow: ["127.0.0.2"], loopback: false });
+    const response = await post(request({ amount: "1" }), {
+      from: "127.0.0.3",
+      headers: { "x-forwarded-for": "127.0.0.2" },
     });
     expect(response.status).toBe(403);
   });
 
   test("loopback is refused when the exemption is off", async () => {
-    const { post } = setup({ loopback: false });
-    expect((await post(request({ amount: "1" }), "127.0.0.1")).status).toBe(403);
+    const { post } = setupApps({ loopback: false });
+    expect((await post(request({ amount: "1" }), { from: "127.0.0.1" })).status).toBe(403);
   });
 
-  describe("over a real socket", () => {
-    let server: ReturnType<typeof serve>;
-    let url: string;
+  describe("with fetch as the client", () => {
+    let server: Awaited<ReturnType<typeof listenNode>>;
     beforeAll(async () => {
-      const { app } = setup();
-      server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
-      await new Promise((r) => server.once("listening", r));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      server = await listenNode(setupApps().listener);
     });
-    afterAll(() => {
-      server.close();
-    });
+    afterAll(() => server.close());
 
     test("a request from 127.0.0.1 succeeds", async () => {
-      const response = await fetch(`${url}/`, {
+      const response = await fetch(`${server.url}/`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(request({ amount: "0.29" })),

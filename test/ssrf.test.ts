@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { afterAll, describe, expect, test } from "vitest";
+import { afterAll, describe, expect, onTestFinished, test } from "vitest";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
 import { createAllowlist } from "../src/internal/allowlist.ts";
@@ -12,11 +12,12 @@ import {
   normalizedHost,
   type Resolver,
 } from "../src/postbacks/targets.ts";
-import { createPrivateApp } from "../src/rpc/index.ts";
+import { createPrivateListener } from "../src/rpc/index.ts";
 import { openDatabase } from "../src/store/index.ts";
 import { silentLogger } from "./helpers/index.ts";
+import { listenNode, request } from "./helpers/private-app.ts";
 
-// Pure: no test here opens a connection. Names resolve only through this map.
+// No test here connects to a postback target: names resolve only through this map.
 function fakeResolver(table: Record<string, string[]>) {
   const calls: string[] = [];
   const resolve: Resolver = async (hostname) => {
@@ -222,7 +223,7 @@ describe("SSRF guard: names (injected resolver, no connection)", () => {
 });
 
 describe("start_payment and resend_postback with the guard", () => {
-  function setup() {
+  async function setup() {
     const db = openDatabase({ path: ":memory:" });
     const payments = createPayments({
       db,
@@ -242,30 +243,29 @@ describe("start_payment and resend_postback with the guard", () => {
     const guard = createTargetGuard({ resolve });
     guards.push(guard);
     const resent: string[] = [];
-    const app = createPrivateApp({
-      payments,
-      allowlist: createAllowlist({ allow: [] }),
-      decimals: 8,
-      maxWholeTokens: 20_999_984n,
-      logger: silentLogger,
-      postbacks: {
-        checkUrl: (url) => guard.checkUrl(url),
-        resend: (id) => {
-          resent.push(id);
-          return id === "evt_known" ? ["evt_known"] : [];
+    const server = await listenNode(
+      createPrivateListener({
+        payments,
+        allowlist: createAllowlist({ allow: [] }),
+        decimals: 8,
+        maxWholeTokens: 20_999_984n,
+        logger: silentLogger,
+        postbacks: {
+          checkUrl: (url) => guard.checkUrl(url),
+          resend: (id) => {
+            resent.push(id);
+            return id === "evt_known" ? ["evt_known"] : [];
+          },
         },
-      },
-    });
+      }),
+    );
+    onTestFinished(() => server.close());
     const call = async (method: string, params: unknown) => {
-      const response = await app.request(
-        "/",
-        {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ jsonrpc: "2.0", id: 7, method, params }),
-        },
-        { incoming: { socket: { remoteAddress: "127.0.0.1" } } },
-      );
+      const response = await request(server.port, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method, params }),
+      });
       // biome-ignore lint/suspicious/noExplicitAny: tests inspect JSON-RPC bodies
       return (await response.json()) as any;
     };
@@ -274,7 +274,7 @@ describe("start_payment and resend_postback with the guard", () => {
   }
 
   test("a malformed URL keeps the compat message; a blocked target gets ': target not allowed'", async () => {
-    const { call, count } = setup();
+    const { call, count } = await setup();
     const cases: Array<[unknown, string | null]> = [
       ["not a url", "Invalid params: invalid postback URL"],
       ["ftp://shop.test/pb", "Invalid params: invalid postback URL"],
@@ -301,7 +301,7 @@ describe("start_payment and resend_postback with the guard", () => {
   });
 
   test("resend_postback: unknown id and missing id are -32602; a known id lists what was re-queued", async () => {
-    const { call, resent } = setup();
+    const { call, resent } = await setup();
     expect(await call("resend_postback", { id: "evt_nope" })).toEqual({
       jsonrpc: "2.0",
       error: { code: -32602, message: "Invalid params: unknown id" },

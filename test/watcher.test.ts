@@ -9,11 +9,15 @@ import { WebSocket, WebSocketServer } from "ws";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { createAddressDeriver } from "../src/addresses/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
+import { createChainClient } from "../src/chain/client.ts";
+import { createChainWatcher } from "../src/chain/watcher.ts";
 import { type ConfigInput, parseConfig } from "../src/config/index.ts";
 import type { Daemon } from "../src/daemon.ts";
 import {
   anvilCall,
+  manualClock,
   paymentsOn,
+  silentLogger,
   skewedClock,
   startPayment,
   startReceiver,
@@ -481,34 +485,69 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     const { start, hashes } = await paidHistory();
     const proxy = await startRpcProxy(chain.rpcUrl);
     cleanups.push(proxy.close);
+    // The watcher alone, on a clock that moves only as far as the watcher waits.
+    const clock = manualClock(Date.now());
     let getLogs = 0;
     const limitedAt: number[] = [];
     const getLogsAt: number[] = [];
     proxy.setHook((call) => {
       if (call.method !== "eth_getLogs") return undefined;
       getLogs++;
-      getLogsAt.push(Date.now());
+      getLogsAt.push(clock.now());
       if (getLogs === 2) {
-        limitedAt.push(Date.now());
+        limitedAt.push(clock.now());
         return { status: 429, headers: { "retry-after": "1" }, body: "Too Many Requests" };
       }
       if (getLogs === 4) return rpcError(call, -32005, "project ID request rate exceeded");
       return undefined;
     });
-    const d = await catchUpThrough(proxy.url, hashes, {
-      startBlock: start,
-      finalityDepth: 5,
+    const dbPath = newDbPath();
+    const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
+    const { db, payments } = paymentsOn({ path: dbPath, token: chain.token, clock });
+    cleanups.push(() => db.close());
+    const watcher = createChainWatcher({
+      client: createChainClient({ rpcUrl: proxy.url }),
+      sink: payments.sink,
+      clock,
+      logger: silentLogger,
+      chainId: 31337,
+      token: chain.token,
+      pollIntervalMs: 50,
       maxBlockRange: 30,
+      finalityDepth: 5,
+      startBlock: start,
     });
-    expect(d.watcher.stats().rateLimited).toBe(2);
-    // Retry-After: 1 honoured: the next eth_getLogs came no sooner (a lower bound only).
+    const controller = new AbortController();
+    const running = watcher.run(controller.signal);
+    cleanups.push(async () => {
+      controller.abort();
+      await running;
+    });
+    const stopped = running.then(() => {
+      throw new Error("the watcher stopped");
+    });
+
+    // Each time the watcher waits, move the clock to the end of its wait.
+    const tip = await head();
+    const waits: Array<{ ms: number; afterGetLogs: number }> = [];
+    while ((payments.scanPosition()?.blockNumber ?? -1) < tip) {
+      const ms = await Promise.race([clock.sleeping(), stopped]);
+      waits.push({ ms, afterGetLogs: getLogs });
+      clock.advance(ms);
+    }
+    expect(watcher.stats().rateLimited).toBe(2);
+    // Retry-After: 1 honoured: the watcher waited 1 s on its clock, and the
+    // next eth_getLogs came no sooner.
+    expect(waits.find((wait) => wait.afterGetLogs === 2)?.ms).toBe(1000);
     expect(limitedAt).toHaveLength(1);
     expect((getLogsAt[2] as number) - (limitedAt[0] as number)).toBeGreaterThanOrEqual(1000);
-    // It goes on to the head: nothing was skipped or stuck.
-    const tip = await head();
-    await waitFor(() => (d.payments.scanPosition()?.blockNumber ?? 0) >= tip, {
-      what: "cursor at the head",
-    });
+    // It went on to the head and skipped nothing: each payment is paid by its transfer.
+    for (const [i, row] of rows.entries()) {
+      expect(payments.get(row.id)).toMatchObject({
+        tx_hash: hashes[i],
+        paid_at: expect.any(Number),
+      });
+    }
   });
 
   test("a lagging provider (older heads, unknown blocks, dropped and slow connections) misses nothing", async () => {

@@ -3,7 +3,6 @@
  * of `0xbtcpay dev`, and the real chain the tests run against.
  */
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { createAnvil } from "@viem/anvil";
 import { createTestClient, type Hex, http, publicActions, walletActions } from "viem";
@@ -45,41 +44,48 @@ export function anvilBinaryPath(): string {
   return join(dir, "bin", platform === "win32" ? "anvil.exe" : "anvil");
 }
 
-/** A free TCP port on 127.0.0.1 (anvil needs a port number up front). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 export type LocalChain = Awaited<ReturnType<typeof startLocalChain>>;
 
 /**
- * Starts anvil on 127.0.0.1. With `blockTime` it mines on a timer (dev);
- * without, it mines only when told to (`mine`), which is what tests want.
+ * Starts anvil on 127.0.0.1: on `port`, or on a free port anvil binds itself
+ * (no `port`, or 0). With `blockTime` it mines on a timer (dev); without, it
+ * mines only when told to (`mine`), which is what tests want. Rejects if the
+ * port is taken.
  */
 export async function startLocalChain({
-  port,
+  port = 0,
   blockTime,
 }: {
   port?: number;
   blockTime?: number;
 } = {}) {
-  const chosenPort = port ?? (await freePort());
+  // NOTE: port 0 lets anvil bind a free port and print it. Picking a free
+  // port first and handing its number to anvil leaves a moment in which
+  // another process (a parallel test file's anvil) can take it.
   const anvil = createAnvil({
     anvilBinary: anvilBinaryPath(),
     host: "127.0.0.1",
-    port: chosenPort,
+    port,
     chainId: foundry.id,
     startTimeout: 30_000,
     ...(blockTime ? { blockTime } : { noMining: true }),
   });
-  await anvil.start();
+  let output = "";
+  const stopReading = anvil.on("message", (message: string) => {
+    output += message;
+  });
+  try {
+    await anvil.start();
+  } finally {
+    stopReading();
+  }
+  // start() resolves on the line "Listening on 127.0.0.1:<port>".
+  const listening = /Listening on 127\.0\.0\.1:([0-9]+)/.exec(output);
+  if (!listening) {
+    await anvil.stop();
+    throw new Error(`anvil did not say which port it listens on: ${output.slice(-200)}`);
+  }
+  const chosenPort = Number(listening[1]);
   const rpcUrl = `http://127.0.0.1:${chosenPort}`;
   const client = createTestClient({
     mode: "anvil",

@@ -3,6 +3,7 @@
  * large (try this one)", "slow down", or anything else. Providers word these
  * differently; the patterns below are their actual messages.
  */
+import { parseRetryAfter } from "../internal/http.ts";
 
 export type ProviderErrorKind =
   | {
@@ -40,15 +41,11 @@ function inspect(error: unknown): Inspected {
   return out;
 }
 
-/** Parses Retry-After: delay seconds or an HTTP date. */
-export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  if (/^[0-9]{1,6}$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
-}
+/**
+ * Longest wait a provider's Retry-After gets. NOTE: the watcher waits with a
+ * timer, and a timer longer than 2^31 − 1 ms (about 24.8 days) fires at once.
+ */
+export const MAX_PROVIDER_RETRY_AFTER_MS = 2 ** 31 - 1;
 
 const hexRange = /\[\s*(0x[0-9a-f]+)\s*,\s*(0x[0-9a-f]+)\s*\]/i;
 
@@ -114,7 +111,7 @@ export function classifyProviderError(
     codes.includes(429) ||
     messages.some((m) => /rate limit|too many requests|exceeded .*(capacity|quota)/i.test(m));
   if (rateLimited) {
-    const ms = parseRetryAfter(retryAfter, now);
+    const ms = parseRetryAfter(retryAfter, now, MAX_PROVIDER_RETRY_AFTER_MS);
     return ms === undefined ? { kind: "rate" } : { kind: "rate", retryAfterMs: ms };
   }
   return { kind: "other" };

@@ -9,17 +9,12 @@ import { fetch as undiciFetch } from "undici";
 import type { Clock } from "../internal/clock.ts";
 import { toUnixSeconds } from "../internal/clock.ts";
 import { errorMessage } from "../internal/errors.ts";
+import { parseRetryAfter } from "../internal/http.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Outbox } from "../payments/index.ts";
 import type { EventRow } from "../store/events.ts";
 import { postbackBody } from "./body.ts";
-import {
-  classifyStatus,
-  DEFAULT_JITTER,
-  DEFAULT_RETRY_SCHEDULE_MS,
-  nextStep,
-  parseRetryAfter,
-} from "./schedule.ts";
+import { classifyStatus, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE_MS, nextStep } from "./schedule.ts";
 import { signatureHeader } from "./sign.ts";
 import { PostbackTargetError } from "./targets.ts";
 
@@ -59,6 +54,12 @@ export type PostbackSender = {
   run(signal: AbortSignal): Promise<void>;
   /** New or re-queued events: look now rather than at the next idle poll. */
   wake(): void;
+  /**
+   * One step of the loop: starts the events due now (up to the concurrency)
+   * and waits for them; returns how many. `run` repeats it; tests drive it
+   * step by step under a clock they move.
+   */
+  deliverDue(): Promise<number>;
   /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
   resend(id: string): string[];
 };
@@ -328,6 +329,11 @@ export function createPostbackSender({
 
   return {
     wake,
+    async deliverDue() {
+      const { started } = fill();
+      await Promise.all(started);
+      return started.length;
+    },
     resend(id) {
       const ids = outbox.requeue(id, clock.now());
       if (ids.length > 0) {

@@ -27,9 +27,6 @@ export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
 /** Each delay is moved by up to ±20 %, so postbacks failed together do not retry together. */
 export const DEFAULT_JITTER = 0.2;
 
-/** Longest Retry-After we honour; a longer one is cut to this. */
-export const MAX_RETRY_AFTER_MS = 24 * HOUR;
-
 /** What an HTTP answer means for the event. */
 export type AnswerKind = "delivered" | "gone" | "retry";
 
@@ -41,29 +38,6 @@ export function classifyStatus(status: number): AnswerKind {
   if (status >= 200 && status <= 299) return "delivered";
   if (status === 410) return "gone";
   return "retry";
-}
-
-/**
- * The delay a `Retry-After` header asks for, in ms: delta-seconds or an
- * HTTP date (RFC 9110 §10.2.3). Undefined if absent or unreadable; capped
- * at {@link MAX_RETRY_AFTER_MS}.
- */
-export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  const text = value.trim();
-  let ms: number;
-  if (/^[0-9]{1,10}$/.test(text)) {
-    ms = Number(text) * SECOND;
-  } else {
-    // NOTE: only the IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT") and
-    // its obsolete variants have a weekday and "GMT"; Date.parse also takes
-    // ISO strings, which a server has no business sending here.
-    if (!/GMT$/.test(text)) return undefined;
-    const at = Date.parse(text);
-    if (Number.isNaN(at)) return undefined;
-    ms = at - now;
-  }
-  return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
 /** A delay moved at random by up to ±`jitter` of itself; `random` returns [0, 1). */

@@ -5,12 +5,10 @@
  * private port only), and it limits requests per client IP.
  *
  * It serves one route, so it is a plain node:http listener (the hot path of
- * the whole daemon: every shopper's browser polls it every second or two);
- * `createPublicApp` wraps the same responder in Hono for in-process tests.
+ * the whole daemon: every shopper's browser polls it every second or two).
+ * Tests call that same listener over a real socket.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpBindings } from "@hono/node-server";
-import { Hono } from "hono";
 import { type Allowlist, clientAddress } from "../internal/allowlist.ts";
 import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
@@ -120,23 +118,4 @@ export function createPublicListener(
     res.writeHead(out.status, out.headers);
     res.end(req.method === "HEAD" ? undefined : out.body);
   };
-}
-
-/** The same responder as a Hono app, for in-process tests with `app.request()`. */
-export function createPublicApp(options: PublicAppOptions) {
-  const respond = createPublicResponder(options);
-  const app = new Hono<{ Bindings: HttpBindings }>();
-  app.all("*", (c) => {
-    const out = respond({
-      method: c.req.method,
-      path: new URL(c.req.url).pathname,
-      peer: c.env?.incoming?.socket?.remoteAddress,
-      forwardedFor: c.req.header("x-forwarded-for"),
-    });
-    return new Response(c.req.method === "HEAD" ? null : out.body, {
-      status: out.status,
-      headers: out.headers,
-    });
-  });
-  return app;
 }

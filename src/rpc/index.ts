@@ -6,12 +6,10 @@
  *
  * Like the public port, it is a plain node:http listener: every checkout of
  * the shop goes through it, and a framework's Request/Response objects,
- * abort signals and web streams cost a third of its CPU per call.
- * `createPrivateApp` wraps the same handler in Hono for in-process tests.
+ * abort signals and web streams cost a third of its CPU per call. Tests
+ * call that same listener over a real socket.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpBindings } from "@hono/node-server";
-import { Hono } from "hono";
 import { type Allowlist, clientAddress } from "../internal/allowlist.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Payments } from "../payments/index.ts";
@@ -312,39 +310,4 @@ export function createPrivateListener(
       .then((out) => send(req, res, out))
       .catch(() => res.destroy());
   };
-}
-
-/** Reads a fetch Request's body with the same limit. */
-async function readRequestBody(request: Request): Promise<string | typeof TOO_LARGE> {
-  if (declaredTooLarge(request.headers.get("content-length"))) return TOO_LARGE;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  if (request.body) {
-    for await (const chunk of request.body) {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) return TOO_LARGE;
-      chunks.push(Buffer.from(chunk));
-    }
-  }
-  return decodeBody(Buffer.concat(chunks));
-}
-
-/** The same handler as a Hono app, for in-process tests with `app.request()`. */
-export function createPrivateApp(options: PrivateAppOptions) {
-  const handle = createPrivateHandler(options);
-  const app = new Hono<{ Bindings: HttpBindings }>();
-  app.all("*", async (c) => {
-    const out = await handle(
-      {
-        method: c.req.method,
-        path: new URL(c.req.url).pathname,
-        peer: c.env?.incoming?.socket?.remoteAddress,
-        forwardedFor: c.req.header("x-forwarded-for"),
-        authorization: c.req.header("authorization"),
-      },
-      () => readRequestBody(c.req.raw),
-    );
-    return new Response(out.body, { status: out.status, headers: out.headers });
-  });
-  return app;
 }

@@ -141,6 +141,51 @@ export function skewedClock() {
   } satisfies Clock & { skewMs: number };
 }
 
+/** A clock that only moves when told to; see {@link manualClock}. */
+export type ManualClock = Clock & {
+  /** Moves time forward by `ms`; the sleeps that end by then resolve. */
+  advance(ms: number): void;
+  /** Ms until the soonest sleep ends, as soon as there is a sleep. */
+  sleeping(): Promise<number>;
+};
+
+/**
+ * A clock that only moves when told to. A sleep ends once `advance` reaches
+ * its end (or its signal aborts), so a test waits no real time for a delay
+ * and can move time exactly as far as the code under test waits.
+ */
+export function manualClock(start = 1_800_000_000_000): ManualClock {
+  let time = start;
+  const sleeps = new Set<{ until: number; end(): void }>();
+  const waiters: Array<() => void> = [];
+  const soonest = () => Math.min(...[...sleeps].map((sleep) => sleep.until)) - time;
+  return {
+    now: () => time,
+    sleep(ms, signal) {
+      return new Promise<void>((resolve) => {
+        if (signal?.aborted || ms <= 0) return resolve();
+        const sleep = { until: time + ms, end };
+        function end() {
+          sleeps.delete(sleep);
+          signal?.removeEventListener("abort", end);
+          resolve();
+        }
+        signal?.addEventListener("abort", end, { once: true });
+        sleeps.add(sleep);
+        for (const wake of waiters.splice(0)) wake();
+      });
+    },
+    advance(ms) {
+      time += ms;
+      for (const sleep of [...sleeps]) if (sleep.until <= time) sleep.end();
+    },
+    sleeping() {
+      if (sleeps.size > 0) return Promise.resolve(soonest());
+      return new Promise((resolve) => waiters.push(() => resolve(soonest())));
+    },
+  };
+}
+
 /** Raw JSON-RPC call to anvil (no client-side caching). */
 export async function anvilCall<T = unknown>(
   rpcUrl: string,

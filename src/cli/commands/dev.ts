@@ -8,7 +8,7 @@ import pretty from "pino-pretty";
 import { createWalletClient, type Hex, http } from "viem";
 import { foundry } from "viem/chains";
 import { testTokenAbi } from "../../../contracts-abi/index.ts";
-import { ANVIL_ACCOUNTS, freePort, startLocalChain } from "../../chain/anvil.ts";
+import { ANVIL_ACCOUNTS, startLocalChain } from "../../chain/anvil.ts";
 import { loadConfig } from "../../config/index.ts";
 import { startDaemon } from "../../daemon.ts";
 import { createLogger } from "../../internal/logger.ts";
@@ -29,14 +29,6 @@ type DevState = {
 
 /** Tokens each of anvil's payer accounts (1..9) gets on start. */
 const FAUCET_TOKENS = 1_000_000n;
-
-async function isFree(port: number): Promise<boolean> {
-  return new Promise((resolvePort) => {
-    const server = createServer();
-    server.once("error", () => resolvePort(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolvePort(true)));
-  });
-}
 
 /** A stand-in for the shop: prints every postback it receives. */
 async function startDemoReceiver(
@@ -69,10 +61,10 @@ async function runDev(options: { config: string; chainPort?: number }) {
 
   print("0xbtcpay dev: starting a local anvil chain (a block every second)…");
   const wanted = options.chainPort ?? 8545;
-  const chain = await startLocalChain({
-    port: (await isFree(wanted)) ? wanted : await freePort(),
-    blockTime: 1,
-  });
+  // A taken port makes anvil exit at once; then anvil picks a free one itself.
+  const chain = await startLocalChain({ port: wanted, blockTime: 1 }).catch(() =>
+    startLocalChain({ blockTime: 1 }),
+  );
   const token = await chain.deployToken();
   print(`deployed the test 0xBTC token at ${token}; funding anvil accounts 1-9…`);
   const unit = 10n ** BigInt(config.chain.decimals);
@@ -203,7 +195,11 @@ export function devCommand(): Command {
       "Run the daemon on an embedded local chain (anvil) with a test 0xBTC token: no node or account needed.",
     )
     .option("-c, --config <file>", "base config (chain RPC and token are replaced)", DEV_CONFIG)
-    .option("--chain-port <port>", "anvil port (default 8545, or a free one)", (v) => Number(v))
+    .option(
+      "--chain-port <port>",
+      "anvil port (default 8545, or a free one if it is taken; 0: a free one)",
+      (v) => Number(v),
+    )
     .action(async (options: { config: string; chainPort?: number }) => {
       await runDev(options).catch((error) => exitOnError(error));
     });

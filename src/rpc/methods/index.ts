@@ -1,6 +1,6 @@
 /**
  * The private port's built-in methods. Another module's method joins as one
- * more entry, through createPrivateApp's `extraMethods` or this list.
+ * more entry, through the private port's `extraMethods` option or this list.
  */
 import type { Payments } from "../../payments/index.ts";
 import type { RpcMethod } from "../registry.ts";
