@@ -21,7 +21,9 @@ import { createShutdown } from "./internal/shutdown.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
+import { createCheckout } from "./public/checkout/index.ts";
 import { createPublicListener } from "./public/index.ts";
+import { createLiveStreams } from "./public/live.ts";
 import { createPrivateListener } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
@@ -37,6 +39,11 @@ export type Daemon = {
   done: Promise<void>;
   stop(): Promise<void>;
 };
+
+/** Whether `host` (a listen address) is reachable only from this machine. */
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
 
 async function listen(server: Server, host: string, port: number): Promise<string> {
   await new Promise<void>((resolve, reject) => {
@@ -158,8 +165,11 @@ export async function startDaemon({
         resend: (id) => postbackSender.resend(id),
       },
       apiKeys: config.private.apiKeys,
+      checkoutUrlOf: (id) => `${checkoutBase}/${id}`,
     }),
   );
+  const live = createLiveStreams({ payments, logger });
+  shutdown.add(() => live.close());
   const publicServer = createServer(
     createPublicListener({
       payments,
@@ -170,16 +180,46 @@ export async function startDaemon({
           ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
           : undefined,
       clock,
+      checkout: createCheckout({
+        payments,
+        settings: {
+          shopName: config.checkout.shopName,
+          support: config.checkout.support,
+          redirectAfterPaidSeconds: config.checkout.redirectAfterPaidSeconds,
+          frameAncestors: config.checkout.frameAncestors,
+          chainId: config.chain.chainId,
+          token: config.chain.token,
+          networkName: config.chain.name,
+          symbol: config.chain.symbol,
+          explorerUrl: config.chain.explorerUrl,
+        },
+        decimals: config.chain.decimals,
+        language: config.checkout.language,
+        themeColor: config.checkout.themeColor,
+        now: () => clock.now(),
+      }),
+      live,
     }),
   );
 
   let privateUrl: string;
   let publicUrl: string;
+  /** The public port as shoppers reach it: `public.url`, else the listener's own address. */
+  let checkoutBase = "";
   try {
-    privateUrl = await listen(privateServer, config.private.host, config.private.port);
-    shutdown.add(() => close(privateServer));
     publicUrl = await listen(publicServer, config.public.host, config.public.port);
     shutdown.add(() => close(publicServer));
+    checkoutBase =
+      config.public.url ??
+      publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
+    if (config.public.url === undefined && !isLoopbackHost(config.public.host)) {
+      log.warn(
+        { public_url: checkoutBase },
+        "public.url is not set: checkout_url uses the listener's address; set public.url to the address shoppers reach",
+      );
+    }
+    privateUrl = await listen(privateServer, config.private.host, config.private.port);
+    shutdown.add(() => close(privateServer));
   } catch (error) {
     await shutdown.kill();
     throw error;

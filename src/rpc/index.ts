@@ -63,6 +63,8 @@ export type PrivateAppOptions = {
    * for syntax only and `resend_postback` is not offered.
    */
   postbacks?: PostbackControl | undefined;
+  /** The hosted checkout page of a payment (`checkout_url` in results); undefined: none. */
+  checkoutUrlOf?: ((id: string) => string) | undefined;
 };
 
 /** One call's outcome. */
@@ -125,7 +127,13 @@ export function createPrivateHandler(
   const log = options.logger.child({ module: "rpc" });
   const keys = createApiKeyVerifier({ entries: options.apiKeys ?? [] });
   const methods = createMethodRegistry([
-    ...builtinMethods({ payments, decimals, maxWholeTokens, postbacks: options.postbacks }),
+    ...builtinMethods({
+      payments,
+      decimals,
+      maxWholeTokens,
+      postbacks: options.postbacks,
+      checkoutUrlOf: options.checkoutUrlOf,
+    }),
     ...(options.extraMethods ?? []),
   ]);
 

@@ -8,12 +8,19 @@ import { RawJson } from "./raw-json.ts";
 
 const seconds = (ms: number | null) => (ms === null ? null : toUnixSeconds(ms));
 
+/** Formats a payment for the private port. */
+export type PaymentJson = (detail: PaymentDetail) => Record<string, unknown>;
+
 /**
  * `id`, then status.json's fields in their order, then the private ones.
  * `data` is the shop's JSON as sent (not a string, unlike the postback).
+ * With `checkoutUrlOf`, `checkout_url` is the hosted page the shop sends
+ * the buyer to.
  */
-export function paymentJson({ row, view, events }: PaymentDetail): Record<string, unknown> {
-  return {
+export function createPaymentJson(
+  checkoutUrlOf: ((id: string) => string) | undefined,
+): PaymentJson {
+  return ({ row, view, events }) => ({
     id: row.id,
     ...view,
     created_at: toUnixSeconds(row.created_at),
@@ -22,6 +29,7 @@ export function paymentJson({ row, view, events }: PaymentDetail): Record<string
     description: row.description,
     return_url: row.return_url,
     cancel_url: row.cancel_url,
+    ...(checkoutUrlOf ? { checkout_url: checkoutUrlOf(row.id) } : {}),
     postback_url: row.postback_url,
     postback_events: row.postback_events === null ? null : JSON.parse(row.postback_events),
     data: row.data === null ? null : new RawJson(row.data),
@@ -33,5 +41,5 @@ export function paymentJson({ row, view, events }: PaymentDetail): Record<string
       last_status: event.last_status,
       delivered_at: seconds(event.delivered_at),
     })),
-  };
+  });
 }

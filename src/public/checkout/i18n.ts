@@ -22,7 +22,6 @@ const en = {
   network: "{symbol} on {network}",
   amount: "Amount",
   address: "Deposit address",
-  send_exactly: "Send exactly this amount to this address.",
   warning:
     "Send only {symbol} on {network} to this address. Any other token, or {symbol} on another network, is lost.",
   qr_label: "QR code",
@@ -105,7 +104,6 @@ const es: Messages = {
   network: "{symbol} en {network}",
   amount: "Importe",
   address: "Dirección de depósito",
-  send_exactly: "Envía exactamente este importe a esta dirección.",
   warning:
     "Envía solo {symbol} en {network} a esta dirección. Cualquier otro token, o {symbol} en otra red, se pierde.",
   qr_label: "Código QR",

@@ -143,7 +143,6 @@ function copyRow({
 
 function payScreen(model: PageModel, t: T) {
   const { view, settings } = model;
-  const amounts = { amount: view.amount, symbol: settings.symbol };
   return html`${
     model.screen === "partial"
       ? html`<p class="note">${t("partial_body", {
@@ -181,8 +180,7 @@ function payScreen(model: PageModel, t: T) {
     </div>
     <p class="wallet-message" id="wallet-message" role="status" aria-live="polite"></p>
     <p class="countdown"><span>${t("expires_in")}</span> <time id="countdown" datetime="${new Date(view.expires_at * 1000).toISOString()}" data-expires="${view.expires_at}">${t("expires_at", { time: formatTime(view.expires_at, model.lang) })}</time></p>
-    <p class="warning" role="note">${t("warning", { symbol: settings.symbol, network: settings.networkName })}</p>
-    <p class="send-exactly">${t("send_exactly")} ${fill("{amount} {symbol}", amounts)}</p>`;
+    <p class="warning" role="note">${t("warning", { symbol: settings.symbol, network: settings.networkName })}</p>`;
 }
 
 function receipt(model: PageModel, t: T) {

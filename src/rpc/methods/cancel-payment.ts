@@ -2,14 +2,20 @@ import { PaymentAlreadyPaidError, PaymentNotFoundError } from "../../payments/er
 import type { PaymentDetail, Payments } from "../../payments/index.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { paymentId } from "../params.ts";
-import { paymentJson } from "../payment-json.ts";
+import type { PaymentJson } from "../payment-json.ts";
 import type { RpcMethod } from "../registry.ts";
 
 /**
  * `cancel_payment` {id}: status "cancelled" for a payment not yet paid;
  * idempotent. Returns the full payment, as get_payment.
  */
-export function cancelPaymentMethod({ payments }: { payments: Payments }): RpcMethod {
+export function cancelPaymentMethod({
+  payments,
+  paymentJson,
+}: {
+  payments: Payments;
+  paymentJson: PaymentJson;
+}): RpcMethod {
   return {
     name: "cancel_payment",
     permission: "payments:cancel",

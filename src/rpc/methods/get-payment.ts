@@ -1,12 +1,18 @@
 import type { PaymentDetail, Payments } from "../../payments/index.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { optionalString, paymentId } from "../params.ts";
-import { paymentJson } from "../payment-json.ts";
+import type { PaymentJson } from "../payment-json.ts";
 import type { RpcMethod } from "../registry.ts";
 import { MAX_ORDER_ID_LENGTH } from "./start-payment.ts";
 
 /** `get_payment` {id} or {order_id}: the full payment (status.json's fields and the private ones). */
-export function getPaymentMethod({ payments }: { payments: Payments }): RpcMethod {
+export function getPaymentMethod({
+  payments,
+  paymentJson,
+}: {
+  payments: Payments;
+  paymentJson: PaymentJson;
+}): RpcMethod {
   return {
     name: "get_payment",
     permission: "payments:read",

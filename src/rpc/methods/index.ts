@@ -3,6 +3,7 @@
  * more entry, through the private port's `extraMethods` option or this list.
  */
 import type { Payments } from "../../payments/index.ts";
+import { createPaymentJson } from "../payment-json.ts";
 import type { RpcMethod } from "../registry.ts";
 import { cancelPaymentMethod } from "./cancel-payment.ts";
 import { getPaymentMethod } from "./get-payment.ts";
@@ -24,17 +25,27 @@ export function builtinMethods({
   decimals,
   maxWholeTokens,
   postbacks,
+  checkoutUrlOf,
 }: {
   payments: Payments;
   decimals: number;
   maxWholeTokens: bigint;
   postbacks?: PostbackControl | undefined;
+  /** The hosted checkout page of a payment; undefined: no `checkout_url` in results. */
+  checkoutUrlOf?: ((id: string) => string) | undefined;
 }): RpcMethod[] {
+  const paymentJson = createPaymentJson(checkoutUrlOf);
   return [
-    startPaymentMethod({ payments, decimals, maxWholeTokens, checkUrl: postbacks?.checkUrl }),
-    getPaymentMethod({ payments }),
-    listPaymentsMethod({ payments }),
-    cancelPaymentMethod({ payments }),
+    startPaymentMethod({
+      payments,
+      decimals,
+      maxWholeTokens,
+      checkUrl: postbacks?.checkUrl,
+      checkoutUrlOf,
+    }),
+    getPaymentMethod({ payments, paymentJson }),
+    listPaymentsMethod({ payments, paymentJson }),
+    cancelPaymentMethod({ payments, paymentJson }),
     ...(postbacks ? [resendPostbackMethod({ resend: postbacks.resend })] : []),
   ];
 }

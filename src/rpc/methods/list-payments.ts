@@ -2,7 +2,7 @@ import { PAYMENT_STATUSES, type PaymentStatus, type Payments } from "../../payme
 import { decodeCursor } from "../../payments/list.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
 import { optionalInteger, optionalString } from "../params.ts";
-import { paymentJson } from "../payment-json.ts";
+import type { PaymentJson } from "../payment-json.ts";
 import type { RpcMethod } from "../registry.ts";
 
 /** Largest `limit` of one list_payments page. */
@@ -15,7 +15,13 @@ export const DEFAULT_LIST_LIMIT = 100;
  * `{payments, next_cursor}`; pass `next_cursor` back as `cursor` for the
  * next page, until it is null.
  */
-export function listPaymentsMethod({ payments }: { payments: Payments }): RpcMethod {
+export function listPaymentsMethod({
+  payments,
+  paymentJson,
+}: {
+  payments: Payments;
+  paymentJson: PaymentJson;
+}): RpcMethod {
   return {
     name: "list_payments",
     permission: "payments:read",

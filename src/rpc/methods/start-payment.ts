@@ -32,12 +32,15 @@ export function startPaymentMethod({
   decimals,
   maxWholeTokens,
   checkUrl,
+  checkoutUrlOf,
 }: {
   payments: Payments;
   decimals: number;
   maxWholeTokens: bigint;
   /** The SSRF guard (src/postbacks); undefined: syntax only. */
   checkUrl?: PostbackUrlCheck | undefined;
+  /** The hosted checkout page of a payment, for `checkout_url`. */
+  checkoutUrlOf?: ((id: string) => string) | undefined;
 }): RpcMethod {
   return {
     name: "start_payment",
@@ -120,6 +123,7 @@ export function startPaymentMethod({
         address: row.address,
         expires_at: toUnixSeconds(row.expires_at),
         ...(orderId === undefined ? {} : { order_id: orderId }),
+        ...(checkoutUrlOf ? { checkout_url: checkoutUrlOf(row.id) } : {}),
       };
     },
   };
