@@ -39,6 +39,9 @@ describe("config", () => {
         pollIntervalMs: 2000,
         maxBlockRange: 2000,
         finalityDepth: 64,
+        name: "Ethereum",
+        symbol: "0xBTC",
+        explorerUrl: "https://etherscan.io",
       },
       wallet: { xpub: DEV_XPUB },
       private: { host: "127.0.0.1", port: 8888, allow: [], trustProxy: [], apiKeys: [] },
@@ -47,7 +50,11 @@ describe("config", () => {
         port: 8080,
         rateLimit: { windowMs: 60_000, max: 600 },
         trustProxy: ["127.0.0.0/8", "::1"],
+        maxConnectionsPerIp: 256,
+        headersTimeoutMs: 10_000,
+        keepAliveTimeoutMs: 5_000,
       },
+      checkout: { language: "en", frameAncestors: [], themeColor: "#c2410c" },
       payments: { expiresAfter: 86_400, monitorFor: 604_800, maxAmount: "20999984" },
       postbacks: {
         previousSecrets: [],
@@ -261,7 +268,57 @@ describe("config", () => {
         port: 8080,
         rateLimit: { windowMs: 60_000, max: 0 },
         trustProxy: [],
+        maxConnectionsPerIp: 256,
+        headersTimeoutMs: 10_000,
+        keepAliveTimeoutMs: 5_000,
       });
+    });
+
+    test("public.url and checkout.* are validated", () => {
+      expect(
+        issuesOf({
+          ...minimal,
+          public: { url: "ftp://pay.shop.example" },
+          checkout: {
+            language: "fr",
+            support: "call us",
+            themeColor: "#ffee00",
+            frameAncestors: ["https://shop.example/checkout"],
+            redirectAfterPaidSeconds: -1,
+            shopName: "",
+          },
+        }),
+      ).toEqual([
+        "public.url: expected an http(s) URL",
+        "checkout.shopName: Too small: expected string to have >=1 characters",
+        'checkout.language: Invalid option: expected one of "en"|"es"',
+        "checkout.support: expected an http(s) URL or an e-mail address",
+        "checkout.redirectAfterPaidSeconds: Too small: expected number to be >=0",
+        'checkout.frameAncestors.0: expected an origin such as "https://shop.example" (no path, no trailing slash)',
+        "checkout.themeColor: too light: white text on it must have a contrast of at least 4.5:1 (WCAG AA)",
+      ]);
+      const ok = parseConfig({
+        ...minimal,
+        chain: {
+          ...minimal.chain,
+          chainId: 31337,
+          name: "Dev net",
+          explorerUrl: "https://x.example/",
+        },
+        public: { url: "https://pay.shop.example/" },
+        checkout: { support: "help@shop.example", frameAncestors: ["https://shop.example"] },
+      });
+      expect(ok.public.url).toBe("https://pay.shop.example");
+      expect(ok.chain).toMatchObject({ name: "Dev net", explorerUrl: "https://x.example" });
+      expect(ok.checkout).toEqual({
+        language: "en",
+        support: "help@shop.example",
+        frameAncestors: ["https://shop.example"],
+        themeColor: "#c2410c",
+      });
+      expect(
+        parseConfig({ ...minimal, chain: { ...minimal.chain, chainId: 5 } }).chain,
+      ).toMatchObject({ name: "Chain 5" });
     });
   });
 
