@@ -80,7 +80,7 @@ describe("address pool at the end of the index range", () => {
 
 describe("address pool lifecycle", () => {
   test("the worker stops when idle (its cache goes with it) and starts again on the next payment", async () => {
-    const { pool, count } = countingPool({ ahead: 100, chunk: 100, idleMs: 100 });
+    const { pool, count } = countingPool({ ahead: 100, chunk: 100, idleMs: 5000 });
     try {
       // Nothing started before the first payment: everything is derived on the spot.
       pool.derive(0);

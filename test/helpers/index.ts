@@ -69,6 +69,8 @@ export function testConfig(
     chain?: Partial<ConfigInput["chain"]>;
     payments?: ConfigInput["payments"];
     postbacks?: ConfigInput["postbacks"];
+    public?: Partial<NonNullable<ConfigInput["public"]>>;
+    checkout?: ConfigInput["checkout"];
   } = {},
 ) {
   return parseConfig({
@@ -83,8 +85,14 @@ export function testConfig(
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
     // Tests poll status.json every 20 ms: no per-IP rate limit here (test/public.test.ts covers it).
-    public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
+    public: {
+      host: "127.0.0.1",
+      port: 0,
+      rateLimit: { windowMs: 60_000, max: 0 },
+      ...overrides.public,
+    },
     ...(overrides.payments ? { payments: overrides.payments } : {}),
+    ...(overrides.checkout ? { checkout: overrides.checkout } : {}),
     // The receivers of the tests listen on loopback, which the SSRF guard refuses by default.
     postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
     database: { path: dbPath },

@@ -25,7 +25,7 @@ const en = {
   warning:
     "Send only {symbol} on {network} to this address. Any other token, or {symbol} on another network, is lost.",
   qr_label: "QR code",
-  qr_wallet: "Payment QR (amount included)",
+  qr_wallet: "Payment QR",
   qr_address: "Address only",
   qr_wallet_alt: "QR code of a payment request for {amount} {symbol} to {address} on {network}",
   qr_address_alt: "QR code of the address {address}",
@@ -107,8 +107,8 @@ const es: Messages = {
   warning:
     "Envía solo {symbol} en {network} a esta dirección. Cualquier otro token, o {symbol} en otra red, se pierde.",
   qr_label: "Código QR",
-  qr_wallet: "QR de pago (con importe)",
-  qr_address: "Solo la dirección",
+  qr_wallet: "QR de pago",
+  qr_address: "Solo dirección",
   qr_wallet_alt: "Código QR de una solicitud de pago de {amount} {symbol} a {address} en {network}",
   qr_address_alt: "Código QR de la dirección {address}",
   qr_address_note:

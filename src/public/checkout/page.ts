@@ -125,18 +125,21 @@ function copyRow({
   id,
   label,
   value,
+  unit,
   copyLabel,
   mono,
 }: {
   id: string;
   label: string;
   value: string;
+  /** Shown after the value, not copied. */
+  unit?: string;
   copyLabel: string;
   mono?: boolean;
 }) {
   return html`<div class="field">
     <span class="label" id="${id}-label">${label}</span>
-    <span class="value${mono ? " mono" : ""}" id="${id}">${value}</span>
+    <span class="value${mono ? " mono" : ""}"><span id="${id}">${value}</span>${unit ? html` <span class="unit">${unit}</span>` : ""}</span>
     <button type="button" class="copy" data-copy="${value}" aria-describedby="${id}-label" hidden>${copyLabel}</button>
   </div>`;
 }
@@ -170,9 +173,9 @@ function payScreen(model: PageModel, t: T) {
       id: "amount",
       label: model.screen === "partial" ? t("remaining") : t("amount"),
       value: model.remaining.text,
+      unit: settings.symbol,
       copyLabel: t("copy_amount"),
     })}
-    <p class="unit">${settings.symbol}</p>
     ${copyRow({ id: "address", label: t("address"), value: view.address, copyLabel: t("copy_address"), mono: true })}
     <div class="actions">
       <a class="button" href="${model.paymentUri}">${t("open_wallet")}</a>
