@@ -9,7 +9,9 @@
  * test-output/checkout/.
  */
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import type { Hex } from "viem";
@@ -22,7 +24,6 @@ import {
   anvilCall,
   rpc,
   skewedClock,
-  startPayment,
   startReceiver,
   startTestChain,
   startTestDaemon,
@@ -44,12 +45,32 @@ let shop: Awaited<ReturnType<typeof startReceiver>>;
 const clock = skewedClock();
 const dir = tempDir();
 const contexts: BrowserContext[] = [];
+/** Shop pages that embed the checkout page in an iframe: one allowed by frameAncestors, one not. */
+let shopPages: Server;
+let strangerPages: Server;
+const originOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+/** A page that embeds `?src=` in an iframe and records the messages it gets. */
+async function embeddingServer(): Promise<Server> {
+  const server = createServer((req, res) => {
+    const src = new URL(req.url ?? "/", "http://x").searchParams.get("src") ?? "";
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>shop</title><script>
+      window.received = [];
+      addEventListener("message", (e) => window.received.push({ origin: e.origin, data: e.data }));
+    </script><iframe id="checkout" src="${src.replace(/"/g, "&quot;")}" width="400" height="700"></iframe>`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   chain = await startTestChain();
   await chain.mint(chain.token, PAYER, tokens(1_000_000));
   shop = await startReceiver();
+  shopPages = await embeddingServer();
+  strangerPages = await embeddingServer();
   // A clock at least as late as the chain, so blocks mined now are before deadlines.
   const latest = await chain.client.getBlock({ blockTag: "latest" });
   const chainMs = Number(latest.timestamp) * 1000 + 10_000;
@@ -59,7 +80,12 @@ beforeAll(async () => {
     join(dir.path, "checkout.sqlite"),
     {
       payments: { expiresAfter: "1h" },
-      checkout: { shopName: "Tea & Co", support: "help@shop.example", redirectAfterPaidSeconds: 1 },
+      checkout: {
+        shopName: "Tea & Co",
+        support: "help@shop.example",
+        redirectAfterPaidSeconds: 1,
+        frameAncestors: [originOf(shopPages)],
+      },
     },
     { clock },
   );
@@ -71,6 +97,8 @@ afterAll(async () => {
   await browser?.close();
   await daemon?.stop();
   await shop?.close();
+  shopPages?.close();
+  strangerPages?.close();
   await chain?.stop();
   dir.cleanup();
 });
@@ -318,6 +346,44 @@ describe("the checkout page in Chromium", () => {
     await page.waitForFunction(
       () => document.querySelector("#live")?.textContent === "Payment detected",
     );
+  });
+
+  test("embedded by an allowed shop origin it posts {type, id, status} to the parent on each change; other origins cannot frame it", async () => {
+    const p = await create({ amount: "1" });
+    const { page } = await newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${originOf(shopPages)}/?src=${encodeURIComponent(p.checkout_url)}`);
+    const frame = page.frameLocator("#checkout");
+    await expect(frame.locator("#live").textContent()).resolves.toBe("Waiting for your payment");
+    await pay(p.address, tokens(1));
+    await page.waitForFunction(() =>
+      (window as unknown as { received: Array<{ data: { status: string } }> }).received.some(
+        (m) => m.data.status === "seen",
+      ),
+    );
+    const received = await page.evaluate(
+      () => (window as unknown as { received: unknown[] }).received,
+    );
+    expect(received[0]).toEqual({
+      origin: new URL(p.checkout_url).origin,
+      data: { type: "0xbtcpay:status", id: p.id, status: "waiting" },
+    });
+    expect(received).toContainEqual({
+      origin: new URL(p.checkout_url).origin,
+      data: { type: "0xbtcpay:status", id: p.id, status: "seen" },
+    });
+    const headers = (await fetch(p.checkout_url)).headers;
+    expect(headers.get("content-security-policy")).toContain(
+      `frame-ancestors ${originOf(shopPages)}`,
+    );
+    expect(headers.get("x-frame-options")).toBeNull();
+
+    const other = await create({ amount: "1" });
+    await page.goto(`${originOf(strangerPages)}/?src=${encodeURIComponent(other.checkout_url)}`);
+    const framed = page.frames().find((f) => f !== page.mainFrame());
+    expect(await framed?.locator("#live").count()).toBe(0);
+    expect(
+      await page.evaluate(() => (window as unknown as { received: unknown[] }).received),
+    ).toEqual([]);
   });
 
   test("a malformed or unknown id is a 404 page in the chosen language", async () => {
