@@ -76,7 +76,11 @@ describe("0xbtcpay dev", () => {
         params: { amount: "0.29", data: { order_id: "444" }, postback_url: receiverUrl },
       }),
     });
-    const { result } = (await response.json()) as { result: { id: string } };
+    const { result } = (await response.json()) as { result: { id: string; checkout_url: string } };
+    expect(result.checkout_url).toBe(`${urls.publicUrl}/${result.id}`);
+    const page = await fetch(result.checkout_url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<h1><span class="amount">0.29</span>');
 
     const pay = await promisify(execFile)(process.execPath, [BIN, "dev", "pay", result.id], {
       cwd: dir.path,

@@ -117,16 +117,20 @@ async function runDev(options: { config: string; chainPort?: number }) {
 
   private JSON-RPC (shop server):  ${daemon.privateUrl}/
   public status (browsers):        ${daemon.publicUrl}/<id>/status.json
+  checkout page (shoppers):        ${daemon.publicUrl}/<id>
   anvil RPC:                       ${chain.rpcUrl}
   demo shop postback receiver:     ${receiver.url}
 
 1. Create a payment:
    curl -s -X POST -H 'Content-Type: application/json' -d '${body}' ${daemon.privateUrl}/
 
-2. Pay it from a funded anvil account (in another terminal):
+2. Open its checkout page (the result's checkout_url) in a browser:
+   ${daemon.publicUrl}/<id>
+
+3. Pay it from a funded anvil account (in another terminal):
    npx 0xbtcpay dev pay <id>
 
-3. Watch it go waiting -> seen -> paid, and the postback arrive here:
+4. Watch the page go waiting -> payment detected -> paid, and the postback arrive here:
    curl -s ${daemon.publicUrl}/<id>/status.json
 
 Ctrl-C stops everything.`);
@@ -179,7 +183,7 @@ async function runPay(id: string, options: { amount?: string; from: number }) {
     account: from,
   });
   process.stdout.write(
-    `sent ${options.amount ?? "the amount due"} 0xBTC (${value} base units) from ${from} to ${status.address}\ntx ${hash}\nwatch: curl -s ${state.publicUrl}/${id}/status.json\n`,
+    `sent ${options.amount ?? "the amount due"} 0xBTC (${value} base units) from ${from} to ${status.address}\ntx ${hash}\nwatch: ${state.publicUrl}/${id} (or curl -s ${state.publicUrl}/${id}/status.json)\n`,
   );
 }
 
