@@ -295,6 +295,50 @@ describe("the checkout page in Chromium", () => {
     expect(await headline(page)).toBe("Waiting for your payment");
   });
 
+  test("wallet errors: an unknown chain (4902) and a request already open (-32002) each get their message; copy buttons copy", async () => {
+    const p = await create({ amount: "1" });
+    const { page, context } = await newPage();
+    await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+    await context.addInitScript(() => {
+      const errors = [
+        { on: "wallet_switchEthereumChain", code: 4902, message: "Unrecognized chain ID" },
+        { on: "eth_requestAccounts", code: -32002, message: "Request already pending" },
+      ];
+      (window as unknown as { ethereum: unknown }).ethereum = {
+        request: async ({ method }: { method: string }) => {
+          const error = errors[0]?.on === method ? errors.shift() : undefined;
+          if (error) throw Object.assign(new Error(error.message), { code: error.code });
+          if (method === "eth_requestAccounts")
+            return ["0x70997970c51812dc3a010c7d01b50e0d17dc79c8"];
+          return null;
+        },
+      };
+    });
+    await page.goto(p.checkout_url);
+    const button = page.locator("#wallet-pay");
+    await expect(button.textContent()).resolves.toBe("Pay with browser wallet");
+    const message = page.locator("#wallet-message");
+    await button.click();
+    await page.waitForFunction(() =>
+      document.querySelector("#wallet-message")?.textContent?.includes("does not know"),
+    );
+    expect(await message.textContent()).toBe(
+      "Your wallet does not know Local chain (anvil) (chain id 31337). Add it to your wallet, then try again.",
+    );
+    await button.click();
+    await page.waitForFunction(() =>
+      document.querySelector("#wallet-message")?.textContent?.includes("already open"),
+    );
+    expect(await message.textContent()).toBe(
+      "A request is already open in your wallet: finish or close it there.",
+    );
+    await page.getByRole("button", { name: "Copy address" }).click();
+    await page.waitForFunction(
+      () => document.querySelector("#wallet-message")?.textContent === "Copied.",
+    );
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(p.address);
+  });
+
   test("a description with markup is text; Spanish by Accept-Language and by ?lang=, remembered", async () => {
     const p = await create({ description: '<b id="x">bold</b><img src=x onerror="alert(1)">' });
     const { page, requests } = await newPage({
@@ -425,7 +469,18 @@ describe("every screen: axe-core, both languages, screenshots at 360 and 1280 px
       what: string,
       check: (s: Awaited<ReturnType<typeof status>>["body"]) => boolean,
     ) => waitFor(async () => check((await status(screens.publicUrl, id)).body), { what });
-    // First the ones whose deadline passes (the clock moves two minutes; the others have an hour).
+    // A payment paid, then taken back by a reorg deeper than the confirmations.
+    const reorged = await make({ amount: "2" });
+    await pay(reorged.address, tokens(2));
+    await chain.mine(2);
+    await seen(reorged.id, "paid", (s) => s.status === "paid");
+    const top = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber"));
+    await waitFor(() => (screens.payments.scanPosition()?.blockNumber ?? -1) >= top, {
+      what: "scanned to the head",
+    });
+    await anvilCall(chain.rpcUrl, "anvil_reorg", [3, []]);
+    await seen(reorged.id, "reorged after paid", (s) => s.reorged_after_paid);
+    // Then the ones whose deadline passes (the clock moves two minutes; the others have an hour).
     const expired = await make({ amount: "2", expires_in: 60 });
     const late = await make({ amount: "2", expires_in: 60 });
     clock.skewMs += 120_000;
@@ -453,7 +508,7 @@ describe("every screen: axe-core, both languages, screenshots at 360 and 1280 px
     const confirming = await make({ amount: "2" });
     await pay(confirming.address, tokens(2));
     await seen(confirming.id, "confirming", (s) => s.status === "seen" && s.confirmations === 1);
-    return { waiting, partial, confirming, paid, cancelled, expired, paid_late: late };
+    return { waiting, partial, confirming, paid, cancelled, expired, paid_late: late, reorged };
   }
 
   test("no serious or critical axe violation on any screen, in English and Spanish; screenshots taken", async () => {
@@ -466,6 +521,7 @@ describe("every screen: axe-core, both languages, screenshots at 360 and 1280 px
       cancelled: { en: "This payment was cancelled", es: "Este pago se ha cancelado" },
       expired: { en: "This payment has expired", es: "Este pago ha caducado" },
       paid_late: { en: "Paid late", es: "Pagado tarde" },
+      reorged: { en: "Please contact the shop", es: "Contacta con la tienda" },
     };
     const failures: string[] = [];
     for (const lang of ["en", "es"] as const) {

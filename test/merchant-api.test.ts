@@ -106,6 +106,31 @@ describe("start_payment: new optional params", () => {
     ["a non-string description", "invalid description", { description: ["x"] }],
     ["an ftp return_url", "invalid return URL", { return_url: "ftp://shop.example/x" }],
     ["a relative cancel_url", "invalid cancel URL", { cancel_url: "/cart" }],
+    ["a javascript: return_url", "invalid return URL", { return_url: "javascript:alert(1)" }],
+    ["a data: cancel_url", "invalid cancel URL", { cancel_url: "data:text/html,<b>x</b>" }],
+    [
+      "postback_events with an unknown type",
+      "invalid postback_events: expected a non-empty list of distinct event types from payment.seen, payment.paid, payment.expired, payment.cancelled, payment.paid_late, payment.reorged_after_paid",
+      { postback_url: "https://shop.example/pb", postback_events: ["payment.refunded"] },
+    ],
+    [
+      "postback_events empty",
+      "invalid postback_events: expected a non-empty list of distinct event types from payment.seen, payment.paid, payment.expired, payment.cancelled, payment.paid_late, payment.reorged_after_paid",
+      { postback_url: "https://shop.example/pb", postback_events: [] },
+    ],
+    [
+      "postback_events twice the same",
+      "invalid postback_events: expected a non-empty list of distinct event types from payment.seen, payment.paid, payment.expired, payment.cancelled, payment.paid_late, payment.reorged_after_paid",
+      {
+        postback_url: "https://shop.example/pb",
+        postback_events: ["payment.paid", "payment.paid"],
+      },
+    ],
+    [
+      "postback_events without a postback_url",
+      "postback_events needs a postback_url",
+      { postback_events: ["payment.paid"] },
+    ],
     ["data over 16 KiB", "data too large", { data: "é".repeat(8192) }],
   ];
   test.each(cases)("%s → Invalid params: %s, and no payment", async (_name, reason, extra) => {
