@@ -22,8 +22,9 @@ import { erc20TransferUri, transferCalldata } from "../src/public/checkout/uri.t
 import { decodeQr, launchBrowser, recordRequests } from "./helpers/browser.ts";
 import {
   anvilCall,
+  chainAlignedClock,
+  payInNewBlock,
   rpc,
-  skewedClock,
   startReceiver,
   startTestChain,
   startTestDaemon,
@@ -42,7 +43,7 @@ let chain: TestChain;
 let browser: Browser;
 let daemon: Daemon;
 let shop: Awaited<ReturnType<typeof startReceiver>>;
-const clock = skewedClock();
+let clock: Awaited<ReturnType<typeof chainAlignedClock>>;
 const dir = tempDir();
 const contexts: BrowserContext[] = [];
 /** Shop pages that embed the checkout page in an iframe: one allowed by frameAncestors, one not. */
@@ -71,10 +72,7 @@ beforeAll(async () => {
   shop = await startReceiver();
   shopPages = await embeddingServer();
   strangerPages = await embeddingServer();
-  // A clock at least as late as the chain, so blocks mined now are before deadlines.
-  const latest = await chain.client.getBlock({ blockTag: "latest" });
-  const chainMs = Number(latest.timestamp) * 1000 + 10_000;
-  if (chainMs > clock.now()) clock.skewMs = chainMs - Date.now();
+  clock = await chainAlignedClock(chain);
   daemon = await startTestDaemon(
     { rpcUrl: chain.rpcUrl, token: chain.token },
     join(dir.path, "checkout.sqlite"),
@@ -130,12 +128,7 @@ async function create(params: Record<string, unknown> = {}, on: Daemon = daemon)
   };
 }
 
-async function pay(to: Hex, value: bigint): Promise<Hex> {
-  const hash = await chain.submitTransfer({ token: chain.token, from: PAYER, to, value });
-  await chain.mine(1);
-  await chain.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
-  return hash;
-}
+const pay = (to: Hex, value: bigint) => payInNewBlock(chain, { to, value });
 
 const headline = (page: Page) => page.locator("#live").textContent();
 

@@ -14,9 +14,10 @@ import { ANVIL_ACCOUNTS } from "../src/chain/anvil.ts";
 import { EVENT_TYPES, type EventType } from "../src/payments/index.ts";
 import {
   anvilCall,
+  chainAlignedClock,
+  payInNewBlock,
   type ReceivedRequest,
   rpc,
-  skewedClock,
   startPayment,
   startReceiver,
   startTestChain,
@@ -70,10 +71,7 @@ async function runEveryPath(postbackEvents: readonly EventType[] | undefined) {
   const shop = await demoShop();
   const dir = tempDir();
   cleanups.push(dir.cleanup);
-  const clock = skewedClock();
-  const latest = await chain.client.getBlock({ blockTag: "latest" });
-  const chainMs = Number(latest.timestamp) * 1000 + 10_000;
-  if (chainMs > clock.now()) clock.skewMs = chainMs - Date.now();
+  const clock = await chainAlignedClock(chain);
   const daemon = await startTestDaemon(
     { rpcUrl: chain.rpcUrl, token: chain.token },
     join(dir.path, "legacy.sqlite"),
@@ -97,11 +95,7 @@ async function runEveryPath(postbackEvents: readonly EventType[] | undefined) {
   const reorged = await create("reorged");
   const unseen = await create("unseen");
 
-  const pay = async (to: Hex, amount: bigint) => {
-    const hash = await chain.submitTransfer({ token: chain.token, from: PAYER, to, value: amount });
-    await chain.mine(1);
-    await chain.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
-  };
+  const pay = (to: Hex, amount: bigint) => payInNewBlock(chain, { to, value: amount });
   const statusOf = (
     id: string,
     wanted: (s: Awaited<ReturnType<typeof status>>["body"]) => boolean,

@@ -13,8 +13,9 @@ import { EVENT_TYPES, type EventType, PAYMENT_STATUSES } from "../src/payments/i
 import type { StatusView } from "../src/payments/views.ts";
 import {
   anvilCall,
+  chainAlignedClock,
+  payInNewBlock,
   rpc,
-  skewedClock,
   startPayment,
   startReceiver,
   startTestChain,
@@ -51,11 +52,7 @@ async function scenario({ restarts }: { restarts: boolean }) {
   const dir = tempDir();
   cleanups.push(dir.cleanup);
   const dbPath = join(dir.path, "lifecycle.sqlite");
-  // A clock at least as late as the chain's last block, so new blocks can come before a deadline.
-  const clock = skewedClock();
-  const latest = await chain.client.getBlock({ blockTag: "latest" });
-  const chainMs = Number(latest.timestamp) * 1000 + 10_000;
-  if (chainMs > clock.now()) clock.skewMs = chainMs - Date.now();
+  const clock = await chainAlignedClock(chain);
   const start = () =>
     startTestDaemon(
       { rpcUrl: chain.rpcUrl, token: chain.token },
@@ -85,17 +82,8 @@ async function scenario({ restarts }: { restarts: boolean }) {
 
   const t = {
     id: payment.id,
-    async pay(amount: bigint): Promise<Hex> {
-      const hash = await chain.submitTransfer({
-        token: chain.token,
-        from: PAYER,
-        to: payment.address,
-        value: amount,
-      });
-      await chain.mine(1);
-      await chain.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
-      return hash;
-    },
+    pay: (amount: bigint): Promise<Hex> =>
+      payInNewBlock(chain, { to: payment.address, value: amount }),
     async mine(blocks: number) {
       await chain.mine(blocks);
     },

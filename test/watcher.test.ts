@@ -15,6 +15,7 @@ import { type ConfigInput, parseConfig } from "../src/config/index.ts";
 import type { Daemon } from "../src/daemon.ts";
 import {
   anvilCall,
+  chainAlignedClock,
   manualClock,
   paymentsOn,
   silentLogger,
@@ -196,14 +197,7 @@ describe("payment lifecycle", () => {
   });
 
   describe("expiry (block time decides, clock moved forward)", () => {
-    /** A clock at least as late as the chain's last block, so new blocks can be before a deadline. */
-    async function alignedClock() {
-      const clock = skewedClock();
-      const latest = await chain.client.getBlock({ blockTag: "latest" });
-      const chainMs = Number(latest.timestamp) * 1000 + 10_000;
-      if (chainMs > clock.now()) clock.skewMs = chainMs - Date.now();
-      return clock;
-    }
+    const alignedClock = () => chainAlignedClock(chain);
     const setNextBlockTime = (seconds: number) =>
       anvilCall(chain.rpcUrl, "evm_setNextBlockTimestamp", [seconds]);
 

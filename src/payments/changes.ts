@@ -20,6 +20,11 @@ export type ChangeFeed = {
   discard(): void;
   /** Subscribes; returns the unsubscribe function. */
   subscribe(listener: ChangeListener): () => void;
+  /**
+   * Wraps a transaction function: after it commits, the subscribers are
+   * told; if it throws (rolled back), what it touched is forgotten.
+   */
+  around<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R;
 };
 
 export function createChangeFeed({
@@ -31,7 +36,7 @@ export function createChangeFeed({
   const listeners = new Set<ChangeListener>();
   let ids = new Set<string>();
   let head = false;
-  return {
+  const feed: ChangeFeed = {
     touch(id) {
       ids.add(id);
     },
@@ -59,5 +64,19 @@ export function createChangeFeed({
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    around(run) {
+      return (...args) => {
+        let result: ReturnType<typeof run>;
+        try {
+          result = run(...args);
+        } catch (error) {
+          feed.discard();
+          throw error;
+        }
+        feed.committed();
+        return result;
+      };
+    },
   };
+  return feed;
 }

@@ -48,25 +48,21 @@ export function createDeadlineSweep({
   let wakeAt = Number.POSITIVE_INFINITY;
   let wake: (() => void) | undefined;
 
-  const sweepDue = db.transaction((): number => {
-    const now = clock.now();
-    const head = store.getCursor()?.head_number ?? 0;
-    let queued = 0;
-    // A fully received payment still confirming stays open: its row comes
-    // back on each sweep until it is paid, and the confirming set re-decides it.
-    for (const payment of store.dueDeadlines(now)) queued += transitions.apply(payment, head, now);
-    return queued;
-  });
+  const sweepDue = changes.around(
+    db.transaction((): number => {
+      const now = clock.now();
+      const head = store.getCursor()?.head_number ?? 0;
+      let queued = 0;
+      // A fully received payment still confirming stays open: its row comes
+      // back on each sweep until it is paid, and the confirming set re-decides it.
+      for (const payment of store.dueDeadlines(now))
+        queued += transitions.apply(payment, head, now);
+      return queued;
+    }),
+  );
 
   function sweep(): number {
-    let queued: number;
-    try {
-      queued = sweepDue();
-    } catch (error) {
-      changes.discard();
-      throw error;
-    }
-    changes.committed();
+    const queued = sweepDue();
     if (queued > 0) onEvents();
     return queued;
   }

@@ -167,16 +167,18 @@ export function createPayments({
     requiredConfirmations,
   });
 
-  const cancel = db.transaction((id: string): { row: PaymentRow; queued: number } => {
-    const payment = store.getPayment(id);
-    if (!payment) throw new PaymentNotFoundError(`no payment ${id}`);
-    if (payment.status === "paid") throw new PaymentAlreadyPaidError(`payment ${id} is paid`);
-    if (payment.cancelled_at !== null) return { row: payment, queued: 0 };
-    const now = clock.now();
-    store.setCancelled({ id, now });
-    const queued = transitions.apply(id, store.getCursor()?.head_number ?? 0, now);
-    return { row: store.getPayment(id) as PaymentRow, queued };
-  });
+  const cancel = changes.around(
+    db.transaction((id: string): { row: PaymentRow; queued: number } => {
+      const payment = store.getPayment(id);
+      if (!payment) throw new PaymentNotFoundError(`no payment ${id}`);
+      if (payment.status === "paid") throw new PaymentAlreadyPaidError(`payment ${id} is paid`);
+      if (payment.cancelled_at !== null) return { row: payment, queued: 0 };
+      const now = clock.now();
+      store.setCancelled({ id, now });
+      const queued = transitions.apply(id, store.getCursor()?.head_number ?? 0, now);
+      return { row: store.getPayment(id) as PaymentRow, queued };
+    }),
+  );
 
   return {
     create: creator.create,
@@ -184,16 +186,9 @@ export function createPayments({
     get: (id) => store.getPayment(id),
     getByOrderId: (orderId) => store.getPaymentByOrderId(orderId),
     cancel(id) {
-      let result: ReturnType<typeof cancel>;
-      try {
-        result = cancel(id);
-      } catch (error) {
-        changes.discard();
-        throw error;
-      }
-      changes.committed();
-      if (result.queued > 0) onEvents();
-      return result.row;
+      const { row, queued } = cancel(id);
+      if (queued > 0) onEvents();
+      return row;
     },
     view: views.view,
     statusJson: views.statusJson,

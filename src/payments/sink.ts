@@ -76,21 +76,6 @@ export function createPaymentSink({
     if (store.getCursor()?.head_number !== head) changes.headMoved();
   }
 
-  /** Runs a transaction, then tells the change feed's subscribers what it committed. */
-  function committing<A extends unknown[]>(run: (...args: A) => number) {
-    return (...args: A): number => {
-      let queued: number;
-      try {
-        queued = run(...args);
-      } catch (error) {
-        changes.discard();
-        throw error;
-      }
-      changes.committed();
-      return queued;
-    };
-  }
-
   const applyBatch = db.transaction((batch: ScanBatch): number => {
     const now = clock.now();
     noteHead(batch.head);
@@ -155,9 +140,9 @@ export function createPaymentSink({
     return reevaluate([], head, now);
   });
 
-  const applyBatchCommitted = committing(applyBatch);
-  const rewindCommitted = committing(rewind);
-  const applyHeadCommitted = committing(applyHead);
+  const applyBatchCommitted = changes.around(applyBatch);
+  const rewindCommitted = changes.around(rewind);
+  const applyHeadCommitted = changes.around(applyHead);
 
   return {
     cursor(): ScanCursor | undefined {

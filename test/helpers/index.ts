@@ -9,7 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex } from "viem";
 import { createAddressDeriver } from "../../src/addresses/index.ts";
-import { DEV_XPUB, type LocalChain, startLocalChain } from "../../src/chain/anvil.ts";
+import {
+  ANVIL_ACCOUNTS,
+  DEV_XPUB,
+  type LocalChain,
+  startLocalChain,
+} from "../../src/chain/anvil.ts";
 import { type ConfigInput, parseConfig } from "../../src/config/index.ts";
 import { type Daemon, startDaemon } from "../../src/daemon.ts";
 import { type Clock, createClock } from "../../src/internal/clock.ts";
@@ -192,6 +197,29 @@ export function manualClock(start = 1_800_000_000_000): ManualClock {
       return new Promise((resolve) => waiters.push(() => resolve(soonest())));
     },
   };
+}
+
+/**
+ * A skewed clock at least as late as `chain`'s last block (plus 10 s), so
+ * blocks mined from now on have times before deadlines set from it.
+ */
+export async function chainAlignedClock(chain: Pick<LocalChain, "client">) {
+  const clock = skewedClock();
+  const latest = await chain.client.getBlock({ blockTag: "latest" });
+  const chainMs = Number(latest.timestamp) * 1000 + 10_000;
+  if (chainMs > clock.now()) clock.skewMs = chainMs - Date.now();
+  return clock;
+}
+
+/** Sends `value` base units of the test token from `from` to `to` in a new block; its hash. */
+export async function payInNewBlock(
+  chain: TestChain,
+  { to, value, from = ANVIL_ACCOUNTS[1] }: { to: Hex; value: bigint; from?: Hex },
+): Promise<Hex> {
+  const hash = await chain.submitTransfer({ token: chain.token, from, to, value });
+  await chain.mine(1);
+  await chain.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
+  return hash;
 }
 
 /** Raw JSON-RPC call to anvil (no client-side caching). */
