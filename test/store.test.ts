@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, test } from "vitest";
-import { listMigrations, openDatabase } from "../src/store/index.ts";
+import { listMigrations, migrate, openDatabase } from "../src/store/index.ts";
 import { tempDir } from "./helpers/index.ts";
 
 const dir = tempDir();
@@ -62,5 +62,106 @@ describe("store", () => {
     expect(insert.run(0).changes).toBe(1);
     expect(insert.run(0).changes).toBe(0);
     expect(insert.run(1).changes).toBe(1);
+  });
+});
+
+describe("migration 0005 (the stored lifecycle)", () => {
+  test("rows written before it get their status by the lifecycle's rule, past deadlines included, with no event", () => {
+    const db = new Database(":memory:");
+    migrate(
+      db,
+      listMigrations().filter((m) => m.version <= 4),
+    );
+    const now = Date.now();
+    const insert = db.prepare(`INSERT INTO payments
+      (id, amount, derivation_index, address, postback_url, created_at, expires_at, seen_at, paid_at, paid_amount, late_amount, cancelled_at)
+      VALUES (@id, @amount, @index, @address, 'https://shop.example/pb', @created, @expires, @seen, @paid, @paid_amount, @late_amount, @cancelled)`);
+    const rows = {
+      paid: {
+        seen: now - 9,
+        paid: now - 5,
+        paid_amount: "10",
+        late_amount: "0",
+        expires: now - 1,
+        cancelled: null,
+      },
+      cancelled: {
+        seen: null,
+        paid: null,
+        paid_amount: "0",
+        late_amount: "0",
+        expires: now + 1e6,
+        cancelled: now - 1,
+      },
+      expired: {
+        seen: null,
+        paid: null,
+        paid_amount: "0",
+        late_amount: "0",
+        expires: now - 1000,
+        cancelled: null,
+      },
+      expiredLate: {
+        seen: now - 9,
+        paid: null,
+        paid_amount: "10",
+        late_amount: "4",
+        expires: now - 1000,
+        cancelled: null,
+      },
+      confirming: {
+        seen: now - 9,
+        paid: null,
+        paid_amount: "10",
+        late_amount: "0",
+        expires: now - 1000,
+        cancelled: null,
+      },
+      seen: {
+        seen: now - 9,
+        paid: null,
+        paid_amount: "3",
+        late_amount: "0",
+        expires: now + 1e6,
+        cancelled: null,
+      },
+      waiting: {
+        seen: null,
+        paid: null,
+        paid_amount: "0",
+        late_amount: "0",
+        expires: now + 1e6,
+        cancelled: null,
+      },
+    };
+    Object.entries(rows).forEach(([name, row], index) => {
+      insert.run({
+        id: name
+          .padEnd(16, "0")
+          .slice(0, 16)
+          .replace(/[^0-9a-f]/g, "a"),
+        amount: "10",
+        index,
+        address: `0x${String(index).padStart(40, "0")}`,
+        created: now - 2000,
+        ...row,
+      });
+    });
+    migrate(db);
+    const statuses = db
+      .prepare("SELECT status FROM payments ORDER BY derivation_index")
+      .pluck()
+      .all();
+    expect(statuses).toEqual([
+      "paid",
+      "cancelled",
+      "expired",
+      "expired",
+      "seen",
+      "seen",
+      "waiting",
+    ]);
+    expect(db.prepare("SELECT count(*) FROM events").pluck().get()).toBe(0);
+    db.close();
   });
 });

@@ -10,11 +10,17 @@ ALTER TABLE payments ADD COLUMN status TEXT NOT NULL DEFAULT 'waiting'
 -- of event types; NULL: the daemon's postbacks.events (default: payment.paid).
 ALTER TABLE payments ADD COLUMN postback_events TEXT;
 
--- Rows written before this migration: everything but expiry, which the
--- deadline sweep applies when the daemon starts.
+-- Rows written before this migration, by the same rule as
+-- src/payments/lifecycle.ts. Deadlines already past are applied here, with
+-- no event: those payments ended before events existed, and a shop that
+-- opts in later must not get an "expired" postback for each old order.
+-- (Amounts fit int64: the token's supply is about 2.1e15 base units.)
 UPDATE payments SET status = CASE
   WHEN paid_at IS NOT NULL THEN 'paid'
   WHEN cancelled_at IS NOT NULL THEN 'cancelled'
+  WHEN expires_at <= CAST(unixepoch('subsec') * 1000 AS INTEGER)
+    AND CAST(paid_amount AS INTEGER) - CAST(late_amount AS INTEGER) < CAST(amount AS INTEGER)
+    THEN 'expired'
   WHEN seen_at IS NOT NULL THEN 'seen'
   ELSE 'waiting'
 END;
