@@ -5,7 +5,15 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { createAnvil } from "@viem/anvil";
-import { createTestClient, type Hex, http, publicActions, walletActions } from "viem";
+import {
+  type Chain,
+  createTestClient,
+  defineChain,
+  type Hex,
+  http,
+  publicActions,
+  walletActions,
+} from "viem";
 import { foundry } from "viem/chains";
 import { testTokenAbi, testTokenBytecode } from "../../contracts-abi/index.ts";
 
@@ -50,14 +58,17 @@ export type LocalChain = Awaited<ReturnType<typeof startLocalChain>>;
  * Starts anvil on 127.0.0.1: on `port`, or on a free port anvil binds itself
  * (no `port`, or 0). With `blockTime` it mines on a timer (dev); without, it
  * mines only when told to (`mine`), which is what tests want. Rejects if the
- * port is taken.
+ * port is taken. With `fork`, anvil forks that network (at its head, or at
+ * `fork.blockNumber`) and keeps its chain id.
  */
 export async function startLocalChain({
   port = 0,
   blockTime,
+  fork,
 }: {
   port?: number;
   blockTime?: number;
+  fork?: { url: string; blockNumber?: number | undefined } | undefined;
 } = {}) {
   // NOTE: port 0 lets anvil bind a free port and print it. Picking a free
   // port first and handing its number to anvil leaves a moment in which
@@ -66,8 +77,13 @@ export async function startLocalChain({
     anvilBinary: anvilBinaryPath(),
     host: "127.0.0.1",
     port,
-    chainId: foundry.id,
-    startTimeout: 30_000,
+    ...(fork
+      ? {
+          forkUrl: fork.url,
+          ...(fork.blockNumber === undefined ? {} : { forkBlockNumber: fork.blockNumber }),
+        }
+      : { chainId: foundry.id }),
+    startTimeout: 60_000,
     ...(blockTime ? { blockTime } : { noMining: true }),
   });
   let output = "";
@@ -87,9 +103,11 @@ export async function startLocalChain({
   }
   const chosenPort = Number(listening[1]);
   const rpcUrl = `http://127.0.0.1:${chosenPort}`;
+  // A fork keeps the forked network's chain id.
+  const chain: Chain = fork ? defineChain({ ...foundry, id: await chainIdAt(rpcUrl) }) : foundry;
   const client = createTestClient({
     mode: "anvil",
-    chain: foundry,
+    chain,
     transport: http(rpcUrl, { retryCount: 0 }),
     pollingInterval: 50,
   })
@@ -137,13 +155,14 @@ export async function startLocalChain({
       functionName: "transfer",
       args: [to, value],
       account: from,
-      chain: foundry,
+      chain,
     });
   }
 
   return {
     rpcUrl,
     port: chosenPort,
+    chainId: chain.id,
     client,
     mine,
     deployToken,
@@ -156,7 +175,7 @@ export async function startLocalChain({
           functionName: "mint",
           args: [to, value],
           account: ANVIL_ACCOUNTS[0],
-          chain: foundry,
+          chain,
         }),
       );
     },
@@ -177,6 +196,30 @@ export async function startLocalChain({
         args: [owner],
       });
     },
+    /**
+     * Gives `to` a balance of `value` base units of any ERC-20 (anvil finds
+     * the balance slot), e.g. the real token on a fork.
+     */
+    async deal(token: Hex, to: Hex, value: bigint) {
+      await rpcCall(rpcUrl, "anvil_dealERC20", [to, token, `0x${value.toString(16)}`]);
+    },
     stop: () => anvil.stop(),
   };
+}
+
+/** One JSON-RPC call to anvil, for its methods viem does not type. */
+async function rpcCall(rpcUrl: string, method: string, params: unknown[]): Promise<unknown> {
+  const response = await fetch(rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const body = (await response.json()) as { result?: unknown; error?: { message: string } };
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
+}
+
+/** eth_chainId of the node at `rpcUrl`. */
+async function chainIdAt(rpcUrl: string): Promise<number> {
+  return Number(await rpcCall(rpcUrl, "eth_chainId", []));
 }

@@ -212,6 +212,11 @@ const KNOWN_CHAINS: Record<number, { name: string; explorerUrl?: string }> = {
   31337: { name: "Local chain (anvil)" },
 };
 
+/** A chain's name as shoppers read it, when `chain.name` does not say. */
+export function defaultChainName(chainId: number): string {
+  return KNOWN_CHAINS[chainId]?.name ?? `Chain ${chainId}`;
+}
+
 /** The public port's per-IP limit: `max` requests per `windowMs` (0: no limit). */
 const RATE_LIMIT_DEFAULT = { windowMs: 60_000, max: 600 };
 /** X-Forwarded-For is believed from a reverse proxy on the same host by default. */
@@ -257,7 +262,7 @@ export const configSchema = z
         const explorerUrl = (chain.explorerUrl ?? known?.explorerUrl)?.replace(/\/+$/, "");
         return {
           ...chain,
-          name: chain.name ?? known?.name ?? `Chain ${chain.chainId}`,
+          name: chain.name ?? defaultChainName(chain.chainId),
           ...(explorerUrl === undefined ? {} : { explorerUrl }),
         };
       }),

@@ -5,11 +5,11 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import pretty from "pino-pretty";
-import { createWalletClient, type Hex, http } from "viem";
+import { createWalletClient, defineChain, erc20Abi, type Hex, http, isAddress } from "viem";
 import { foundry } from "viem/chains";
-import { testTokenAbi } from "../../../contracts-abi/index.ts";
+import { MAINNET_0XBTC, testTokenAbi } from "../../../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS, startLocalChain } from "../../chain/anvil.ts";
-import { loadConfig } from "../../config/index.ts";
+import { defaultChainName, loadConfig } from "../../config/index.ts";
 import { startDaemon } from "../../daemon.ts";
 import { createLogger } from "../../internal/logger.ts";
 import { parseAmount } from "../../payments/amount.ts";
@@ -21,6 +21,7 @@ const STATE_FILE = resolve(STATE_DIR, "state.json");
 
 type DevState = {
   rpcUrl: string;
+  chainId: number;
   token: Hex;
   publicUrl: string;
   privateUrl: string;
@@ -49,7 +50,15 @@ async function startDemoReceiver(
   return { url: `http://127.0.0.1:${port}/payment_complete`, close: () => server.close() };
 }
 
-async function runDev(options: { config: string; chainPort?: number }) {
+type DevOptions = {
+  config: string;
+  chainPort?: number;
+  forkUrl?: string;
+  forkBlock?: number;
+  token?: Hex;
+};
+
+async function runDev(options: DevOptions) {
   const print = (line: string) => process.stdout.write(`${line}\n`);
   let config = (() => {
     try {
@@ -59,17 +68,49 @@ async function runDev(options: { config: string; chainPort?: number }) {
     }
   })();
 
-  print("0xbtcpay dev: starting a local anvil chain (a block every second)…");
+  const fork = options.forkUrl
+    ? { url: options.forkUrl, blockNumber: options.forkBlock }
+    : undefined;
+  print(
+    fork
+      ? `0xbtcpay dev: starting anvil as a fork of ${redactUrl(fork.url)}${fork.blockNumber === undefined ? "" : ` at block ${fork.blockNumber}`} (a block every second)…`
+      : "0xbtcpay dev: starting a local anvil chain (a block every second)…",
+  );
   const wanted = options.chainPort ?? 8545;
   // A taken port makes anvil exit at once; then anvil picks a free one itself.
-  const chain = await startLocalChain({ port: wanted, blockTime: 1 }).catch(() =>
-    startLocalChain({ blockTime: 1 }),
+  const chain = await startLocalChain({ port: wanted, blockTime: 1, fork }).catch(() =>
+    startLocalChain({ blockTime: 1, fork }),
   );
-  const token = await chain.deployToken();
-  print(`deployed the test 0xBTC token at ${token}; funding anvil accounts 1-9…`);
   const unit = 10n ** BigInt(config.chain.decimals);
-  for (const account of ANVIL_ACCOUNTS.slice(1)) {
-    await chain.mint(token, account, FAUCET_TOKENS * unit);
+  let token: Hex;
+  let startBlock: number | undefined;
+  if (fork) {
+    // The real token at its real address (or --token), checked before anything is funded.
+    token = (options.token ?? MAINNET_0XBTC).toLowerCase() as Hex;
+    const decimals = await chain.client
+      .readContract({ address: token, abi: erc20Abi, functionName: "decimals" })
+      .catch((error) => {
+        throw new Error(
+          `the token ${token} does not answer decimals() on the forked network: pass --token (${error instanceof Error ? error.message.split("\n")[0] : error})`,
+        );
+      });
+    if (decimals !== config.chain.decimals) {
+      throw new Error(
+        `the token ${token} has ${decimals} decimals, the config says ${config.chain.decimals}`,
+      );
+    }
+    // Scanning starts at the fork block: earlier history stays on the real network.
+    startBlock = Number(await chain.client.getBlockNumber());
+    print(`watching the token at ${token} from block ${startBlock}; funding anvil accounts 1-9…`);
+    for (const account of ANVIL_ACCOUNTS.slice(1)) {
+      await chain.deal(token, account, FAUCET_TOKENS * unit);
+    }
+  } else {
+    token = await chain.deployToken();
+    print(`deployed the test 0xBTC token at ${token}; funding anvil accounts 1-9…`);
+    for (const account of ANVIL_ACCOUNTS.slice(1)) {
+      await chain.mint(token, account, FAUCET_TOKENS * unit);
+    }
   }
 
   // A fresh chain every run, so a fresh database too: remove the database
@@ -78,9 +119,18 @@ async function runDev(options: { config: string; chainPort?: number }) {
   for (const suffix of ["", "-wal", "-shm"]) rmSync(`${dbPath}${suffix}`, { force: true });
   mkdirSync(dirname(dbPath), { recursive: true });
   mkdirSync(STATE_DIR, { recursive: true });
+  // A fork's transactions exist only locally: no explorer link for them.
+  const { explorerUrl: _explorer, ...chainConfig } = config.chain;
   config = {
     ...config,
-    chain: { ...config.chain, rpcUrl: chain.rpcUrl, token },
+    chain: {
+      ...(fork ? chainConfig : config.chain),
+      ...(fork ? { name: `${defaultChainName(chain.chainId)} (local fork)` } : {}),
+      rpcUrl: chain.rpcUrl,
+      token,
+      chainId: chain.chainId,
+      ...(startBlock === undefined ? {} : { startBlock }),
+    },
     database: { path: dbPath },
   };
 
@@ -99,6 +149,7 @@ async function runDev(options: { config: string; chainPort?: number }) {
   }
   const state: DevState = {
     rpcUrl: chain.rpcUrl,
+    chainId: chain.chainId,
     token,
     publicUrl: daemon.publicUrl,
     privateUrl: daemon.privateUrl,
@@ -173,7 +224,10 @@ async function runPay(id: string, options: { amount?: string; from: number }) {
     value = due - (paid.ok ? paid.value : 0n);
     if (value <= 0n) exitOnError(new Error(`payment ${id} has already received its amount`));
   }
-  const wallet = createWalletClient({ chain: foundry, transport: http(state.rpcUrl) });
+  const wallet = createWalletClient({
+    chain: defineChain({ ...foundry, id: state.chainId }),
+    transport: http(state.rpcUrl),
+  });
   const from = ANVIL_ACCOUNTS[options.from] as Hex;
   const hash = await wallet.writeContract({
     address: state.token,
@@ -185,6 +239,36 @@ async function runPay(id: string, options: { amount?: string; from: number }) {
   process.stdout.write(
     `sent ${options.amount ?? "the amount due"} 0xBTC (${value} base units) from ${from} to ${status.address}\ntx ${hash}\nwatch: ${state.publicUrl}/${id} (or curl -s ${state.publicUrl}/${id}/status.json)\n`,
   );
+}
+
+/** A URL for printing: no credentials, no path or query (provider API keys live there). */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname === "/" ? "" : "/…"}`;
+  } catch {
+    return "(the fork URL)";
+  }
+}
+
+function tokenAddress(value: string): Hex {
+  if (!isAddress(value, { strict: false })) {
+    throw new InvalidArgumentError("expected a 0x-prefixed 20-byte address");
+  }
+  return value as Hex;
+}
+
+function blockNumber(value: string): number {
+  if (!/^[0-9]{1,12}$/.test(value)) throw new InvalidArgumentError("expected a block number");
+  return Number(value);
+}
+
+function forkUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.protocol === "http:" || url.protocol === "https:") return value;
+  } catch {}
+  throw new InvalidArgumentError("expected an http(s) RPC URL");
 }
 
 function accountIndex(value: string): number {
@@ -204,7 +288,35 @@ export function devCommand(): Command {
       "anvil port (default 8545, or a free one if it is taken; 0: a free one)",
       (v) => Number(v),
     )
-    .action(async (options: { config: string; chainPort?: number }) => {
+    .option(
+      "--fork-url <url>",
+      "fork a real network instead of a blank chain: its RPC URL (the daemon watches the real token)",
+      forkUrl,
+    )
+    .option(
+      "--fork-block <n>",
+      "with --fork-url: fork at this block (default: the head)",
+      blockNumber,
+    )
+    .option(
+      "--token <address>",
+      `with --fork-url: the token to watch (default: 0xBitcoin on mainnet, ${MAINNET_0XBTC})`,
+      tokenAddress,
+    )
+    .addHelpText(
+      "after",
+      `
+Fork a real network (test with real contracts, pay with fake balances):
+  npx 0xbtcpay dev --fork-url https://ethereum-rpc.publicnode.com
+  npx 0xbtcpay dev --fork-url "$MAINNET_RPC_URL" --fork-block 21000000
+anvil forks it; the daemon watches the real token at its real address from
+the fork block on; anvil's accounts 1-9 get 1,000,000 tokens each through
+anvil_dealERC20, and \`dev pay\` works as on the plain dev chain.`,
+    )
+    .action(async (options: DevOptions) => {
+      if ((options.forkBlock !== undefined || options.token !== undefined) && !options.forkUrl) {
+        exitOnError(new Error("--fork-block and --token need --fork-url"));
+      }
       await runDev(options).catch((error) => exitOnError(error));
     });
   dev
