@@ -22,6 +22,7 @@ const en = {
   network: "{symbol} on {network}",
   amount: "Amount",
   address: "Deposit address",
+  token_contract: "{symbol} token contract on {network}: {token}",
   warning:
     "Send only {symbol} on {network} to this address. Any other token, or {symbol} on another network, is lost.",
   qr_label: "QR code",
@@ -104,6 +105,7 @@ const es: Messages = {
   network: "{symbol} en {network}",
   amount: "Importe",
   address: "Dirección de depósito",
+  token_contract: "Contrato del token {symbol} en {network}: {token}",
   warning:
     "Envía solo {symbol} en {network} a esta dirección. Cualquier otro token, o {symbol} en otra red, se pierde.",
   qr_label: "Código QR",

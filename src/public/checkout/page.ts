@@ -177,6 +177,7 @@ function payScreen(model: PageModel, t: T) {
       copyLabel: t("copy_amount"),
     })}
     ${copyRow({ id: "address", label: t("address"), value: view.address, copyLabel: t("copy_address"), mono: true })}
+    <p class="token">${t("token_contract", { symbol: settings.symbol, network: settings.networkName, token: settings.token })}</p>
     <div class="actions">
       <a class="button" href="${model.paymentUri}">${t("open_wallet")}</a>
       <button type="button" class="button secondary" id="wallet-pay" data-label="${t("pay_browser_wallet", { wallet: "{wallet}" })}" data-fallback="${t("browser_wallet")}" hidden>${t("pay_browser_wallet", { wallet: t("browser_wallet") })}</button>
