@@ -69,6 +69,8 @@ export function testConfig(
     chain?: Partial<ConfigInput["chain"]>;
     payments?: ConfigInput["payments"];
     postbacks?: ConfigInput["postbacks"];
+    /** Merged over the tests' public port (loopback, port 0, no rate limit). */
+    public?: Partial<NonNullable<ConfigInput["public"]>>;
   } = {},
 ) {
   return parseConfig({
@@ -83,7 +85,12 @@ export function testConfig(
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
     // Tests poll status.json every 20 ms: no per-IP rate limit here (test/public.test.ts covers it).
-    public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
+    public: {
+      host: "127.0.0.1",
+      port: 0,
+      rateLimit: { windowMs: 60_000, max: 0 },
+      ...overrides.public,
+    },
     ...(overrides.payments ? { payments: overrides.payments } : {}),
     // The receivers of the tests listen on loopback, which the SSRF guard refuses by default.
     postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
