@@ -24,7 +24,7 @@ import { clientKey } from "./rate-limit.ts";
  * database, its WAL and shared memory, the checkpointer's connection), the
  * RPC client's and the websocket's connections, the private port's clients,
  * postbacks (up to 64 in flight), worker threads, stdio, and the refused
- * public connections still being closed ({@link MAX_CLOSING}).
+ * public connections still being closed (up to twice {@link MAX_CLOSING}).
  */
 export const DESCRIPTOR_RESERVE = 512;
 /** The descriptor limit assumed where /proc/self/limits cannot be read (not Linux). */
@@ -202,9 +202,10 @@ export function createConnectionLimits({
   // documented option since Node 18.12 that @types/node 20 lacks.)
   (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval =
     TIMEOUT_CHECK_MS;
-  // NOTE: a backstop below the counting here: net.Server closes, unanswered,
-  // whatever would go past every connection this module may hold.
-  server.maxConnections = maxConnections + MAX_CLOSING;
+  // NOTE: a backstop under the counting here: net.Server closes, unanswered,
+  // connections past the cap plus twice the refused ones being closed (those
+  // closed at once still count until their handle is closed, a moment later).
+  server.maxConnections = maxConnections + 2 * MAX_CLOSING;
 
   // Idle keep-alive connections close within keepAliveTimeoutMs: the
   // soonest a slot is likely to be free.
