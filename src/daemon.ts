@@ -22,7 +22,7 @@ import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createCheckout } from "./public/checkout/index.ts";
-import { createConnectionLimits } from "./public/connections.ts";
+import { type ConnectionLimits, createConnectionLimits } from "./public/connections.ts";
 import { createPublicListener } from "./public/index.ts";
 import { createLiveStreams } from "./public/live.ts";
 import { createPrivateListener } from "./rpc/index.ts";
@@ -35,6 +35,8 @@ export type Daemon = {
   payments: Payments;
   sender: PostbackSender;
   watcher: ChainWatcher;
+  /** The public port's open connections and refusals (tests, the bench). */
+  publicConnections: Pick<ConnectionLimits, "open" | "openFrom" | "refused">;
   db: Db;
   /** Settles when the daemon stops; rejects if it stopped on a fatal error (wrong chain). */
   done: Promise<void>;
@@ -267,6 +269,7 @@ export async function startDaemon({
     payments,
     sender: postbackSender,
     watcher,
+    publicConnections,
     db,
     done,
     stop: () => shutdown.kill(),

@@ -477,6 +477,8 @@ describe("the daemon under a full public port", () => {
   });
 
   test("held at its cap by live streams, the public port refuses more while the private port and the watcher work", async () => {
+    await waitFor(() => daemon.publicConnections.open() === 0, { what: "the last test's gone" });
+    const refusedBefore = daemon.publicConnections.refused();
     const watched = await startPayment(daemon.privateUrl, { amount: "0.29" });
     const streams: Client[] = [];
     for (const from of ["127.0.0.12", "127.0.0.13", "127.0.0.14", "127.0.0.15"]) {
@@ -485,6 +487,12 @@ describe("the daemon under a full public port", () => {
     // keepAliveTimeoutMs 1000: come back in a second.
     expect(await (await connectFrom(port, "127.0.0.16")).closed).toBe(busy(1));
     expect(await (await connectFrom(port, "127.0.0.12")).closed).toBe(tooMany(1));
+    expect(daemon.publicConnections.open()).toBe(40);
+    expect(daemon.publicConnections.openFrom("127.0.0.12")).toBe(10);
+    expect(daemon.publicConnections.refused()).toEqual({
+      total: refusedBefore.total + 1,
+      perIp: refusedBefore.perIp + 1,
+    });
 
     // The private port: a new payment while the public port is full.
     const during = await startPayment(daemon.privateUrl, { amount: "1.5" });

@@ -4,12 +4,12 @@
  * what the bench reads about them from /proc.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConfigInput } from "../../src/config/index.ts";
 import type { BaselineChildMessage, BaselineSpec } from "./baseline-child.ts";
-import type { DaemonChildMessage } from "./daemon-child.ts";
+import type { DaemonChildMessage, PublicConnections } from "./daemon-child.ts";
 import type { FloodChildMessage, FloodSpec, FloodStats } from "./flood-child.ts";
 
 const DAEMON_CHILD = fileURLToPath(new URL("./daemon-child.ts", import.meta.url));
@@ -112,6 +112,8 @@ export type DaemonChild = Child & {
   startingAt: number;
   /** The daemon's log so far (JSON lines). */
   logs(): string;
+  /** The daemon's count of its public connections; `maxFromOne` among `addresses`. */
+  connections(addresses: string[]): Promise<PublicConnections>;
 };
 
 /** Starts the daemon in a child process with `config`, at its configured log level. */
@@ -133,8 +135,18 @@ export async function spawnDaemon({
       keepStderr: keepLogs,
     },
   );
+  const waiting: Array<(connections: PublicConnections) => void> = [];
+  child.on("message", (message: DaemonChildMessage) => {
+    if (message.type === "connections") waiting.shift()?.(message.connections);
+  });
   return {
     pid: child.pid as number,
+    connections: (addresses) =>
+      new Promise((resolve, reject) => {
+        if (!child.connected) return reject(new Error("daemon child is gone"));
+        waiting.push(resolve);
+        child.send({ type: "connections", addresses });
+      }),
     privateUrl: ready.privateUrl,
     publicUrl: ready.publicUrl,
     startingAt: ready.startingAt,
@@ -183,39 +195,6 @@ export async function spawnFlooder(
 /** Open file descriptors of a process (entries of /proc/<pid>/fd). */
 export function openFdsOf(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/**
- * The TCP connections a process holds on its listening `port` (accepted:
- * it has a descriptor for them; the kernel's accept queue is not counted),
- * from /proc/<pid>/fd and /proc/<pid>/net/tcp (IPv4).
- */
-export function acceptedConnectionsOf(
-  pid: number,
-  port: number,
-): { total: number; addresses: number; maxPerAddress: number } {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (match?.[1]) inodes.add(match[1]);
-    } catch {
-      // Closed while we looked.
-    }
-  }
-  const localPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  const perAddress = new Map<string, number>();
-  let total = 0;
-  for (const line of readFileSync(`/proc/${pid}/net/tcp`, "utf8").split("\n").slice(1)) {
-    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-    const fields = line.trim().split(/\s+/);
-    const [, local, remote, state] = fields;
-    if (!local?.endsWith(localPort) || state !== "01" || !inodes.has(fields[9] ?? "")) continue;
-    total++;
-    const address = remote?.split(":")[0] ?? "";
-    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
-  }
-  return { total, addresses: perAddress.size, maxPerAddress: Math.max(0, ...perAddress.values()) };
 }
 
 /** Resident and peak resident memory of a process, in MB (VmRSS and VmHWM of /proc/<pid>/status). */
