@@ -22,7 +22,14 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultMaxConnections, parseDescriptorLimit } from "../../../src/public/connections.ts";
-import { type Child, memoryOf, openFdsOf, spawnDaemon, spawnFlooder } from "../children.ts";
+import {
+  type Child,
+  cpuMsOf,
+  memoryOf,
+  openFdsOf,
+  spawnDaemon,
+  spawnFlooder,
+} from "../children.ts";
 import { type BenchContext, daemonConfig, type Phase } from "../context.ts";
 import type { FloodStats } from "../flood-child.ts";
 import { describeLoad, type LoadResult, runLoad } from "../load.ts";
@@ -235,7 +242,16 @@ export const publicFloodPhase: Phase = {
       }
 
       progress(`public_flood: ${roundS} s with the flood`);
+      const floodCpuBefore = flooders.reduce((ms, f) => ms + cpuMsOf(f.pid), 0);
+      const floodWallBefore = performance.now();
       const flooded = checked("with the flood", await load(roundS));
+      const floodCpu =
+        ((flooders.reduce((ms, f) => ms + cpuMsOf(f.pid), 0) - floodCpuBefore) /
+          (performance.now() - floodWallBefore)) *
+        100;
+      progress(
+        `public_flood: the flood processes used ${floodCpu.toFixed(0)}% of a core meanwhile`,
+      );
       const held = await daemon.connections(addresses);
       progress(
         `public_flood: the daemon holds ${held.open} public connections, at most ${held.maxFromOne} from one address, has refused ${held.refused.total} over the total cap and ${held.refused.perIp} over the per-IP cap; RSS ${rssBefore.toFixed(0)} MB before the flood, ${memoryOf(daemon.pid).rssMb.toFixed(0)} MB now`,
