@@ -22,6 +22,7 @@ import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createCheckout } from "./public/checkout/index.ts";
+import { type ConnectionLimits, createConnectionLimits } from "./public/connections.ts";
 import { createPublicListener } from "./public/index.ts";
 import { createLiveStreams } from "./public/live.ts";
 import { createPrivateListener } from "./rpc/index.ts";
@@ -34,6 +35,8 @@ export type Daemon = {
   payments: Payments;
   sender: PostbackSender;
   watcher: ChainWatcher;
+  /** The public port's open connections and refusals (tests, the bench). */
+  publicConnections: Pick<ConnectionLimits, "open" | "openFrom" | "refused">;
   db: Db;
   /** Settles when the daemon stops; rejects if it stopped on a fatal error (wrong chain). */
   done: Promise<void>;
@@ -170,15 +173,16 @@ export async function startDaemon({
   );
   const live = createLiveStreams({ payments, logger });
   shutdown.add(() => live.close());
+  const publicTrustProxy =
+    config.public.trustProxy.length > 0
+      ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
+      : undefined;
   const publicServer = createServer(
     createPublicListener({
       payments,
       logger,
       rateLimit: config.public.rateLimit,
-      trustProxy:
-        config.public.trustProxy.length > 0
-          ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
-          : undefined,
+      trustProxy: publicTrustProxy,
       clock,
       checkout: createCheckout({
         payments,
@@ -201,6 +205,13 @@ export async function startDaemon({
       live,
     }),
   );
+  // Thousands of shoppers hold connections here: capped below the descriptor limit.
+  const publicConnections = createConnectionLimits({
+    server: publicServer,
+    settings: config.public,
+    trustProxy: publicTrustProxy,
+    logger,
+  });
 
   let privateUrl: string;
   let publicUrl: string;
@@ -209,6 +220,7 @@ export async function startDaemon({
   try {
     publicUrl = await listen(publicServer, config.public.host, config.public.port);
     shutdown.add(() => close(publicServer));
+    shutdown.add(() => publicConnections.close());
     checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
@@ -257,6 +269,7 @@ export async function startDaemon({
     payments,
     sender: postbackSender,
     watcher,
+    publicConnections,
     db,
     done,
     stop: () => shutdown.kill(),

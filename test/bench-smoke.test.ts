@@ -19,6 +19,13 @@ const FIGURES = [
   "baseline_insert_rps",
   "start_payment_rps",
   "start_payment_p99_ms",
+  "start_payment_rps_flooded",
+  "flood_ratio",
+  "flood_connections_held",
+  "flood_max_per_address",
+  "flood_refused_503",
+  "flood_refused_429",
+  "flood_daemon_fds_peak",
   "detect_latency_ms_seen_p50",
   "detect_latency_ms_seen_max",
   "detect_latency_ms_postback_p50",
@@ -56,13 +63,25 @@ test("npm run bench -- --smoke prints every figure and a summary as JSON lines",
     expect(typeof f.ok).toBe("boolean");
   }
   // Baselines measured in the same run come with their ratio.
-  for (const name of ["status_rps", "start_payment_rps", "derive_per_s"]) {
+  for (const name of [
+    "status_rps",
+    "start_payment_rps",
+    "start_payment_rps_flooded",
+    "derive_per_s",
+  ]) {
     const f = figures.find((x) => x.name === name);
     expect(typeof f?.baseline).toBe("number");
     expect(typeof f?.ratio).toBe("number");
   }
   // The backfill must never miss a payment, even in a smoke run.
   expect(figures.find((f) => f.name === "backfill_missed_payments")?.value).toBe(0);
+  // The flood is held at the smoke run's caps (200 in total, 20 per address) and refused past them.
+  const flood = (name: string) => figures.find((f) => f.name === name)?.value as number;
+  expect(flood("flood_connections_held")).toBeLessThanOrEqual(200);
+  expect(flood("flood_connections_held")).toBeGreaterThanOrEqual(190);
+  expect(flood("flood_max_per_address")).toBe(20);
+  expect(flood("flood_refused_503")).toBeGreaterThan(0);
+  expect(flood("flood_refused_429")).toBeGreaterThan(0);
   expect(summary).toMatchObject({
     summary: true,
     smoke: true,

@@ -4,15 +4,17 @@
  * what the bench reads about them from /proc.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConfigInput } from "../../src/config/index.ts";
 import type { BaselineChildMessage, BaselineSpec } from "./baseline-child.ts";
-import type { DaemonChildMessage } from "./daemon-child.ts";
+import type { DaemonChildMessage, PublicConnections } from "./daemon-child.ts";
+import type { FloodChildMessage, FloodSpec, FloodStats } from "./flood-child.ts";
 
 const DAEMON_CHILD = fileURLToPath(new URL("./daemon-child.ts", import.meta.url));
 const BASELINE_CHILD = fileURLToPath(new URL("./baseline-child.ts", import.meta.url));
+const FLOOD_CHILD = fileURLToPath(new URL("./flood-child.ts", import.meta.url));
 
 export type Child = {
   pid: number;
@@ -110,6 +112,8 @@ export type DaemonChild = Child & {
   startingAt: number;
   /** The daemon's log so far (JSON lines). */
   logs(): string;
+  /** The daemon's count of its public connections; `maxFromOne` among `addresses`. */
+  connections(addresses: string[]): Promise<PublicConnections>;
 };
 
 /** Starts the daemon in a child process with `config`, at its configured log level. */
@@ -131,8 +135,18 @@ export async function spawnDaemon({
       keepStderr: keepLogs,
     },
   );
+  const waiting: Array<(connections: PublicConnections) => void> = [];
+  child.on("message", (message: DaemonChildMessage) => {
+    if (message.type === "connections") waiting.shift()?.(message.connections);
+  });
   return {
     pid: child.pid as number,
+    connections: (addresses) =>
+      new Promise((resolve, reject) => {
+        if (!child.connected) return reject(new Error("daemon child is gone"));
+        waiting.push(resolve);
+        child.send({ type: "connections", addresses });
+      }),
     privateUrl: ready.privateUrl,
     publicUrl: ready.publicUrl,
     startingAt: ready.startingAt,
@@ -152,6 +166,35 @@ export async function spawnBaseline(
     profile,
   });
   return { pid: child.pid as number, url: ready.url, stop: stopper(child) };
+}
+
+/** Starts a flood of idle connections (see flood-child.ts) in a child process. */
+export async function spawnFlooder(
+  spec: FloodSpec,
+): Promise<Child & { stats(): Promise<FloodStats> }> {
+  const { child } = await spawnChild<Extract<FloodChildMessage, { type: "ready" }>>({
+    script: FLOOD_CHILD,
+    env: { BENCH_FLOOD: JSON.stringify(spec) },
+  });
+  const waiting: Array<(stats: FloodStats) => void> = [];
+  child.on("message", (message: FloodChildMessage) => {
+    if (message.type === "stats") waiting.shift()?.(message.stats);
+  });
+  return {
+    pid: child.pid as number,
+    stats: () =>
+      new Promise((resolve, reject) => {
+        if (!child.connected) return reject(new Error("flood child is gone"));
+        waiting.push(resolve);
+        child.send({ type: "stats" });
+      }),
+    stop: stopper(child),
+  };
+}
+
+/** Open file descriptors of a process (entries of /proc/<pid>/fd). */
+export function openFdsOf(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }
 
 /** Resident and peak resident memory of a process, in MB (VmRSS and VmHWM of /proc/<pid>/status). */

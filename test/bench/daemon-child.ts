@@ -2,7 +2,8 @@
  * The daemon as the bench runs it: its own process, started through
  * `startDaemon` exactly as `0xbtcpay serve` does, logging JSON lines to
  * stderr (the bench points stderr at a file). The config comes in
- * $BENCH_DAEMON_CONFIG; the URLs go back over the IPC channel.
+ * $BENCH_DAEMON_CONFIG; the URLs go back over the IPC channel, and so do
+ * the public port's connection counts when asked.
  */
 import { parseConfig } from "../../src/config/index.ts";
 import { startDaemon } from "../../src/daemon.ts";
@@ -11,7 +12,16 @@ import { createLogger } from "../../src/internal/logger.ts";
 
 export type DaemonChildMessage =
   | { type: "ready"; privateUrl: string; publicUrl: string; startingAt: number }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  | { type: "connections"; connections: PublicConnections };
+
+/** The daemon's own count of its public connections (`connections` message: these addresses). */
+export type PublicConnections = {
+  open: number;
+  /** The most open connections from one of the addresses asked about. */
+  maxFromOne: number;
+  refused: { total: number; perIp: number };
+};
 
 function send(message: DaemonChildMessage): void {
   process.send?.(message);
@@ -30,8 +40,19 @@ try {
     // process.exit (not a signal) so that --cpu-prof writes its profile.
     process.exit(0);
   };
-  process.on("message", (message: { type?: string }) => {
+  process.on("message", (message: { type?: string; addresses?: string[] }) => {
     if (message.type === "stop") void stop();
+    if (message.type === "connections") {
+      const counts = daemon.publicConnections;
+      send({
+        type: "connections",
+        connections: {
+          open: counts.open(),
+          maxFromOne: Math.max(0, ...(message.addresses ?? []).map((a) => counts.openFrom(a))),
+          refused: counts.refused(),
+        },
+      });
+    }
   });
   process.on("disconnect", () => void stop());
   process.on("SIGTERM", () => void stop());

@@ -21,6 +21,7 @@ import { backfillPhase } from "./phases/backfill.ts";
 import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
 import { matchPhase } from "./phases/match.ts";
+import { publicFloodPhase } from "./phases/public-flood.ts";
 import { rssPhase } from "./phases/rss.ts";
 import { startPaymentPhase } from "./phases/start-payment.ts";
 import { statusPhase } from "./phases/status.ts";
@@ -31,6 +32,7 @@ const PHASES: Phase[] = [
   matchPhase,
   statusPhase,
   startPaymentPhase,
+  publicFloodPhase,
   detectPhase,
   backfillPhase,
   rssPhase,

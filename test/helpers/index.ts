@@ -74,6 +74,7 @@ export function testConfig(
     chain?: Partial<ConfigInput["chain"]>;
     payments?: ConfigInput["payments"];
     postbacks?: ConfigInput["postbacks"];
+    /** Merged over the tests' public port (loopback, port 0, no rate limit). */
     public?: Partial<NonNullable<ConfigInput["public"]>>;
     checkout?: ConfigInput["checkout"];
   } = {},

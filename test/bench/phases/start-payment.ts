@@ -16,8 +16,8 @@ import { type BenchContext, daemonConfig, type Phase } from "../context.ts";
 import { describeLoad, type LoadResult, runLoad } from "../load.ts";
 import { figure, progress } from "../report.ts";
 
-const CONNECTIONS = 20;
-const BODY = JSON.stringify({
+export const CONNECTIONS = 20;
+export const BODY = JSON.stringify({
   jsonrpc: "2.0",
   id: 1,
   method: "start_payment",
