@@ -169,7 +169,6 @@ export async function startDaemon({
     }),
   );
   const live = createLiveStreams({ payments, logger });
-  shutdown.add(() => live.close());
   const publicServer = createServer(
     createPublicListener({
       payments,
@@ -209,6 +208,9 @@ export async function startDaemon({
   try {
     publicUrl = await listen(publicServer, config.public.host, config.public.port);
     shutdown.add(() => close(publicServer));
+    // NOTE: added after the listener's close, so it runs before it: streams
+    // end cleanly before closing the listener cuts every connection.
+    shutdown.add(() => live.close());
     checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
