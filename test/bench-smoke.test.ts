@@ -28,6 +28,11 @@ const FIGURES = [
   "backfill_missed_payments",
   "rss_mb_1m",
   "rss_peak_mb",
+  "sse_connections",
+  "sse_kb_per_connection",
+  "sse_fanout_ms_p50",
+  "sse_fanout_ms_p99",
+  "sse_fanout_ms_max",
 ];
 
 const dir = tempDir();

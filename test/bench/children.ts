@@ -9,10 +9,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConfigInput } from "../../src/config/index.ts";
 import type { BaselineChildMessage, BaselineSpec } from "./baseline-child.ts";
-import type { DaemonChildMessage } from "./daemon-child.ts";
+import type { DaemonChildMessage, DaemonMemory } from "./daemon-child.ts";
+import type { SseClientsMessage, SseClientsRequest } from "./sse-clients-child.ts";
 
 const DAEMON_CHILD = fileURLToPath(new URL("./daemon-child.ts", import.meta.url));
 const BASELINE_CHILD = fileURLToPath(new URL("./baseline-child.ts", import.meta.url));
+const SSE_CLIENTS_CHILD = fileURLToPath(new URL("./sse-clients-child.ts", import.meta.url));
 
 export type Child = {
   pid: number;
@@ -110,6 +112,8 @@ export type DaemonChild = Child & {
   startingAt: number;
   /** The daemon's log so far (JSON lines). */
   logs(): string;
+  /** The daemon process's memory after a full garbage collection. */
+  memory(): Promise<DaemonMemory>;
 };
 
 /** Starts the daemon in a child process with `config`, at its configured log level. */
@@ -137,6 +141,16 @@ export async function spawnDaemon({
     publicUrl: ready.publicUrl,
     startingAt: ready.startingAt,
     logs: stderr,
+    memory: () =>
+      new Promise((resolve) => {
+        const onMessage = (message: DaemonChildMessage) => {
+          if (message.type !== "memory") return;
+          child.off("message", onMessage);
+          resolve(message.memory);
+        };
+        child.on("message", onMessage);
+        child.send({ type: "memory" });
+      }),
     stop: stopper(child),
   };
 }
@@ -152,6 +166,42 @@ export async function spawnBaseline(
     profile,
   });
   return { pid: child.pid as number, url: ready.url, stop: stopper(child) };
+}
+
+export type SseClientsChild = Child & {
+  /** Sends `request` to the clients' process; resolves with its answer. */
+  call<T>(request: SseClientsRequest): Promise<T>;
+};
+
+/** Starts the process that holds the SSE clients (see sse-clients-child.ts). */
+export async function spawnSseClients(): Promise<SseClientsChild> {
+  const { child } = await spawnChild<SseClientsMessage>({ script: SSE_CLIENTS_CHILD, env: {} });
+  let seq = 0;
+  const waiting = new Map<number, { resolve(result: unknown): void; reject(error: Error): void }>();
+  child.on("message", (message: SseClientsMessage) => {
+    if (message.type === "ready") return;
+    const waiter = waiting.get(message.seq);
+    waiting.delete(message.seq);
+    if (message.type === "answer") waiter?.resolve(message.result);
+    else waiter?.reject(new Error(`SSE clients: ${message.message}`));
+  });
+  child.once("exit", (code) => {
+    for (const waiter of waiting.values()) {
+      waiter.reject(new Error(`the SSE clients' process exited with code ${code}`));
+    }
+    waiting.clear();
+  });
+  return {
+    pid: child.pid as number,
+    call<T>(request: SseClientsRequest) {
+      return new Promise<T>((resolve, reject) => {
+        const id = ++seq;
+        waiting.set(id, { resolve: resolve as (result: unknown) => void, reject });
+        child.send({ seq: id, request });
+      });
+    },
+    stop: stopper(child),
+  };
 }
 
 /** Resident and peak resident memory of a process, in MB (VmRSS and VmHWM of /proc/<pid>/status). */

@@ -22,6 +22,7 @@ import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
 import { matchPhase } from "./phases/match.ts";
 import { rssPhase } from "./phases/rss.ts";
+import { ssePhase } from "./phases/sse.ts";
 import { startPaymentPhase } from "./phases/start-payment.ts";
 import { statusPhase } from "./phases/status.ts";
 import { type Figure, failedFigure, progress } from "./report.ts";
@@ -34,6 +35,7 @@ const PHASES: Phase[] = [
   detectPhase,
   backfillPhase,
   rssPhase,
+  ssePhase,
 ];
 
 const { values: args } = parseArgs({

@@ -14,10 +14,13 @@ export type EventStream = {
   headers: IncomingHttpHeaders;
   /** Everything received so far, as text. */
   text(): string;
-  /** The next block not taken yet; waits for it. Rejects if the stream ends first. */
-  next(): Promise<SseBlock>;
+  /**
+   * The next block not taken yet; waits for it. Rejects if the stream ends
+   * first, or after `timeoutMs` (a guard against a hang, not a measurement).
+   */
+  next(timeoutMs?: number): Promise<SseBlock>;
   /** The next block that carries `data` (skipping `retry:` lines and comments). */
-  nextMessage(): Promise<SseBlock & { data: string }>;
+  nextMessage(timeoutMs?: number): Promise<SseBlock & { data: string }>;
   /** Blocks received and not taken yet. */
   pending(): SseBlock[];
   /** "end": the response ended cleanly; "aborted": the connection was cut before its end. */
@@ -67,7 +70,8 @@ export function openEventStream(
       let raw = "";
       let buffer = "";
       const queue: SseBlock[] = [];
-      const waiters: Array<{ resolve(block: SseBlock): void; reject(error: Error): void }> = [];
+      type Waiter = { resolve(block: SseBlock): void; reject(error: Error): void };
+      const waiters: Waiter[] = [];
       let finished: "end" | "aborted" | undefined;
       let settle: (how: "end" | "aborted") => void = () => {};
       const ended = new Promise<"end" | "aborted">((done) => {
@@ -94,23 +98,37 @@ export function openEventStream(
       res.on("end", () => settle("end"));
       res.on("close", () => settle(res.complete ? "end" : "aborted"));
       res.on("error", () => settle("aborted"));
-      const next = () =>
+      const next = (timeoutMs = 15_000) =>
         new Promise<SseBlock>((resolveBlock, rejectBlock) => {
           const block = queue.shift();
           if (block) return resolveBlock(block);
           if (finished) {
             return rejectBlock(new Error(`the stream ended (${finished}) before the next block`));
           }
-          waiters.push({ resolve: resolveBlock, reject: rejectBlock });
+          const waiter: Waiter = {
+            resolve(value) {
+              clearTimeout(timer);
+              resolveBlock(value);
+            },
+            reject(error) {
+              clearTimeout(timer);
+              rejectBlock(error);
+            },
+          };
+          const timer = setTimeout(() => {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            rejectBlock(new Error(`no block on ${url} within ${timeoutMs} ms`));
+          }, timeoutMs);
+          waiters.push(waiter);
         });
       resolve({
         status: res.statusCode ?? 0,
         headers: res.headers,
         text: () => raw,
         next,
-        async nextMessage() {
+        async nextMessage(timeoutMs) {
           for (;;) {
-            const block = await next();
+            const block = await next(timeoutMs);
             if (block.data !== undefined) return block as SseBlock & { data: string };
           }
         },
