@@ -28,6 +28,8 @@ const FIGURES = [
   "backfill_missed_payments",
   "rss_mb_1m",
   "rss_peak_mb",
+  "detect_to_browser_ms_p50",
+  "detect_to_browser_ms_max",
   "sse_connections",
   "sse_kb_per_connection",
   "sse_fanout_ms_p50",

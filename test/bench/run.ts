@@ -20,6 +20,7 @@ import type { BenchContext, Phase } from "./context.ts";
 import { backfillPhase } from "./phases/backfill.ts";
 import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
+import { detectBrowserPhase } from "./phases/detect-browser.ts";
 import { matchPhase } from "./phases/match.ts";
 import { rssPhase } from "./phases/rss.ts";
 import { ssePhase } from "./phases/sse.ts";
@@ -35,6 +36,7 @@ const PHASES: Phase[] = [
   detectPhase,
   backfillPhase,
   rssPhase,
+  detectBrowserPhase,
   ssePhase,
 ];
 
