@@ -28,6 +28,8 @@ const FIGURES = [
   "backfill_missed_payments",
   "rss_mb_1m",
   "rss_peak_mb",
+  "checkout_first_load_bytes",
+  "checkout_page_rps",
   "detect_to_browser_ms_p50",
   "detect_to_browser_ms_max",
   "sse_connections",
@@ -63,7 +65,7 @@ test("npm run bench -- --smoke prints every figure and a summary as JSON lines",
     expect(typeof f.ok).toBe("boolean");
   }
   // Baselines measured in the same run come with their ratio.
-  for (const name of ["status_rps", "start_payment_rps", "derive_per_s"]) {
+  for (const name of ["status_rps", "start_payment_rps", "derive_per_s", "checkout_page_rps"]) {
     const f = figures.find((x) => x.name === name);
     expect(typeof f?.baseline).toBe("number");
     expect(typeof f?.ratio).toBe("number");

@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { startTestChain, tempDir, tokens } from "../helpers/index.ts";
 import type { BenchContext, Phase } from "./context.ts";
 import { backfillPhase } from "./phases/backfill.ts";
+import { checkoutPhase } from "./phases/checkout.ts";
 import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
 import { detectBrowserPhase } from "./phases/detect-browser.ts";
@@ -36,6 +37,7 @@ const PHASES: Phase[] = [
   detectPhase,
   backfillPhase,
   rssPhase,
+  checkoutPhase,
   detectBrowserPhase,
   ssePhase,
 ];
