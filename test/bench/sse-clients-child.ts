@@ -15,6 +15,8 @@ export type SseClientsRequest =
       url: string;
       /** One connection per id, in this order. */
       ids: string[];
+      /** The index of the first of them among all the connections (a second call adds more). */
+      first: number;
       /** Loopback source addresses, used in turn. */
       sources: string[];
       /** Connections being opened at once. */
@@ -127,9 +129,10 @@ async function open(request: Extract<SseClientsRequest, { type: "open" }>): Prom
   const worker = async () => {
     while (next < request.ids.length) {
       const index = next++;
-      const source = request.sources[index % request.sources.length] as string;
+      const slot = request.first + index;
+      const source = request.sources[slot % request.sources.length] as string;
       try {
-        clients[index] = await openOne(url, request.ids[index] as string, source);
+        clients[slot] = await openOne(url, request.ids[index] as string, source);
       } catch (error) {
         failed++;
         firstError ??= String(error);
