@@ -2,7 +2,7 @@
  * `npm run bench`: measures the daemon against baselines measured in the same
  * run, and prints one JSON line per figure, then a summary line.
  *
- *   npm run bench                       full run (under 5 minutes on 2 cores)
+ *   npm run bench                       full run (6 to 7 minutes on 2 cores)
  *   npm run bench -- --smoke            every figure, very briefly (seconds): not a measurement
  *   npm run bench -- --out FILE         also write the lines to FILE
  *   npm run bench -- --only status,rss  run some phases only
