@@ -142,12 +142,16 @@ export async function spawnDaemon({
     startingAt: ready.startingAt,
     logs: stderr,
     memory: () =>
-      new Promise((resolve) => {
+      new Promise((resolve, reject) => {
+        const onExit = (code: number | null) =>
+          reject(new Error(`the daemon exited with code ${code}: ${stderr().slice(-2000)}`));
         const onMessage = (message: DaemonChildMessage) => {
           if (message.type !== "memory") return;
           child.off("message", onMessage);
+          child.off("exit", onExit);
           resolve(message.memory);
         };
+        child.once("exit", onExit);
         child.on("message", onMessage);
         child.send({ type: "memory" });
       }),
