@@ -172,7 +172,6 @@ export async function startDaemon({
     }),
   );
   const live = createLiveStreams({ payments, logger });
-  shutdown.add(() => live.close());
   const publicTrustProxy =
     config.public.trustProxy.length > 0
       ? createAllowlist({ allow: config.public.trustProxy, loopback: false })
@@ -221,6 +220,9 @@ export async function startDaemon({
     publicUrl = await listen(publicServer, config.public.host, config.public.port);
     shutdown.add(() => close(publicServer));
     shutdown.add(() => publicConnections.close());
+    // NOTE: added after the listener's close, so it runs before it: streams
+    // end cleanly before closing the listener cuts every connection.
+    shutdown.add(() => live.close());
     checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");

@@ -35,6 +35,15 @@ const FIGURES = [
   "backfill_missed_payments",
   "rss_mb_1m",
   "rss_peak_mb",
+  "checkout_first_load_bytes",
+  "checkout_page_rps",
+  "detect_to_browser_ms_p50",
+  "detect_to_browser_ms_max",
+  "sse_connections",
+  "sse_kb_per_connection",
+  "sse_fanout_ms_p50",
+  "sse_fanout_ms_p99",
+  "sse_fanout_ms_max",
 ];
 
 const dir = tempDir();
@@ -68,6 +77,7 @@ test("npm run bench -- --smoke prints every figure and a summary as JSON lines",
     "start_payment_rps",
     "start_payment_rps_flooded",
     "derive_per_s",
+    "checkout_page_rps",
   ]) {
     const f = figures.find((x) => x.name === name);
     expect(typeof f?.baseline).toBe("number");

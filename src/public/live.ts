@@ -31,6 +31,22 @@ export type LiveStreams = {
 
 type Stream = { res: ServerResponse; lastId: string | undefined };
 
+/** What a stream needs to know of a status body besides its bytes. */
+type Body = { text: string; id: string; final: boolean; headBound: boolean };
+
+/** A status body with its event id, whether it is final and whether a new head alone can change it. */
+function bodyOf(text: string): Body {
+  const view = JSON.parse(text) as { status: string; confirmations: number; transfers: unknown[] };
+  return {
+    text,
+    id: eventIdOf(text),
+    final: FINAL.has(view.status),
+    // NOTE: only confirmations move with the head, and a payment without a
+    // transfer has none: its status changes only in a commit that touches it.
+    headBound: view.confirmations > 0 || view.transfers.length > 0,
+  };
+}
+
 /** The event id of a status body: a short digest, equal for equal bodies. */
 export function eventIdOf(body: string): string {
   return createHash("sha256").update(body).digest("base64url").slice(0, 16);
@@ -49,32 +65,44 @@ export function createLiveStreams({
 }): LiveStreams {
   const log = logger.child({ module: "public" });
   const byPayment = new Map<string, Set<Stream>>();
+  /** Payments with open streams whose status a new head alone changes (see bodyOf). */
+  const headBound = new Set<string>();
   let open = 0;
 
   function remove(id: string, stream: Stream) {
     const set = byPayment.get(id);
     if (!set?.delete(stream)) return;
     open--;
-    if (set.size === 0) byPayment.delete(id);
+    if (set.size === 0) {
+      byPayment.delete(id);
+      headBound.delete(id);
+    }
   }
 
   /** Sends `body` unless the stream already has it; ends the stream after a final status. */
-  function send(id: string, stream: Stream, body: string): void {
-    const eventId = eventIdOf(body);
-    if (stream.lastId !== eventId) {
-      stream.lastId = eventId;
-      stream.res.write(`id: ${eventId}\ndata: ${body}\n\n`);
+  function send(id: string, stream: Stream, body: Body): void {
+    if (stream.lastId !== body.id) {
+      stream.lastId = body.id;
+      stream.res.write(`id: ${body.id}\ndata: ${body.text}\n\n`);
+      // NOTE: node:http corks the socket on a write until the next tick, and
+      // the code that committed the change may go on working before then (the
+      // watcher applies the new head right after a batch): send it now.
+      stream.res.socket?.uncork();
     }
-    if (FINAL.has((JSON.parse(body) as { status: string }).status)) {
+    if (body.final) {
       remove(id, stream);
       stream.res.end();
     }
   }
 
+  /** Sends payment `id`'s current status to its streams; notes whether a new head can change it. */
   function push(id: string): void {
     const set = byPayment.get(id);
     if (!set) return;
-    const body = payments.statusJson(id);
+    const text = payments.statusJson(id);
+    const body = text === undefined ? undefined : bodyOf(text);
+    if (body?.headBound) headBound.add(id);
+    else headBound.delete(id);
     for (const stream of [...set]) {
       if (body === undefined) {
         remove(id, stream);
@@ -86,8 +114,10 @@ export function createLiveStreams({
   }
 
   const unsubscribe = payments.onChange(({ ids, head }) => {
-    // A new head moves the confirmations of every open payment.
-    for (const id of head ? [...byPayment.keys()] : ids) push(id);
+    const changed = new Set(ids);
+    // A new head moves the confirmations of the payments that have transfers.
+    if (head) for (const id of headBound) changed.add(id);
+    for (const id of changed) push(id);
   });
 
   const heartbeat = setInterval(() => {
@@ -97,8 +127,9 @@ export function createLiveStreams({
 
   return {
     open(res, id, lastEventId) {
-      const body = payments.statusJson(id);
-      if (body === undefined) return false;
+      const text = payments.statusJson(id);
+      if (text === undefined) return false;
+      const body = bodyOf(text);
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-store",
@@ -117,6 +148,7 @@ export function createLiveStreams({
       }
       set.add(stream);
       open++;
+      if (body.headBound) headBound.add(id);
       res.on("close", () => remove(id, stream));
       res.on("error", (error) => {
         log.debug({ payment_id: id, err: error }, "live stream failed");

@@ -3,7 +3,8 @@
  * started the same way): a bare node:http server with no framework.
  *
  * - "status": answers every request with the exact headers and body of a
- *   real status.json response (same bytes on the wire, no lookup).
+ *   real response (status.json's, or a checkout page's): the same bytes on
+ *   the wire, no lookup.
  * - "insert": for every POST, parses the JSON body and commits one payment
  *   row with the daemon's real schema and durability (WAL, synchronous=FULL),
  *   then answers with a body shaped like start_payment's. No derivation, no
@@ -15,7 +16,13 @@ import type { AddressInfo } from "node:net";
 import { openDatabase } from "../../src/store/index.ts";
 
 export type BaselineSpec =
-  | { mode: "status"; headers: Record<string, string>; body: string }
+  | {
+      mode: "status";
+      headers: Record<string, string>;
+      body: string;
+      /** How `body` is written: "base64" for binary bodies (a gzipped page); default utf8. */
+      bodyEncoding?: "utf8" | "base64";
+    }
   | { mode: "insert"; dbPath: string };
 
 export type BaselineChildMessage = { type: "ready"; url: string };
@@ -23,7 +30,7 @@ export type BaselineChildMessage = { type: "ready"; url: string };
 const spec = JSON.parse(process.env.BENCH_BASELINE ?? "null") as BaselineSpec;
 
 function statusHandler(s: Extract<BaselineSpec, { mode: "status" }>) {
-  const body = Buffer.from(s.body);
+  const body = Buffer.from(s.body, s.bodyEncoding ?? "utf8");
   const headers = { ...s.headers, "content-length": String(body.length) };
   return (_req: IncomingMessage, res: ServerResponse) => {
     res.writeHead(200, headers).end(body);

@@ -9,12 +9,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConfigInput } from "../../src/config/index.ts";
 import type { BaselineChildMessage, BaselineSpec } from "./baseline-child.ts";
-import type { DaemonChildMessage, PublicConnections } from "./daemon-child.ts";
+import type { DaemonChildMessage, DaemonMemory, PublicConnections } from "./daemon-child.ts";
 import type { FloodChildMessage, FloodSpec, FloodStats } from "./flood-child.ts";
+import type { SseClientsMessage, SseClientsRequest } from "./sse-clients-child.ts";
 
 const DAEMON_CHILD = fileURLToPath(new URL("./daemon-child.ts", import.meta.url));
 const BASELINE_CHILD = fileURLToPath(new URL("./baseline-child.ts", import.meta.url));
 const FLOOD_CHILD = fileURLToPath(new URL("./flood-child.ts", import.meta.url));
+const SSE_CLIENTS_CHILD = fileURLToPath(new URL("./sse-clients-child.ts", import.meta.url));
 
 export type Child = {
   pid: number;
@@ -114,6 +116,8 @@ export type DaemonChild = Child & {
   logs(): string;
   /** The daemon's count of its public connections; `maxFromOne` among `addresses`. */
   connections(addresses: string[]): Promise<PublicConnections>;
+  /** The daemon process's memory after a full garbage collection. */
+  memory(): Promise<DaemonMemory>;
 };
 
 /** Starts the daemon in a child process with `config`, at its configured log level. */
@@ -151,6 +155,20 @@ export async function spawnDaemon({
     publicUrl: ready.publicUrl,
     startingAt: ready.startingAt,
     logs: stderr,
+    memory: () =>
+      new Promise((resolve, reject) => {
+        const onExit = (code: number | null) =>
+          reject(new Error(`the daemon exited with code ${code}: ${stderr().slice(-2000)}`));
+        const onMessage = (message: DaemonChildMessage) => {
+          if (message.type !== "memory") return;
+          child.off("message", onMessage);
+          child.off("exit", onExit);
+          resolve(message.memory);
+        };
+        child.once("exit", onExit);
+        child.on("message", onMessage);
+        child.send({ type: "memory" });
+      }),
     stop: stopper(child),
   };
 }
@@ -188,6 +206,42 @@ export async function spawnFlooder(
         waiting.push(resolve);
         child.send({ type: "stats" });
       }),
+    stop: stopper(child),
+  };
+}
+
+export type SseClientsChild = Child & {
+  /** Sends `request` to the clients' process; resolves with its answer. */
+  call<T>(request: SseClientsRequest): Promise<T>;
+};
+
+/** Starts the process that holds the SSE clients (see sse-clients-child.ts). */
+export async function spawnSseClients(): Promise<SseClientsChild> {
+  const { child } = await spawnChild<SseClientsMessage>({ script: SSE_CLIENTS_CHILD, env: {} });
+  let seq = 0;
+  const waiting = new Map<number, { resolve(result: unknown): void; reject(error: Error): void }>();
+  child.on("message", (message: SseClientsMessage) => {
+    if (message.type === "ready") return;
+    const waiter = waiting.get(message.seq);
+    waiting.delete(message.seq);
+    if (message.type === "answer") waiter?.resolve(message.result);
+    else waiter?.reject(new Error(`SSE clients: ${message.message}`));
+  });
+  child.once("exit", (code) => {
+    for (const waiter of waiting.values()) {
+      waiter.reject(new Error(`the SSE clients' process exited with code ${code}`));
+    }
+    waiting.clear();
+  });
+  return {
+    pid: child.pid as number,
+    call<T>(request: SseClientsRequest) {
+      return new Promise<T>((resolve, reject) => {
+        const id = ++seq;
+        waiting.set(id, { resolve: resolve as (result: unknown) => void, reject });
+        child.send({ seq: id, request });
+      });
+    },
     stop: stopper(child),
   };
 }

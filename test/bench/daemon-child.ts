@@ -5,15 +5,21 @@
  * $BENCH_DAEMON_CONFIG; the URLs go back over the IPC channel, and so do
  * the public port's connection counts when asked.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { parseConfig } from "../../src/config/index.ts";
 import { startDaemon } from "../../src/daemon.ts";
 import { errorMessage } from "../../src/internal/errors.ts";
 import { createLogger } from "../../src/internal/logger.ts";
 
+/** The process's memory after a full garbage collection, in bytes (process.memoryUsage()). */
+export type DaemonMemory = { rss: number; heapUsed: number; external: number };
+
 export type DaemonChildMessage =
   | { type: "ready"; privateUrl: string; publicUrl: string; startingAt: number }
   | { type: "error"; message: string }
-  | { type: "connections"; connections: PublicConnections };
+  | { type: "connections"; connections: PublicConnections }
+  | { type: "memory"; memory: DaemonMemory };
 
 /** The daemon's own count of its public connections (`connections` message: these addresses). */
 export type PublicConnections = {
@@ -25,6 +31,15 @@ export type PublicConnections = {
 
 function send(message: DaemonChildMessage): void {
   process.send?.(message);
+}
+
+/** Memory after a full collection, so that garbage not yet collected does not count. */
+function collectedMemory(): DaemonMemory {
+  // NOTE: the bench's way to reach gc() without starting the daemon with --expose-gc.
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+  const { rss, heapUsed, external } = process.memoryUsage();
+  return { rss, heapUsed, external };
 }
 
 const config = parseConfig(JSON.parse(process.env.BENCH_DAEMON_CONFIG ?? "null"));
@@ -53,6 +68,7 @@ try {
         },
       });
     }
+    if (message.type === "memory") send({ type: "memory", memory: collectedMemory() });
   });
   process.on("disconnect", () => void stop());
   process.on("SIGTERM", () => void stop());

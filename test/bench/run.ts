@@ -2,7 +2,7 @@
  * `npm run bench`: measures the daemon against baselines measured in the same
  * run, and prints one JSON line per figure, then a summary line.
  *
- *   npm run bench                       full run (under 5 minutes on 2 cores)
+ *   npm run bench                       full run (6 to 7 minutes on 2 cores)
  *   npm run bench -- --smoke            every figure, very briefly (seconds): not a measurement
  *   npm run bench -- --out FILE         also write the lines to FILE
  *   npm run bench -- --only status,rss  run some phases only
@@ -18,11 +18,14 @@ import { parseArgs } from "node:util";
 import { startTestChain, tempDir, tokens } from "../helpers/index.ts";
 import type { BenchContext, Phase } from "./context.ts";
 import { backfillPhase } from "./phases/backfill.ts";
+import { checkoutPhase } from "./phases/checkout.ts";
 import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
+import { detectBrowserPhase } from "./phases/detect-browser.ts";
 import { matchPhase } from "./phases/match.ts";
 import { publicFloodPhase } from "./phases/public-flood.ts";
 import { rssPhase } from "./phases/rss.ts";
+import { ssePhase } from "./phases/sse.ts";
 import { startPaymentPhase } from "./phases/start-payment.ts";
 import { statusPhase } from "./phases/status.ts";
 import { type Figure, failedFigure, progress } from "./report.ts";
@@ -36,6 +39,9 @@ const PHASES: Phase[] = [
   detectPhase,
   backfillPhase,
   rssPhase,
+  checkoutPhase,
+  detectBrowserPhase,
+  ssePhase,
 ];
 
 const { values: args } = parseArgs({
