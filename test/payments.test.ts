@@ -194,3 +194,37 @@ describe("change feed", () => {
     expect(seen).toHaveLength(2);
   });
 });
+
+describe("status bodies in bulk", () => {
+  test("statusJsonMany gives each payment the same body as statusJson, and leaves unknown ids out", () => {
+    const { payments, block, transfer } = setup();
+    const [a, b, c] = [1n, 2n, 3n].map((n) =>
+      payments.create({ amount: tokens(n), data: null, postbackUrl: null }),
+    ) as [PaymentRowWithCreated, PaymentRowWithCreated, PaymentRowWithCreated];
+    const first = block();
+    payments.sink.applyBatch({
+      fromBlock: first.number,
+      toBlock: first.number,
+      blocks: [first],
+      head: first.number,
+      transfers: [transfer(a.address, tokens(1), first.number, 0)],
+    });
+    const second = block();
+    payments.sink.applyBatch({
+      fromBlock: second.number,
+      toBlock: second.number,
+      blocks: [second],
+      head: second.number,
+      transfers: [transfer(b.address, 5n, second.number, 0)],
+    });
+    const bulk = payments.statusJsonMany([a.id, b.id, c.id, "0000000000000000"]);
+    expect([...bulk.keys()].sort()).toEqual([a.id, b.id, c.id].sort());
+    for (const id of [a.id, b.id, c.id]) expect(bulk.get(id)).toBe(payments.statusJson(id));
+    expect(JSON.parse(bulk.get(a.id) as string)).toMatchObject({
+      status: "paid",
+      transfers: [{ amount: "1" }],
+    });
+  });
+});
+
+type PaymentRowWithCreated = ReturnType<ReturnType<typeof paymentsOn>["payments"]["create"]>;

@@ -62,6 +62,8 @@ export type Payments = {
   view(id: string): StatusView | undefined;
   /** status.json's body (undefined: no such payment), cached until any database write. */
   statusJson(id: string): string | undefined;
+  /** status.json's bodies of several payments in a few queries (unknown ids left out). */
+  statusJsonMany(ids: readonly string[]): Map<string, string>;
   /** Views and postback events of rows, in a bounded number of queries. */
   details(rows: readonly PaymentRow[]): PaymentDetail[];
   /** The hosted checkout page's view: status.json's, plus description and redirect URLs. */
@@ -192,6 +194,7 @@ export function createPayments({
     },
     view: views.view,
     statusJson: views.statusJson,
+    statusJsonMany: views.statusJsonMany,
     details: views.details,
     checkout: views.checkout,
     list(query) {

@@ -71,6 +71,11 @@ export type PaymentViews = {
    * process) invalidates.
    */
   statusJson(id: string): string | undefined;
+  /**
+   * status.json's bodies of several payments, in a few queries however many
+   * (live streams after a commit that changed many); unknown ids are left out.
+   */
+  statusJsonMany(ids: readonly string[]): Map<string, string>;
   /** Views and events of `rows`, in their order, in a bounded number of queries. */
   details(rows: readonly PaymentRow[]): PaymentDetail[];
   /** The checkout page's view of `id`; undefined: no such payment. */
@@ -161,6 +166,29 @@ export function createPaymentViews({
         returnUrl: row.return_url,
         cancelUrl: row.cancel_url,
       };
+    },
+    statusJsonMany(ids) {
+      const version = dataVersion();
+      const bodies = new Map<string, string>();
+      const missing: string[] = [];
+      for (const id of ids) {
+        const hit = statusCache.get(id);
+        if (hit && hit.version === version) bodies.set(id, hit.body);
+        else missing.push(id);
+      }
+      if (missing.length === 0) return bodies;
+      const rows = store.getPaymentsMany(missing);
+      const atHead = head();
+      const transfers = store.transfersOfMany(
+        rows.filter((row) => row.seen_at !== null).map((row) => row.id),
+      );
+      for (const row of rows) {
+        const body = JSON.stringify(viewOf(row, atHead, transfers.get(row.id) ?? []));
+        if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
+        statusCache.set(row.id, { body, version });
+        bodies.set(row.id, body);
+      }
+      return bodies;
     },
     details(rows) {
       if (rows.length === 0) return [];

@@ -58,7 +58,7 @@ export function createLiveStreams({
   heartbeatMs = HEARTBEAT_MS,
   retryMs = RETRY_MS,
 }: {
-  payments: Pick<Payments, "statusJson" | "onChange">;
+  payments: Pick<Payments, "statusJson" | "statusJsonMany" | "onChange">;
   logger: Logger;
   heartbeatMs?: number;
   retryMs?: number;
@@ -95,11 +95,10 @@ export function createLiveStreams({
     }
   }
 
-  /** Sends payment `id`'s current status to its streams; notes whether a new head can change it. */
-  function push(id: string): void {
+  /** Sends payment `id`'s current status (`text`) to its streams; notes whether a new head can change it. */
+  function push(id: string, text: string | undefined): void {
     const set = byPayment.get(id);
     if (!set) return;
-    const text = payments.statusJson(id);
     const body = text === undefined ? undefined : bodyOf(text);
     if (body?.headBound) headBound.add(id);
     else headBound.delete(id);
@@ -117,7 +116,11 @@ export function createLiveStreams({
     const changed = new Set(ids);
     // A new head moves the confirmations of the payments that have transfers.
     if (head) for (const id of headBound) changed.add(id);
-    for (const id of changed) push(id);
+    const watched = [...changed].filter((id) => byPayment.has(id));
+    if (watched.length === 0) return;
+    // NOTE: one batch of queries for all of them: a block can pay a thousand at once.
+    const bodies = payments.statusJsonMany(watched);
+    for (const id of watched) push(id, bodies.get(id));
   });
 
   const heartbeat = setInterval(() => {

@@ -110,6 +110,9 @@ export function createPaymentStore(db: Db) {
       RETURNING *`),
     getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
     getPaymentByOrderId: db.prepare("SELECT * FROM payments WHERE order_id = ?"),
+    getPaymentsMany: db.prepare(
+      "SELECT * FROM payments WHERE id IN (SELECT value FROM json_each(?))",
+    ),
     setCancelled: db.prepare(
       "UPDATE payments SET cancelled_at = @now WHERE id = @id AND cancelled_at IS NULL",
     ),
@@ -187,6 +190,11 @@ export function createPaymentStore(db: Db) {
     },
     getPayment(id: string): PaymentRow | undefined {
       return statements.getPayment.get(id) as PaymentRow | undefined;
+    },
+    /** Several payments in one query (any order; unknown ids are left out). */
+    getPaymentsMany(ids: readonly string[]): PaymentRow[] {
+      if (ids.length === 0) return [];
+      return statements.getPaymentsMany.all(JSON.stringify(ids)) as PaymentRow[];
     },
     getPaymentByOrderId(orderId: string): PaymentRow | undefined {
       return statements.getPaymentByOrderId.get(orderId) as PaymentRow | undefined;
