@@ -51,6 +51,10 @@ export function createEventStore(db: Db) {
       AND NOT EXISTS (SELECT 1 FROM events AS p
         WHERE p.payment_id = e.payment_id AND p.state = 'pending' AND p.rowid < e.rowid)
       ORDER BY e.next_attempt_at, e.rowid LIMIT ?`),
+    // NOTE: reads only the pending rows, through the partial index events_due
+    // (no scan of the table): the cost follows the queue, not the history.
+    pendingSummary: db.prepare(`SELECT count(*) AS count,
+      min(coalesce(requeued_at, created_at)) AS oldest FROM events WHERE state = 'pending'`),
     list: db.prepare("SELECT * FROM events ORDER BY rowid"),
     listByState: db.prepare("SELECT * FROM events WHERE state = ? ORDER BY rowid"),
     byPayments: db.prepare(
@@ -101,6 +105,15 @@ export function createEventStore(db: Db) {
      */
     pendingHeads(limit: number): EventRow[] {
       return statements.pendingHeads.all(limit) as EventRow[];
+    },
+    /**
+     * The undelivered queue: how many events are pending, and since when
+     * (UNIX ms) the oldest has waited: its creation, or its re-queue by an
+     * operator if later. `oldestAt` is null when none is pending.
+     */
+    pendingSummary(): { count: number; oldestAt: number | null } {
+      const row = statements.pendingSummary.get() as { count: number; oldest: number | null };
+      return { count: row.count, oldestAt: row.oldest };
     },
     /** All events, or those in `state`, in the order they were written. */
     list(state?: EventState): EventRow[] {

@@ -124,6 +124,9 @@ export function createPaymentStore(db: Db) {
     AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)`,
       )
       .pluck(),
+    // NOTE: a covering scan of the payments_by_status index (no table row is
+    // read); run once at start, it seeds the in-memory tallies.
+    countByStatus: db.prepare("SELECT status, count(*) AS count FROM payments GROUP BY status"),
     dueDeadlines: db.prepare(
       "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= ? ORDER BY expires_at",
     ),
@@ -228,6 +231,14 @@ export function createPaymentStore(db: Db) {
         ...(since === undefined ? {} : { since }),
         limit,
       }) as PaymentRow[];
+    },
+    /** How many payments have each status (statuses with none are missing). */
+    countByStatus(): Partial<Record<PaymentStatus, number>> {
+      const rows = statements.countByStatus.all() as Array<{
+        status: PaymentStatus;
+        count: number;
+      }>;
+      return Object.fromEntries(rows.map((row) => [row.status, row.count]));
     },
     /** Open (waiting or seen) payments whose deadline is at or before `now`, soonest first. */
     dueDeadlines(now: number): PaymentRow[] {
