@@ -18,7 +18,9 @@ import {
   readinessBounds,
 } from "../src/ops/readiness.ts";
 import { PAYMENT_STATUSES } from "../src/payments/index.ts";
+import { PENDING_SUMMARY_SQL } from "../src/store/events.ts";
 import { openDatabase, probeWritable } from "../src/store/index.ts";
+import { COUNT_BY_STATUS_SQL } from "../src/store/payments.ts";
 import {
   paymentsOn,
   rpc,
@@ -216,13 +218,16 @@ describe("readiness rules", () => {
         .prepare(`EXPLAIN QUERY PLAN ${sql}`)
         .all()
         .map((row) => (row as { detail: string }).detail);
-    expect(plan("SELECT status, count(*) AS count FROM payments GROUP BY status")).toEqual([
+    expect(plan(COUNT_BY_STATUS_SQL)).toEqual([
       "SCAN payments USING COVERING INDEX payments_by_status",
     ]);
-    expect(
-      plan(`SELECT count(*) AS count, min(coalesce(requeued_at, created_at)) AS oldest
-        FROM events WHERE state = 'pending'`),
-    ).toEqual(["SCAN events USING INDEX events_due"]);
+    expect(plan(PENDING_SUMMARY_SQL)).toEqual([
+      "SCAN CONSTANT ROW",
+      "SCALAR SUBQUERY 1",
+      "SCAN events USING COVERING INDEX events_pending_since",
+      "SCALAR SUBQUERY 2",
+      "SEARCH events USING INDEX events_pending_since",
+    ]);
     expect(plan("SELECT * FROM chain_cursor WHERE id = 1")).toEqual([
       "SEARCH chain_cursor USING INTEGER PRIMARY KEY (rowid=?)",
     ]);

@@ -95,6 +95,13 @@ export type CursorRow = {
   updated_at: number;
 };
 
+/**
+ * Payments by status: a covering scan of the payments_by_status index (no
+ * table row is read), run once at start to seed the in-memory tallies.
+ * Exported for the plan test and the bench.
+ */
+export const COUNT_BY_STATUS_SQL = "SELECT status, count(*) AS count FROM payments GROUP BY status";
+
 export type PaymentStore = ReturnType<typeof createPaymentStore>;
 
 export function createPaymentStore(db: Db) {
@@ -124,9 +131,7 @@ export function createPaymentStore(db: Db) {
     AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)`,
       )
       .pluck(),
-    // NOTE: a covering scan of the payments_by_status index (no table row is
-    // read); run once at start, it seeds the in-memory tallies.
-    countByStatus: db.prepare("SELECT status, count(*) AS count FROM payments GROUP BY status"),
+    countByStatus: db.prepare(COUNT_BY_STATUS_SQL),
     dueDeadlines: db.prepare(
       "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= ? ORDER BY expires_at",
     ),
