@@ -28,6 +28,12 @@ const FIGURES = [
   "backfill_missed_payments",
   "rss_mb_1m",
   "rss_peak_mb",
+  "ops_status_seed_ms",
+  "ops_scrape_p50_ms",
+  "ops_scrape_p99_ms",
+  "ops_scrape_cpu_ms",
+  "ops_readyz_p99_ms",
+  "ops_scrape_p99_ms_backlog",
 ];
 
 const dir = tempDir();

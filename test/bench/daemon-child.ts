@@ -10,7 +10,13 @@ import { errorMessage } from "../../src/internal/errors.ts";
 import { createLogger } from "../../src/internal/logger.ts";
 
 export type DaemonChildMessage =
-  | { type: "ready"; privateUrl: string; publicUrl: string; startingAt: number }
+  | {
+      type: "ready";
+      privateUrl: string;
+      publicUrl: string;
+      opsUrl: string | undefined;
+      startingAt: number;
+    }
   | { type: "error"; message: string };
 
 function send(message: DaemonChildMessage): void {
@@ -35,7 +41,13 @@ try {
   });
   process.on("disconnect", () => void stop());
   process.on("SIGTERM", () => void stop());
-  send({ type: "ready", privateUrl: daemon.privateUrl, publicUrl: daemon.publicUrl, startingAt });
+  send({
+    type: "ready",
+    privateUrl: daemon.privateUrl,
+    publicUrl: daemon.publicUrl,
+    opsUrl: daemon.opsUrl,
+    startingAt,
+  });
 } catch (error) {
   send({ type: "error", message: errorMessage(error) });
   process.exit(1);

@@ -21,6 +21,7 @@ import { backfillPhase } from "./phases/backfill.ts";
 import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
 import { matchPhase } from "./phases/match.ts";
+import { opsScrapePhase } from "./phases/ops-scrape.ts";
 import { rssPhase } from "./phases/rss.ts";
 import { startPaymentPhase } from "./phases/start-payment.ts";
 import { statusPhase } from "./phases/status.ts";
@@ -34,6 +35,7 @@ const PHASES: Phase[] = [
   detectPhase,
   backfillPhase,
   rssPhase,
+  opsScrapePhase,
 ];
 
 const { values: args } = parseArgs({
