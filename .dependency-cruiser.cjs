@@ -60,6 +60,14 @@ module.exports = {
       to: { path: "^src/(rpc|public|postbacks)/", pathNot: "^src/$1/" },
     },
     {
+      name: "ops-is-imported-by-the-wiring-only",
+      comment:
+        "ops/ reads every room (health, metrics); no room reads it back. A port or the config importing ops/ would tie the logic to how it is watched and close a cycle through the reader. daemon.ts hands ops/ what it reads (and the CLI may use its checks).",
+      severity: "error",
+      from: { path: "^src/(rpc|public|postbacks|config)/" },
+      to: { path: "^src/ops/" },
+    },
+    {
       name: "only-cli-starts-the-daemon",
       comment:
         "One place wires the program: daemon.ts builds it and only the CLI's commands (serve, dev) start it. A room importing daemon.ts would depend on every room at once.",

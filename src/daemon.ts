@@ -18,20 +18,23 @@ import { type Clock, createClock } from "./internal/clock.ts";
 import { errorMessage } from "./internal/errors.ts";
 import type { Logger } from "./internal/logger.ts";
 import { createShutdown } from "./internal/shutdown.ts";
+import { createOpsListener, createOpsMetrics, readinessBounds } from "./ops/index.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
 import { createCheckout } from "./public/checkout/index.ts";
 import { type ConnectionLimits, createConnectionLimits } from "./public/connections.ts";
-import { createPublicListener } from "./public/index.ts";
+import { createPublicListener, publicRouteOf } from "./public/index.ts";
 import { createLiveStreams } from "./public/live.ts";
-import { createPrivateListener } from "./rpc/index.ts";
+import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
 
 export type Daemon = {
   privateUrl: string;
   publicUrl: string;
+  /** The ops listener (/livez, /readyz, /metrics); undefined with `ops.enabled: false`. */
+  opsUrl: string | undefined;
   payments: Payments;
   sender: PostbackSender;
   watcher: ChainWatcher;
@@ -92,6 +95,7 @@ export async function startDaemon({
       ? undefined
       : startCheckpointer({ db, path: config.database.path, logger });
   if (checkpointer) shutdown.add(() => checkpointer.close());
+  const metrics = createOpsMetrics({ clock });
 
   let sender: PostbackSender | undefined;
   // Addresses are derived ahead in a worker thread; an index it has not
@@ -140,7 +144,7 @@ export async function startDaemon({
   });
   sender = postbackSender;
   const watcher = createChainWatcher({
-    client: createChainClient({ rpcUrl: config.chain.rpcUrl }),
+    client: createChainClient({ rpcUrl: config.chain.rpcUrl, onCall: metrics.observeRpc }),
     sink: payments.sink,
     clock,
     logger,
@@ -212,8 +216,32 @@ export async function startDaemon({
     logger,
   });
 
+  metrics.watchServer(privateServer, "private", privateRouteOf);
+  metrics.watchServer(publicServer, "public", publicRouteOf);
+  const ops = config.ops.enabled
+    ? createOpsListener({
+        metrics,
+        db,
+        payments,
+        watcher,
+        sender: postbackSender,
+        sseConnections: () => live.count(),
+        bounds: readinessBounds({
+          ready: config.ops.ready,
+          confirmations: config.chain.confirmations,
+          pollIntervalMs: config.chain.pollIntervalMs,
+        }),
+        clock,
+        logger,
+      })
+    : undefined;
+  if (ops) shutdown.add(() => ops.close());
+  const opsServer = ops ? createServer(ops.listener) : undefined;
+  if (ops && opsServer) metrics.watchServer(opsServer, "ops", ops.routeOf);
+
   let privateUrl: string;
   let publicUrl: string;
+  let opsUrl: string | undefined;
   /** The public port as shoppers reach it: `public.url`, else the listener's own address. */
   let checkoutBase = "";
   try {
@@ -234,6 +262,10 @@ export async function startDaemon({
     }
     privateUrl = await listen(privateServer, config.private.host, config.private.port);
     shutdown.add(() => close(privateServer));
+    if (opsServer) {
+      opsUrl = await listen(opsServer, config.ops.host, config.ops.port);
+      shutdown.add(() => close(opsServer));
+    }
   } catch (error) {
     await shutdown.kill();
     throw error;
@@ -264,10 +296,14 @@ export async function startDaemon({
   shutdown.add(() => Promise.allSettled(loops));
   done.catch(() => {});
 
-  log.info({ private_url: privateUrl, public_url: publicUrl }, "daemon started");
+  log.info(
+    { private_url: privateUrl, public_url: publicUrl, ops_url: opsUrl ?? null },
+    "daemon started",
+  );
   return {
     privateUrl,
     publicUrl,
+    opsUrl,
     payments,
     sender: postbackSender,
     watcher,

@@ -44,6 +44,12 @@ const FIGURES = [
   "sse_fanout_ms_p50",
   "sse_fanout_ms_p99",
   "sse_fanout_ms_max",
+  "ops_status_seed_ms",
+  "ops_scrape_p50_ms",
+  "ops_scrape_p99_ms",
+  "ops_scrape_cpu_ms",
+  "ops_readyz_p99_ms",
+  "ops_scrape_p99_ms_backlog",
 ];
 
 const dir = tempDir();

@@ -67,6 +67,12 @@ describe("config", () => {
         concurrency: 8,
         events: ["payment.paid"],
       },
+      ops: {
+        enabled: true,
+        host: "127.0.0.1",
+        port: 9464,
+        ready: { maxHeadAge: 180_000, maxRpcLatency: 10_000 },
+      },
       database: { path: "/tmp/x.sqlite" },
       log: { level: "info" },
     });

@@ -109,6 +109,7 @@ describe("crash safety", () => {
         wallet: { xpub: DEV_XPUB },
         private: { host: "127.0.0.1", port: 0 },
         public: { host: "127.0.0.1", port: 0 },
+        ops: { port: 0 },
         database: { path: dbPath },
         log: { level: "warn" },
       }),

@@ -61,6 +61,7 @@ beforeAll(async () => {
       ],
     },
     public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
+    ops: { port: 0 },
     // The receiver listens on loopback, which the SSRF guard refuses by default.
     postbacks: { allowTargets: LOOPBACK_TARGETS },
     database: { path: join(dir.path, "merchant.sqlite") },

@@ -73,6 +73,7 @@ function writeConfig(postbacks: Record<string, unknown>) {
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
     public: { host: "127.0.0.1", port: 0 },
+    ops: { port: 0 },
     postbacks: { secret: SECRET, allowTargets: LOOPBACK_TARGETS, ...postbacks },
     database: { path: join(dir.path, "daemon.sqlite") },
     log: { level: "info" },

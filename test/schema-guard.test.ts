@@ -83,6 +83,7 @@ function configFor(databasePath: string): string {
       wallet: { xpub: DEV_XPUB },
       private: { host: "127.0.0.1", port: 0 },
       public: { host: "127.0.0.1", port: 0 },
+      ops: { port: 0 },
       database: { path: databasePath },
       log: { level: "silent" },
     }),

@@ -29,6 +29,14 @@ export type ChainClient = {
   viem: PublicClient;
 };
 
+/** One JSON-RPC call as the client made it: told to `onCall` (metrics, readiness). */
+export type RpcCallRecord = {
+  method: string;
+  durationMs: number;
+  /** What the call threw (before it was wrapped in ChainRpcError); undefined: it answered. */
+  error: unknown;
+};
+
 type RawLog = {
   address: string;
   topics: string[];
@@ -77,9 +85,12 @@ export function decodeTransferLogs(logs: readonly RawLog[]): TokenTransfer[] {
 export function createChainClient({
   rpcUrl,
   timeoutMs = 15_000,
+  onCall,
 }: {
   rpcUrl: string;
   timeoutMs?: number;
+  /** Told every call, answered or failed, with its duration; must not throw. */
+  onCall?: ((call: RpcCallRecord) => void) | undefined;
 }): ChainClient {
   // NOTE: retries are the watcher's (it never advances the cursor past a
   // failure), so the transport does not retry on its own.
@@ -88,9 +99,13 @@ export function createChainClient({
   });
 
   async function call<T>(method: string, params: unknown[]): Promise<T> {
+    const started = performance.now();
     try {
-      return (await viem.request({ method, params } as never)) as T;
+      const result = (await viem.request({ method, params } as never)) as T;
+      onCall?.({ method, durationMs: performance.now() - started, error: undefined });
+      return result;
     } catch (cause) {
+      onCall?.({ method, durationMs: performance.now() - started, error: cause });
       const detail =
         cause instanceof Error
           ? ((cause as { shortMessage?: string }).shortMessage ?? cause.message)

@@ -27,6 +27,10 @@ export type WatcherStats = {
   reorgs: number;
   /** Deepest reorg seen, in blocks. */
   deepestReorg: number;
+  /** The newest head the provider answered (eth_blockNumber); null before its first answer. */
+  head: number | null;
+  /** When (clock ms) that answer first gave `head`: the head has not moved since. */
+  headSince: number | null;
 };
 
 export type ChainWatcher = {
@@ -72,6 +76,8 @@ export function createChainWatcher({
     rateLimited: 0,
     reorgs: 0,
     deepestReorg: 0,
+    head: null,
+    headSince: null,
   };
   let verified = false;
   let lastHead = -1;
@@ -209,6 +215,10 @@ export function createChainWatcher({
   async function tick() {
     await verify();
     const head = await client.blockNumber();
+    if (head !== stats.head) {
+      stats.head = head;
+      stats.headSince = clock.now();
+    }
     let cursor = sink.cursor();
     if (!cursor) {
       const first = startBlock ?? head;

@@ -84,6 +84,20 @@ const retryDelay = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
+/** A readiness bound: "500ms", "30s", "3m", "1h" or a number of seconds; more than 0. */
+const bound = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDelayMs(value);
+  if (ms === undefined || ms === 0) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        'expected a duration such as "500ms", "30s", "3m" or a whole number of seconds, above 0',
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 // NOTE: the message never repeats the value: it is a secret.
 const webhookSecret = z.string().refine((value) => secretKey(value) !== undefined, {
   message:
@@ -396,6 +410,30 @@ export const configSchema = z
         concurrency: 8,
         events: [...DEFAULT_EVENT_TYPES],
       }),
+    /** The operations listener: /livez, /readyz, /metrics (src/ops/). */
+    ops: z
+      .object({
+        /** false: no ops listener at all. */
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default("127.0.0.1"),
+        port: port.default(9464),
+        /** When /readyz answers 503. Unset bounds are derived from chain.* (see src/ops/readiness.ts). */
+        ready: z
+          .object({
+            /** Most blocks the scan may be behind the head; default chain.confirmations + 5. */
+            maxBlocksBehind: z.number().int().min(0).max(1_000_000).optional(),
+            /** Longest time the head may stand still (ms after parsing). */
+            maxHeadAge: bound.default(180_000),
+            /** Longest time since the RPC node last answered (ms); default 60 s or 3 polls, the longer. */
+            maxRpcAge: bound.optional(),
+            /** Slowest acceptable answer of that last call (ms). */
+            maxRpcLatency: bound.default(10_000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     database: z.object({ path: z.string().min(1) }).strict(),
     log: z
       .object({

@@ -4,8 +4,13 @@
  * code that committed it, never from a poll of the database.
  */
 
+import type { PaymentStatus } from "../store/payments.ts";
+
 /** One commit's changes: the payments it re-decided, and whether the head moved (confirmations). */
 export type PaymentChange = { ids: readonly string[]; head: boolean };
+
+/** A payment's status changed from `from` to `to`. */
+export type StatusTransition = { from: PaymentStatus; to: PaymentStatus };
 
 export type ChangeListener = (change: PaymentChange) => void;
 
@@ -14,6 +19,8 @@ export type ChangeFeed = {
   touch(id: string): void;
   /** Inside a transaction: the head moved. */
   headMoved(): void;
+  /** Inside a transaction: a payment's status changed (the tallies learn it after the commit). */
+  transition(change: StatusTransition): void;
   /** After the commit: tells the subscribers what it changed (nothing if it changed nothing). */
   committed(): void;
   /** After a rollback: forgets what the transaction touched. */
@@ -29,13 +36,17 @@ export type ChangeFeed = {
 
 export function createChangeFeed({
   onListenerError = () => {},
+  onTransitions = () => {},
 }: {
   /** A listener threw: the commit stands, the other listeners still run. */
   onListenerError?: (error: unknown) => void;
+  /** After a commit that changed statuses: those changes (the in-memory tallies). */
+  onTransitions?: (transitions: readonly StatusTransition[]) => void;
 } = {}): ChangeFeed {
   const listeners = new Set<ChangeListener>();
   let ids = new Set<string>();
   let head = false;
+  let transitions: StatusTransition[] = [];
   const feed: ChangeFeed = {
     touch(id) {
       ids.add(id);
@@ -43,7 +54,15 @@ export function createChangeFeed({
     headMoved() {
       head = true;
     },
+    transition(change) {
+      transitions.push(change);
+    },
     committed() {
+      if (transitions.length > 0) {
+        const done = transitions;
+        transitions = [];
+        onTransitions(done);
+      }
       if (ids.size === 0 && !head) return;
       const change: PaymentChange = { ids: [...ids], head };
       ids = new Set();
@@ -59,6 +78,7 @@ export function createChangeFeed({
     discard() {
       ids = new Set();
       head = false;
+      transitions = [];
     },
     subscribe(listener) {
       listeners.add(listener);

@@ -62,8 +62,8 @@ export function createPaymentCreator({
   clock: Pick<Clock, "now">;
   generateId: IdGenerator;
   expiresAfterSeconds: number;
-  /** Called after the commit of new payments, with the earliest new deadline. */
-  onCreated: (earliestDeadline: number) => void;
+  /** Called after the commit of new payments, with the earliest new deadline and how many. */
+  onCreated: (earliestDeadline: number, count: number) => void;
   /** Called after each group commit (a burst of checkouts is under way). */
   onGroupCommit: () => void;
 }): PaymentCreator {
@@ -139,12 +139,16 @@ export function createPaymentCreator({
   function committed(rows: readonly Created[]) {
     let next = -1;
     let earliest = Number.POSITIVE_INFINITY;
+    let created = 0;
     for (const row of rows) {
       next = Math.max(next, row.derivation_index + 1);
-      if (row.created) earliest = Math.min(earliest, row.expires_at);
+      if (row.created) {
+        earliest = Math.min(earliest, row.expires_at);
+        created++;
+      }
     }
     if (next >= 0) deriver.prefetch?.(next);
-    if (earliest < Number.POSITIVE_INFINITY) onCreated(earliest);
+    if (created > 0) onCreated(earliest, created);
   }
 
   function flushQueue() {

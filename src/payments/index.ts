@@ -24,6 +24,7 @@ import { DEFAULT_EVENT_TYPES, type EventType } from "./lifecycle.ts";
 import { type ListQuery, listPayments } from "./list.ts";
 import { createOutbox, type Outbox } from "./outbox.ts";
 import { createPaymentSink } from "./sink.ts";
+import { createTallies, type PaymentTallies } from "./tallies.ts";
 import { createTransitions } from "./transitions.ts";
 import {
   type CheckoutView,
@@ -42,6 +43,7 @@ export {
   type PaymentStatus,
 } from "./lifecycle.ts";
 export type { Outbox } from "./outbox.ts";
+export type { PaymentTallies } from "./tallies.ts";
 export type { CheckoutView, PaymentDetail, StatusView, TransferView } from "./views.ts";
 
 /** Where the scan stands: the last block fully recorded and the newest head seen. */
@@ -71,6 +73,11 @@ export type Payments = {
   /** One page of payments newest first, with their details. */
   list(query: ListQuery): { payments: PaymentDetail[]; nextCursor: string | undefined };
   scanPosition(): ScanPosition | undefined;
+  /**
+   * Payments by status and the transitions since start, from memory (no
+   * query): seeded once at start, moved by each commit (metrics).
+   */
+  tallies(): PaymentTallies;
   /** The chain watcher's consumer. */
   sink: ChainSink;
   /** The expiry sweep (the daemon runs `deadlines.run`). */
@@ -126,8 +133,10 @@ export function createPayments({
   const store = createPaymentStore(db);
   const events = createEventStore(db);
   const log = logger.child({ module: "payments" });
+  const tallies = createTallies({ byStatus: store.countByStatus() });
   const changes = createChangeFeed({
     onListenerError: (error) => log.error({ err: error }, "a change listener failed"),
+    onTransitions: (transitions) => tallies.transitioned(transitions),
   });
   const transitions = createTransitions({
     store,
@@ -153,7 +162,10 @@ export function createPayments({
     clock,
     generateId,
     expiresAfterSeconds,
-    onCreated: (at) => deadlines.deadlineAdded(at),
+    onCreated: (at, count) => {
+      tallies.created(count);
+      deadlines.deadlineAdded(at);
+    },
     onGroupCommit,
   });
   // NOTE: total_changes() counts this connection's writes, data_version the
@@ -205,6 +217,7 @@ export function createPayments({
       const cursor = store.getCursor();
       return cursor ? { blockNumber: cursor.block_number, head: cursor.head_number } : undefined;
     },
+    tallies: () => tallies.snapshot(),
     sink: createPaymentSink({
       db,
       store,

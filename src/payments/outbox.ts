@@ -29,6 +29,8 @@ export type Outbox = {
   get(id: string): EventRow | undefined;
   /** All events, or those in `state`, in the order they were written. */
   list(state?: EventState): EventRow[];
+  /** How many events are pending and since when the oldest waits (see EventStore.pendingSummary). */
+  pendingSummary(): { count: number; oldestAt: number | null };
   byPayment(paymentId: string): EventRow[];
   attemptsOf(eventId: string): AttemptRow[];
 };
@@ -66,6 +68,7 @@ export function createOutbox({
     },
     get: (id) => events.get(id),
     list: (state) => events.list(state),
+    pendingSummary: () => events.pendingSummary(),
     byPayment: (paymentId) => events.byPayment(paymentId),
     attemptsOf: (eventId) => events.attemptsOf(eventId),
   };

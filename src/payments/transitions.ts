@@ -66,6 +66,7 @@ export function createTransitions({
 
     const fields = { payment_id: payment.id };
     if (payment.status !== next.status) {
+      changes.transition({ from: payment.status, to: next.status });
       log.info(
         { ...fields, from: payment.status, to: next.status, paid_amount: next.paid_amount },
         `payment ${next.status}`,

@@ -49,6 +49,14 @@ export type PostbackFetch = (
   },
 ) => Promise<PostbackResponse>;
 
+/**
+ * Delivery attempts since start, by outcome: `delivered` (2xx), `retry`
+ * (failed, another attempt is scheduled), `failed` (failed for good: the
+ * schedule ran out or the shop answered 410), `crashed` (the attempt
+ * threw before its outcome was recorded; the event stays due).
+ */
+export type PostbackStats = { delivered: number; retry: number; failed: number; crashed: number };
+
 export type PostbackSender = {
   /** Delivers due events until `signal` aborts; in-flight attempts are abandoned, not recorded. */
   run(signal: AbortSignal): Promise<void>;
@@ -62,6 +70,8 @@ export type PostbackSender = {
   deliverDue(): Promise<number>;
   /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
   resend(id: string): string[];
+  /** Attempts since start by outcome (metrics). */
+  stats(): PostbackStats;
 };
 
 async function drain(response: PostbackResponse): Promise<void> {
@@ -155,6 +165,7 @@ export function createPostbackSender({
   const inFlight = new Map<string, Promise<void>>();
   /** Events whose attempt crashed (e.g. the disk is full), not tried again before this time. */
   const cooldown = new Map<string, number>();
+  const outcomes: PostbackStats = { delivered: 0, retry: 0, failed: 0, crashed: 0 };
   let stopSignal: AbortSignal | undefined;
   let notified = false;
   let notify: (() => void) | undefined;
@@ -245,6 +256,7 @@ export function createPostbackSender({
         next_attempt_at: event.next_attempt_at,
         delivered_at: finishedAt,
       });
+      outcomes.delivered++;
       log.info(fields, "postback delivered");
       return;
     }
@@ -265,6 +277,7 @@ export function createPostbackSender({
       next_attempt_at: step.state === "pending" ? step.next_attempt_at : finishedAt,
       delivered_at: null,
     });
+    outcomes[step.state === "pending" ? "retry" : "failed"]++;
     if (step.state === "pending") {
       log.warn(
         { ...fields, err: error, next_attempt_at: new Date(step.next_attempt_at).toISOString() },
@@ -303,6 +316,7 @@ export function createPostbackSender({
             // NOTE: the event stays pending and due; without a pause a broken
             // database would make this a tight loop of requests to the shop.
             cooldown.set(event.id, clock.now() + CRASH_COOLDOWN_MS);
+            outcomes.crashed++;
             log.error({ event_id: event.id, err: errorMessage(error) }, "postback attempt crashed");
           },
         )
@@ -342,6 +356,7 @@ export function createPostbackSender({
       }
       return ids;
     },
+    stats: () => ({ ...outcomes }),
     async run(signal) {
       stopSignal = signal;
       while (!signal.aborted) {

@@ -210,3 +210,16 @@ export function createPublicListener(
     }
   };
 }
+
+/**
+ * A public request's route as the metrics label it: the template of the
+ * route it matches (`/:id/status.json`), never the path, which holds a
+ * payment id; `other` for the rest (404s).
+ */
+export function publicRouteOf(_method: string, path: string): string {
+  if (STATUS_PATH.test(path)) return "/:id/status.json";
+  if (EVENTS_PATH.test(path)) return "/:id/events";
+  if (path.startsWith("/assets/")) return "/assets/:file";
+  if (PAGE_PATH.test(path)) return "/:id";
+  return "other";
+}

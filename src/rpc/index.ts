@@ -319,3 +319,8 @@ export function createPrivateListener(
       .catch(() => res.destroy());
   };
 }
+
+/** A private request's route as the metrics label it: `/` (JSON-RPC) or `other`. */
+export function privateRouteOf(_method: string, path: string): string {
+  return path === "/" ? "/" : "other";
+}

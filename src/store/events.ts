@@ -37,6 +37,17 @@ export type AttemptRow = {
   error: string | null;
 };
 
+/**
+ * The undelivered queue, read on every metrics scrape. Two subqueries, so
+ * each uses its index: the count scans the partial index of pending events
+ * (covering: its cost follows the queue, not the history), the oldest is one
+ * lookup in events_pending_since, whose expression this repeats word for
+ * word (migration 0006). Exported for the plan test and the bench.
+ */
+export const PENDING_SUMMARY_SQL = `SELECT
+  (SELECT count(*) FROM events WHERE state = 'pending') AS count,
+  (SELECT min(coalesce(requeued_at, created_at)) FROM events WHERE state = 'pending') AS oldest`;
+
 export type EventStore = ReturnType<typeof createEventStore>;
 
 export function createEventStore(db: Db) {
@@ -51,6 +62,7 @@ export function createEventStore(db: Db) {
       AND NOT EXISTS (SELECT 1 FROM events AS p
         WHERE p.payment_id = e.payment_id AND p.state = 'pending' AND p.rowid < e.rowid)
       ORDER BY e.next_attempt_at, e.rowid LIMIT ?`),
+    pendingSummary: db.prepare(PENDING_SUMMARY_SQL),
     list: db.prepare("SELECT * FROM events ORDER BY rowid"),
     listByState: db.prepare("SELECT * FROM events WHERE state = ? ORDER BY rowid"),
     byPayments: db.prepare(
@@ -101,6 +113,15 @@ export function createEventStore(db: Db) {
      */
     pendingHeads(limit: number): EventRow[] {
       return statements.pendingHeads.all(limit) as EventRow[];
+    },
+    /**
+     * The undelivered queue: how many events are pending, and since when
+     * (UNIX ms) the oldest has waited: its creation, or its re-queue by an
+     * operator if later. `oldestAt` is null when none is pending.
+     */
+    pendingSummary(): { count: number; oldestAt: number | null } {
+      const row = statements.pendingSummary.get() as { count: number; oldest: number | null };
+      return { count: row.count, oldestAt: row.oldest };
     },
     /** All events, or those in `state`, in the order they were written. */
     list(state?: EventState): EventRow[] {

@@ -139,3 +139,38 @@ export function migrate(db: Db, migrations = listMigrations()): number[] {
   }
   return newlyApplied;
 }
+
+/** What {@link probeWritable} found. */
+export type WriteProbe = { ok: true } | { ok: false; error: string };
+
+/**
+ * Whether this connection could write now, without writing: `BEGIN
+ * IMMEDIATE` takes the database's write lock (it fails if the connection or
+ * the file is read-only, or if another process holds the lock longer than
+ * `busyTimeoutMs`), and `ROLLBACK` releases it at once. Nothing reaches the
+ * disk, so a probe costs no fsync; a disk that is full shows up on the next
+ * commit instead, as a scan that stops moving.
+ *
+ * NOTE: the connection's busy timeout (5 s, for the daemon's own writes) is
+ * lowered for the probe only: better-sqlite3 is synchronous, and a probe
+ * waiting 5 s for another process's lock would stall the event loop that long.
+ */
+export function probeWritable(db: Db, { busyTimeoutMs = 100 } = {}): WriteProbe {
+  // Between two turns of the event loop no transaction of ours is open;
+  // if one were, this connection holds the lock and can write.
+  if (db.inTransaction) return { ok: true };
+  // NOTE: SQLite grants BEGIN IMMEDIATE on a read-only connection in WAL mode.
+  if (db.readonly) return { ok: false, error: "the database is open read-only" };
+  const previous = db.pragma("busy_timeout", { simple: true }) as number;
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    db.exec("ROLLBACK");
+    return { ok: true };
+  } catch (error) {
+    if (db.inTransaction) db.exec("ROLLBACK");
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    db.pragma(`busy_timeout = ${previous}`);
+  }
+}

@@ -95,6 +95,13 @@ export type CursorRow = {
   updated_at: number;
 };
 
+/**
+ * Payments by status: a covering scan of the payments_by_status index (no
+ * table row is read), run once at start to seed the in-memory tallies.
+ * Exported for the plan test and the bench.
+ */
+export const COUNT_BY_STATUS_SQL = "SELECT status, count(*) AS count FROM payments GROUP BY status";
+
 export type PaymentStore = ReturnType<typeof createPaymentStore>;
 
 export function createPaymentStore(db: Db) {
@@ -127,6 +134,7 @@ export function createPaymentStore(db: Db) {
     AND CAST(paid_amount AS INTEGER) >= CAST(amount AS INTEGER)`,
       )
       .pluck(),
+    countByStatus: db.prepare(COUNT_BY_STATUS_SQL),
     dueDeadlines: db.prepare(
       "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= ? ORDER BY expires_at",
     ),
@@ -236,6 +244,14 @@ export function createPaymentStore(db: Db) {
         ...(since === undefined ? {} : { since }),
         limit,
       }) as PaymentRow[];
+    },
+    /** How many payments have each status (statuses with none are missing). */
+    countByStatus(): Partial<Record<PaymentStatus, number>> {
+      const rows = statements.countByStatus.all() as Array<{
+        status: PaymentStatus;
+        count: number;
+      }>;
+      return Object.fromEntries(rows.map((row) => [row.status, row.count]));
     },
     /** Open (waiting or seen) payments whose deadline is at or before `now`, soonest first. */
     dueDeadlines(now: number): PaymentRow[] {

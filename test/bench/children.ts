@@ -110,6 +110,8 @@ function stopper(child: ChildProcess): (graceMs?: number) => Promise<void> {
 export type DaemonChild = Child & {
   privateUrl: string;
   publicUrl: string;
+  /** The ops listener (/metrics, /readyz); undefined with ops.enabled false. */
+  opsUrl: string | undefined;
   /** Date.now() in the child just before it called startDaemon. */
   startingAt: number;
   /** The daemon's log so far (JSON lines). */
@@ -153,6 +155,7 @@ export async function spawnDaemon({
       }),
     privateUrl: ready.privateUrl,
     publicUrl: ready.publicUrl,
+    opsUrl: ready.opsUrl,
     startingAt: ready.startingAt,
     logs: stderr,
     memory: () =>

@@ -37,6 +37,7 @@ export function daemonConfig(
     // NOTE: all the load comes from one IP here; real shoppers each poll from
     // their own, so the per-IP limit is off to measure serving capacity.
     public: { host: "127.0.0.1", port: 0, rateLimit: { windowMs: 60_000, max: 0 } },
+    ops: { port: 0 },
     // The bench's postback receiver listens on loopback (refused by default).
     postbacks: { allowTargets: ["127.0.0.1/32"] },
     database: { path: dbPath },

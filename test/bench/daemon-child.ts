@@ -16,7 +16,13 @@ import { createLogger } from "../../src/internal/logger.ts";
 export type DaemonMemory = { rss: number; heapUsed: number; external: number };
 
 export type DaemonChildMessage =
-  | { type: "ready"; privateUrl: string; publicUrl: string; startingAt: number }
+  | {
+      type: "ready";
+      privateUrl: string;
+      publicUrl: string;
+      opsUrl: string | undefined;
+      startingAt: number;
+    }
   | { type: "error"; message: string }
   | { type: "connections"; connections: PublicConnections }
   | { type: "memory"; memory: DaemonMemory };
@@ -72,7 +78,13 @@ try {
   });
   process.on("disconnect", () => void stop());
   process.on("SIGTERM", () => void stop());
-  send({ type: "ready", privateUrl: daemon.privateUrl, publicUrl: daemon.publicUrl, startingAt });
+  send({
+    type: "ready",
+    privateUrl: daemon.privateUrl,
+    publicUrl: daemon.publicUrl,
+    opsUrl: daemon.opsUrl,
+    startingAt,
+  });
 } catch (error) {
   send({ type: "error", message: errorMessage(error) });
   process.exit(1);

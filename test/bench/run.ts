@@ -23,6 +23,7 @@ import { derivePhase } from "./phases/derive.ts";
 import { detectPhase, PAYER } from "./phases/detect.ts";
 import { detectBrowserPhase } from "./phases/detect-browser.ts";
 import { matchPhase } from "./phases/match.ts";
+import { opsScrapePhase } from "./phases/ops-scrape.ts";
 import { publicFloodPhase } from "./phases/public-flood.ts";
 import { rssPhase } from "./phases/rss.ts";
 import { ssePhase } from "./phases/sse.ts";
@@ -42,6 +43,7 @@ const PHASES: Phase[] = [
   checkoutPhase,
   detectBrowserPhase,
   ssePhase,
+  opsScrapePhase,
 ];
 
 const { values: args } = parseArgs({

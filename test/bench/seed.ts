@@ -116,3 +116,99 @@ export function seedPayments({
   db.close();
   return seeded;
 }
+
+/** How `seedPaymentsBySql` spreads statuses, in hundredths of the payments. */
+export const SQL_SEED_MIX = { waiting: 2, seen: 1, paid: 60, expired: 35, cancelled: 2 };
+
+/**
+ * Writes `total` payments with SQL alone, in one transaction (a recursive
+ * CTE generates the rows: ~1,000,000 in seconds), with stored statuses in
+ * the mix above, and one postback event per paid payment: delivered, except
+ * the newest `pendingEvents`, pending with their next attempt an hour away
+ * (a shop that is down; the daemon's sender stays idle). Ids, addresses and
+ * hashes follow the row number; open payments expire tomorrow, so the
+ * daemon's start-up sweep has nothing to do.
+ */
+export function seedPaymentsBySql({
+  path,
+  total,
+  pendingEvents,
+  now = Date.now(),
+}: {
+  path: string;
+  total: number;
+  pendingEvents: number;
+  now?: number;
+}): void {
+  const db = openDatabase({ path });
+  // NOTE: the fixture, not the daemon: no fsync, and a page cache that
+  // holds the indexes while they grow.
+  db.pragma("synchronous = OFF");
+  db.pragma("cache_size = -524288");
+  const first = db
+    .prepare("SELECT value FROM counters WHERE name = 'derivation_index'")
+    .pluck()
+    .get() as number;
+  const { waiting, seen, paid, expired } = SQL_SEED_MIX;
+  // Status by row number modulo 100: [0, w) waiting, then seen, paid, expired, cancelled.
+  const bounds = {
+    seen: waiting,
+    paid: waiting + seen,
+    expired: waiting + seen + paid,
+    cancelled: waiting + seen + paid + expired,
+  };
+  db.transaction(() => {
+    db.prepare(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < @total),
+      r AS (SELECT i, i % 100 AS k, @now - 2 * 86400000 - (@total - i) * 1000 AS created FROM n)
+      INSERT INTO payments (id, amount, derivation_index, address, data, postback_url,
+        created_at, expires_at, seen_at, paid_at, tx_hash, block_number, paid_amount,
+        status, cancelled_at)
+      SELECT printf('%016x', @first + i), '100000000', @first + i, printf('0x%040x', @first + i),
+        '{"order_id":"444"}', 'http://127.0.0.1:9/payment_complete', created,
+        CASE WHEN k < @seen_at THEN @now + 86400000 ELSE created + 86400000 END,
+        CASE WHEN k >= @seen_at AND k < @expired_at THEN created + 60000 END,
+        CASE WHEN k >= @paid_at AND k < @expired_at THEN created + 120000 END,
+        CASE WHEN k >= @paid_at AND k < @expired_at THEN printf('0x%064x', i) END,
+        CASE WHEN k >= @seen_at AND k < @expired_at THEN 1000 + i % 100000 END,
+        CASE WHEN k >= @paid_at AND k < @expired_at THEN '100000000'
+             WHEN k >= @seen_at AND k < @expired_at THEN '50000000' ELSE '0' END,
+        CASE WHEN k < @seen_at THEN 'waiting' WHEN k < @paid_at THEN 'seen'
+             WHEN k < @expired_at THEN 'paid' WHEN k < @cancelled_at THEN 'expired'
+             ELSE 'cancelled' END,
+        CASE WHEN k >= @cancelled_at THEN created + 30000 END
+      FROM r`).run({
+      total,
+      now,
+      first,
+      seen_at: bounds.seen,
+      paid_at: bounds.paid,
+      expired_at: bounds.expired,
+      cancelled_at: bounds.cancelled,
+    });
+    db.prepare(`INSERT INTO events (id, payment_id, type, url, created_at, state, attempts,
+        round_attempts, next_attempt_at, last_status, delivered_at)
+      SELECT printf('evt_%024x', derivation_index), id, 'payment.paid', postback_url, paid_at,
+        'delivered', 1, 1, paid_at, 200, paid_at + 150
+      FROM payments WHERE status = 'paid' ORDER BY derivation_index`).run();
+    db.prepare(`UPDATE events SET state = 'pending', delivered_at = NULL, last_status = 500,
+        last_error = 'HTTP 500', next_attempt_at = @next
+      WHERE rowid > (SELECT max(rowid) FROM events) - @pending`).run({
+      pending: pendingEvents,
+      next: now + 3_600_000,
+    });
+    db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(first + total);
+  })();
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+}
+
+/** Puts the newest `count` events back to pending (a growing backlog), due in an hour. */
+export function makeEventsPending({ path, count }: { path: string; count: number }): void {
+  const db = openDatabase({ path, migrate: false });
+  db.prepare(`UPDATE events SET state = 'pending', delivered_at = NULL, next_attempt_at = @next
+    WHERE rowid > (SELECT max(rowid) FROM events) - @count`).run({
+    count,
+    next: Date.now() + 3_600_000,
+  });
+  db.close();
+}

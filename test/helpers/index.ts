@@ -77,6 +77,7 @@ export function testConfig(
     /** Merged over the tests' public port (loopback, port 0, no rate limit). */
     public?: Partial<NonNullable<ConfigInput["public"]>>;
     checkout?: ConfigInput["checkout"];
+    ops?: ConfigInput["ops"];
   } = {},
 ) {
   return parseConfig({
@@ -101,6 +102,8 @@ export function testConfig(
     ...(overrides.checkout ? { checkout: overrides.checkout } : {}),
     // The receivers of the tests listen on loopback, which the SSRF guard refuses by default.
     postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
+    // Many daemons run at once: each ops listener on a port of its own.
+    ops: { host: "127.0.0.1", port: 0, ...overrides.ops },
     database: { path: dbPath },
     log: { level: "silent" },
   });

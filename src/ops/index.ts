@@ -1,0 +1,321 @@
+/**
+ * The operations listener (`ops.host`/`ops.port`, off the public port):
+ * `GET /livez`, `GET /readyz` and `GET /metrics` (Prometheus text).
+ *
+ * Every answer is cheap whatever the size of the database: the chain's
+ * figures come from the watcher's memory, payments by status from the
+ * payment logic's in-memory tallies, the postback queue from one query on
+ * a partial index of the pending events, the scan position from one row,
+ * and readiness probes the database's write lock without writing. Nothing
+ * here calls the RPC node: its health is what the watcher's own calls saw.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Counter, Gauge } from "prom-client";
+import type { ChainWatcher } from "../chain/watcher.ts";
+import type { Clock } from "../internal/clock.ts";
+import type { Logger } from "../internal/logger.ts";
+import { PAYMENT_STATUSES, type Payments } from "../payments/index.ts";
+import type { PostbackSender } from "../postbacks/index.ts";
+import { type Db, probeWritable } from "../store/index.ts";
+import type { OpsMetrics, RouteOf } from "./metrics.ts";
+import {
+  checkLiveness,
+  checkReadiness,
+  type HealthAnswer,
+  type ReadinessBounds,
+} from "./readiness.ts";
+
+export {
+  createOpsMetrics,
+  type OpsMetrics,
+  type PortName,
+  type RouteOf,
+} from "./metrics.ts";
+export { type ReadinessBounds, readinessBounds } from "./readiness.ts";
+
+/** How often the event loop heartbeat ticks (livez's lag check). */
+const HEARTBEAT_MS = 500;
+
+export type OpsListener = {
+  /** The node:http request listener the daemon serves on `ops.port`. */
+  listener: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The ops port's routes, for the `route` label. */
+  routeOf: RouteOf;
+  /** Stops the heartbeat timer (shutdown). */
+  close(): void;
+};
+
+const ROUTES = new Set(["/livez", "/readyz", "/metrics"]);
+
+/** `/livez`, `/readyz`, `/metrics`, or `other`. */
+export const opsRouteOf: RouteOf = (_method, path) => (ROUTES.has(path) ? path : "other");
+
+/**
+ * The ops listener over the daemon's parts. It registers the scrape-time
+ * metrics (chain, payments, postbacks, SSE) on `metrics.registry`.
+ */
+export function createOpsListener({
+  metrics,
+  db,
+  payments,
+  watcher,
+  sender,
+  sseConnections,
+  bounds,
+  clock,
+  logger,
+}: {
+  metrics: OpsMetrics;
+  db: Db;
+  payments: Pick<Payments, "scanPosition" | "tallies" | "outbox">;
+  watcher: Pick<ChainWatcher, "stats">;
+  sender: Pick<PostbackSender, "stats">;
+  /** Live status streams open now (the public port's SSE). */
+  sseConnections: () => number;
+  bounds: ReadinessBounds;
+  clock: Pick<Clock, "now">;
+  logger: Logger;
+}): OpsListener {
+  const log = logger.child({ module: "ops" });
+  const registry = metrics.registry;
+  const startedAt = clock.now();
+
+  // The event loop heartbeat: how late the last tick came.
+  let lagMs = 0;
+  let expected = performance.now() + HEARTBEAT_MS;
+  const heartbeat = setInterval(() => {
+    const now = performance.now();
+    lagMs = Math.max(0, now - expected);
+    expected = now + HEARTBEAT_MS;
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+
+  /** The chain's position: the head from the watcher's memory, the scan from the cursor's row. */
+  function chainPosition() {
+    const stats = watcher.stats();
+    const position = payments.scanPosition();
+    return {
+      stats,
+      // Before the node's first answer, the head stored with the cursor.
+      head: stats.head ?? position?.head ?? null,
+      headSince: stats.headSince,
+      scanned: position?.blockNumber ?? null,
+    };
+  }
+
+  const gauge = (name: string, help: string, read: () => number | null) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const value = read();
+        // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
+        this.set(value ?? Number.NaN);
+      },
+    });
+  /** A counter whose total is kept elsewhere (the watcher, the sender): copied at scrape time. */
+  const counterOf = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    read: () => Array<{ labels: Record<L, string>; value: number }>,
+  ) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of read()) {
+          this.inc(labels as never, value);
+        }
+      },
+    });
+
+  // NOTE: one collect sets the three position gauges (one cursor read per
+  // scrape); prom-client collects metrics in registration order, so the
+  // later two are set by the time they are written.
+  const scanned = new Gauge({
+    name: "oxbtcpay_chain_scanned_block",
+    help: "The last block whose transfers are fully recorded (the scan cursor).",
+    registers: [],
+  });
+  const behind = new Gauge({
+    name: "oxbtcpay_chain_blocks_behind",
+    help: "Head block minus scanned block: blocks not scanned yet.",
+    registers: [],
+  });
+  const head = new Gauge({
+    name: "oxbtcpay_chain_head_block",
+    help: "The newest block number the chain node reported.",
+    registers: [],
+    collect() {
+      const position = chainPosition();
+      // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
+      this.set(position.head ?? Number.NaN);
+      scanned.set(position.scanned ?? Number.NaN);
+      behind.set(
+        position.head === null || position.scanned === null
+          ? Number.NaN
+          : Math.max(0, position.head - position.scanned),
+      );
+    },
+  });
+  for (const metric of [head, scanned, behind]) registry.registerMetric(metric);
+  gauge(
+    "oxbtcpay_chain_head_age_seconds",
+    "Seconds since the head block number last changed (since start if the node has not answered yet).",
+    () => (clock.now() - (watcher.stats().headSince ?? startedAt)) / 1000,
+  );
+  gauge(
+    "oxbtcpay_chain_getlogs_range_blocks",
+    "The current eth_getLogs block range (shrunk when the provider refuses a range).",
+    () => watcher.stats().range,
+  );
+  gauge(
+    "oxbtcpay_chain_reorg_depth_max_blocks",
+    "The deepest reorg seen since start, in blocks.",
+    () => watcher.stats().deepestReorg,
+  );
+  counterOf("oxbtcpay_chain_reorgs_total", "Reorgs seen (and rewound) since start.", [], () => [
+    { labels: {}, value: watcher.stats().reorgs },
+  ]);
+  counterOf(
+    "oxbtcpay_chain_rate_limited_total",
+    "Polls the provider refused with a rate limit (HTTP 429, -32005) since start.",
+    [],
+    () => [{ labels: {}, value: watcher.stats().rateLimited }],
+  );
+
+  new Gauge({
+    name: "oxbtcpay_payments",
+    help: "Payments by stored status (kept in memory, seeded from the database at start).",
+    labelNames: ["status"],
+    registers: [registry],
+    collect() {
+      const { byStatus } = payments.tallies();
+      for (const status of PAYMENT_STATUSES) this.set({ status }, byStatus[status]);
+    },
+  });
+  counterOf("oxbtcpay_payments_created_total", "Payments created since start.", [], () => [
+    { labels: {}, value: payments.tallies().created },
+  ]);
+  counterOf(
+    "oxbtcpay_payment_transitions_total",
+    "Payment status changes since start, by from and to status.",
+    ["from", "to"],
+    () =>
+      payments
+        .tallies()
+        .transitions.map(({ from, to, count }) => ({ labels: { from, to }, value: count })),
+  );
+
+  counterOf(
+    "oxbtcpay_postback_deliveries_total",
+    "Postback attempts since start by outcome: delivered, retry (failed, retried later), failed (given up), crashed.",
+    ["outcome"],
+    () =>
+      Object.entries(sender.stats()).map(([outcome, value]) => ({ labels: { outcome }, value })),
+  );
+  // NOTE: one query for both queue gauges, set by the first one's collect.
+  const oldestPending = new Gauge({
+    name: "oxbtcpay_postback_oldest_pending_age_seconds",
+    help: "Seconds the oldest pending postback event has waited since it was raised (or re-queued); 0 when none is pending.",
+    registers: [],
+  });
+  new Gauge({
+    name: "oxbtcpay_postback_queue_depth",
+    help: "Postback events pending delivery (first attempt or retry).",
+    registers: [registry],
+    collect() {
+      const { count, oldestAt } = payments.outbox.pendingSummary();
+      this.set(count);
+      oldestPending.set(oldestAt === null ? 0 : Math.max(0, clock.now() - oldestAt) / 1000);
+    },
+  });
+  registry.registerMetric(oldestPending);
+  gauge(
+    "oxbtcpay_sse_connections",
+    "Live status streams (SSE) open on the public port.",
+    sseConnections,
+  );
+
+  function readiness(): HealthAnswer {
+    const { head, headSince, scanned } = chainPosition();
+    const rpc = metrics.rpcHealth();
+    return checkReadiness(
+      {
+        now: clock.now(),
+        database: probeWritable(db, { busyTimeoutMs: bounds.dbBusyTimeoutMs }),
+        rpcLastOkAt: rpc.lastOkAt,
+        rpcLastOkLatencyMs: rpc.lastOkLatencyMs,
+        head,
+        headSince,
+        scanned,
+      },
+      bounds,
+    );
+  }
+
+  function sendJson(req: IncomingMessage, res: ServerResponse, answer: HealthAnswer) {
+    const body = JSON.stringify(answer);
+    res.writeHead(answer.status === "ok" ? 200 : 503, {
+      "content-type": "application/json",
+      "cache-control": "no-store",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(req.method === "HEAD" ? undefined : body);
+  }
+
+  function send(res: ServerResponse, status: number, body: string) {
+    res.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
+  return {
+    routeOf: opsRouteOf,
+    close: () => clearInterval(heartbeat),
+    listener(req, res) {
+      const url = req.url ?? "/";
+      const query = url.indexOf("?");
+      const path = query === -1 ? url : url.slice(0, query);
+      if (!ROUTES.has(path)) return send(res, 404, JSON.stringify({ error: "not found" }));
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.setHeader("allow", "GET, HEAD");
+        return send(res, 405, JSON.stringify({ error: "method not allowed" }));
+      }
+      try {
+        if (path === "/livez") {
+          return sendJson(
+            req,
+            res,
+            checkLiveness({ uptimeMs: clock.now() - startedAt, eventLoopLagMs: lagMs }),
+          );
+        }
+        if (path === "/readyz") return sendJson(req, res, readiness());
+      } catch (error) {
+        log.error({ err: error }, "ops port: health check failed");
+        return send(res, 500, JSON.stringify({ error: "internal error" }));
+      }
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, {
+            "content-type": registry.contentType,
+            "cache-control": "no-store",
+            "content-length": Buffer.byteLength(text),
+          });
+          res.end(req.method === "HEAD" ? undefined : text);
+        },
+        (error) => {
+          log.error({ err: error }, "ops port: metrics failed");
+          send(res, 500, JSON.stringify({ error: "internal error" }));
+        },
+      );
+    },
+  };
+}
