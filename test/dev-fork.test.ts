@@ -33,6 +33,7 @@ describe("0xbtcpay dev --fork-url", () => {
     const config = JSON.parse(readFileSync("config/dev.json", "utf8"));
     config.private.port = 0;
     config.public.port = 0;
+    config.ops = { port: 0 };
     config.log.level = "warn";
     const configPath = join(dir.path, "dev.json");
     writeFileSync(configPath, JSON.stringify(config));
