@@ -15,6 +15,7 @@ import { type ChainWatcher, createChainWatcher } from "./chain/watcher.ts";
 import type { Config } from "./config/index.ts";
 import { createAllowlist } from "./internal/allowlist.ts";
 import { type Clock, createClock } from "./internal/clock.ts";
+import { type Drainable, drainable } from "./internal/drain.ts";
 import { errorMessage } from "./internal/errors.ts";
 import type { Logger } from "./internal/logger.ts";
 import { createShutdown } from "./internal/shutdown.ts";
@@ -27,6 +28,7 @@ import { createLiveStreams } from "./public/live.ts";
 import { createPrivateListener } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
+import { lockDatabase } from "./store/lock.ts";
 
 export type Daemon = {
   privateUrl: string;
@@ -35,10 +37,21 @@ export type Daemon = {
   sender: PostbackSender;
   watcher: ChainWatcher;
   db: Db;
-  /** Settles when the daemon stops; rejects if it stopped on a fatal error (wrong chain). */
+  /**
+   * Settles once the daemon has stopped and closed the database; rejects if
+   * it stopped on a fatal error (wrong chain).
+   */
   done: Promise<void>;
+  /**
+   * Stops gracefully: no new connections, requests in flight answered (cut
+   * after {@link DRAIN_TIMEOUT_MS}), the current scan batch finished, then
+   * everything closed, the database last.
+   */
   stop(): Promise<void>;
 };
+
+/** How long requests in flight get to finish once a stop begins; then their connections are cut. */
+export const DRAIN_TIMEOUT_MS = 5_000;
 
 /** Whether `host` (a listen address) is reachable only from this machine. */
 function isLoopbackHost(host: string): boolean {
@@ -58,12 +71,15 @@ async function listen(server: Server, host: string, port: number): Promise<strin
   return `http://${shownHost}:${address.port}`;
 }
 
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    // Keep-alive sockets from pollers would hold close() open.
-    (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-  });
+/** Stops `server` gracefully (see {@link drainable}); logs the requests it had to cut. */
+async function close(server: Drainable, name: string, logger: Logger): Promise<void> {
+  const { cut } = await server.close(DRAIN_TIMEOUT_MS);
+  if (cut > 0) {
+    logger.warn(
+      { port: name, requests: cut, timeout_ms: DRAIN_TIMEOUT_MS },
+      "requests still in flight after the drain timeout: connections cut",
+    );
+  }
 }
 
 export async function startDaemon({
@@ -80,7 +96,18 @@ export async function startDaemon({
 }): Promise<Daemon> {
   const shutdown = createShutdown();
   const log = logger.child({ module: "daemon" });
-  const db = openDatabase({ path: config.database.path });
+  // One daemon per database: refused here, before anything is opened or bound.
+  if (config.database.path !== ":memory:") {
+    const lock = lockDatabase({ path: config.database.path, command: "serve" });
+    shutdown.add(() => lock.release());
+  }
+  let db: Db;
+  try {
+    db = openDatabase({ path: config.database.path });
+  } catch (error) {
+    await shutdown.kill();
+    throw error;
+  }
   shutdown.add(() => db.close());
   // During bursts of checkouts, WAL checkpoints run in a worker thread, so
   // the main thread never stalls on one.
@@ -168,8 +195,8 @@ export async function startDaemon({
       checkoutUrlOf: (id) => `${checkoutBase}/${id}`,
     }),
   );
+  const privateDrain = drainable(privateServer);
   const live = createLiveStreams({ payments, logger });
-  shutdown.add(() => live.close());
   const publicServer = createServer(
     createPublicListener({
       payments,
@@ -201,6 +228,7 @@ export async function startDaemon({
       live,
     }),
   );
+  const publicDrain = drainable(publicServer);
 
   let privateUrl: string;
   let publicUrl: string;
@@ -208,7 +236,6 @@ export async function startDaemon({
   let checkoutBase = "";
   try {
     publicUrl = await listen(publicServer, config.public.host, config.public.port);
-    shutdown.add(() => close(publicServer));
     checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
@@ -219,8 +246,9 @@ export async function startDaemon({
       );
     }
     privateUrl = await listen(privateServer, config.private.host, config.private.port);
-    shutdown.add(() => close(privateServer));
   } catch (error) {
+    live.close();
+    await Promise.all([publicDrain.close(0), privateDrain.close(0)]);
     await shutdown.kill();
     throw error;
   }
@@ -245,9 +273,28 @@ export async function startDaemon({
       throw error;
     }),
   );
-  const done = Promise.all(loops).then(() => undefined);
-  // Loops stop on abort; wait for them before closing the database.
-  shutdown.add(() => Promise.allSettled(loops));
+  // The first thing a stop does (terminators run newest first): the ports
+  // stop accepting and answer what they have in flight while the loops,
+  // already told by the abort, finish their current step (a scan batch
+  // commits with its cursor, or is not started). Only then are the workers
+  // and the database closed.
+  shutdown.add(async () => {
+    log.info(
+      { in_flight: privateDrain.inFlight() + publicDrain.inFlight() },
+      "stopping: no new connections; finishing requests in flight and the current scan batch",
+    );
+    live.close();
+    await Promise.all([
+      close(privateDrain, "private", log),
+      close(publicDrain, "public", log),
+      Promise.allSettled(loops),
+    ]);
+  });
+  const done = Promise.allSettled(loops).then(async (results) => {
+    await shutdown.kill();
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+  });
   done.catch(() => {});
 
   log.info({ private_url: privateUrl, public_url: publicUrl }, "daemon started");

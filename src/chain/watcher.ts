@@ -32,8 +32,12 @@ export type WatcherStats = {
 export type ChainWatcher = {
   /** Runs until `signal` aborts. Rejects only on a non-retryable error (wrong chain). */
   run(signal: AbortSignal): Promise<void>;
-  /** One poll: check the hash chain and scan every new block up to the head. */
-  tick(): Promise<void>;
+  /**
+   * One poll: check the hash chain and scan every new block up to the head.
+   * With `signal`, stops between two batches once it aborts (a stop waits
+   * for the batch under way, not for a whole catch-up).
+   */
+  tick(signal?: AbortSignal): Promise<void>;
   /** Poll now instead of at the next interval (a websocket saw a new head). */
   wake(): void;
   stats(): WatcherStats;
@@ -206,7 +210,7 @@ export function createChainWatcher({
     return true;
   }
 
-  async function tick() {
+  async function tick(signal?: AbortSignal) {
     await verify();
     const head = await client.blockNumber();
     let cursor = sink.cursor();
@@ -252,6 +256,7 @@ export function createChainWatcher({
     const behind = head - (sink.cursor()?.blockNumber ?? head);
     if (behind > stats.range) log.info({ head, blocks: behind }, "catching up");
     for (;;) {
+      if (signal?.aborted) return;
       cursor = sink.cursor();
       if (!cursor || cursor.blockNumber >= head) break;
       const from = cursor.blockNumber + 1;
@@ -277,7 +282,7 @@ export function createChainWatcher({
         wokenEarly = false;
         const before = sink.cursor()?.blockNumber;
         try {
-          await tick();
+          await tick(signal);
           if (failures > 0) log.info({ failures }, "chain provider recovered");
           failures = 0;
         } catch (error) {
