@@ -37,12 +37,14 @@ export function writeDaemonConfig(
     token,
     dbPath,
     chain = {},
+    postbacks = {},
     name = "config.json",
   }: {
     rpcUrl: string;
     token: string;
     dbPath: string;
     chain?: Record<string, unknown>;
+    postbacks?: Record<string, unknown>;
     name?: string;
   },
 ): string {
@@ -54,7 +56,7 @@ export function writeDaemonConfig(
       wallet: { xpub: DEV_XPUB },
       private: { host: "127.0.0.1", port: 0 },
       public: { host: "127.0.0.1", port: 0 },
-      postbacks: { allowTargets: LOOPBACK_TARGETS },
+      postbacks: { allowTargets: LOOPBACK_TARGETS, ...postbacks },
       database: { path: dbPath },
       log: { level: "info" },
     }),
