@@ -7,7 +7,13 @@ import { request } from "node:http";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { cli, type DaemonChild, spawnDaemon, writeDaemonConfig } from "./helpers/cli.ts";
+import {
+  CHILD_PROCESS_TIMEOUT_MS,
+  cli,
+  type DaemonChild,
+  spawnDaemon,
+  writeDaemonConfig,
+} from "./helpers/cli.ts";
 import { rpc, startTestChain, type TestChain, tempDir } from "./helpers/index.ts";
 
 let chain: TestChain;
@@ -91,7 +97,7 @@ async function connectError(url: string): Promise<string | undefined> {
   }
 }
 
-describe("one daemon per database", () => {
+describe("one daemon per database", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("a second serve on the same database exits 1 naming the first; after kill -9 of the first a new one starts", async () => {
     const config = newConfig();
     const first = await daemonOn(config.path);
@@ -126,7 +132,7 @@ describe("one daemon per database", () => {
   });
 });
 
-describe("graceful stop", () => {
+describe("graceful stop", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("SIGTERM with a start_payment in flight: no new connections, the call is answered and committed, exit code 0", async () => {
     const config = newConfig();
     const daemon = await daemonOn(config.path);

@@ -11,7 +11,13 @@ import { createAddressDeriver } from "../src/addresses/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
 import { listMigrations, migrate } from "../src/store/index.ts";
 import { COUNT_BY_STATUS_SQL } from "../src/store/overview.ts";
-import { cli, type DaemonChild, spawnDaemon, writeDaemonConfig } from "./helpers/cli.ts";
+import {
+  CHILD_PROCESS_TIMEOUT_MS,
+  cli,
+  type DaemonChild,
+  spawnDaemon,
+  writeDaemonConfig,
+} from "./helpers/cli.ts";
 import {
   anvilCall,
   payInNewBlock,
@@ -97,7 +103,7 @@ function doctorConfig(
 const XPUB_LINE = `ok    xpub         derives index 0 ${deriver.derive(0)}, index 1 ${deriver.derive(1)}`;
 const PUBLIC_LINE = "ok    public port  127.0.0.1:0: the system picks a free port";
 
-describe("doctor", () => {
+describe("doctor", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("a good config against anvil: one ok line per check, exit code 0", async () => {
     const port = await closedPort();
     const config = doctorConfig({ privatePort: port });
@@ -196,7 +202,7 @@ describe("doctor", () => {
   });
 });
 
-describe("status", () => {
+describe("status", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("a database before its first scan, no daemon: no cursor, payments by status, an empty queue", async () => {
     const dbPath = fresh("quiet.sqlite");
     const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });

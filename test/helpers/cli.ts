@@ -12,6 +12,12 @@ import { LOOPBACK_TARGETS } from "./index.ts";
 const run = promisify(execFile);
 export const BIN = "bin/0xbtcpay";
 
+/**
+ * Timeout for a test that runs several child processes: each starts slowly on
+ * a loaded machine (tsx, then the command). A bound, not a measurement.
+ */
+export const CHILD_PROCESS_TIMEOUT_MS = 240_000;
+
 export type CliResult = { code: number; stdout: string; stderr: string };
 
 /** Runs `0xbtcpay ...args` to completion with a bare environment. */
@@ -19,7 +25,7 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       env: { PATH: process.env.PATH ?? "", ...env },
-      timeout: 60_000,
+      timeout: 120_000,
       maxBuffer: 16 * 1024 * 1024,
     });
     return { code: 0, stdout, stderr };
