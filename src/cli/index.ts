@@ -3,10 +3,12 @@
  */
 import { Command } from "commander";
 import { apikeyCommand } from "./commands/apikey.ts";
+import { backupCommand } from "./commands/backup.ts";
 import { deriveCommand } from "./commands/derive.ts";
 import { devCommand } from "./commands/dev.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { postbacksCommand } from "./commands/postbacks.ts";
+import { restoreCommand } from "./commands/restore.ts";
 import { secretCommand } from "./commands/secret.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -27,5 +29,7 @@ program.addCommand(postbacksCommand());
 program.addCommand(apikeyCommand());
 program.addCommand(statusCommand());
 program.addCommand(doctorCommand());
+program.addCommand(backupCommand());
+program.addCommand(restoreCommand());
 
 await program.parseAsync(process.argv);

@@ -88,6 +88,11 @@ export class DatabaseMissingError extends BaseError {
   }
 }
 
+/** A backup or restore refused or failed (nothing was replaced). */
+export class BackupError extends BaseError {
+  static override code = "BACKUP";
+}
+
 /** Who holds a database's lock: what the holder wrote when it took it. */
 export type LockHolder = { pid: number; command: string; startedAt: number };
 
