@@ -257,6 +257,9 @@ export function createChainWatcher({
     if (behind > stats.range) log.info({ head, blocks: behind }, "catching up");
     for (;;) {
       if (signal?.aborted) return;
+      // NOTE: read again before each batch: `0xbtcpay rescan` may have moved
+      // it back meanwhile (the sink drops a batch that does not start right
+      // after the stored cursor).
       cursor = sink.cursor();
       if (!cursor || cursor.blockNumber >= head) break;
       const from = cursor.blockNumber + 1;

@@ -8,6 +8,7 @@ import { deriveCommand } from "./commands/derive.ts";
 import { devCommand } from "./commands/dev.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { postbacksCommand } from "./commands/postbacks.ts";
+import { rescanCommand } from "./commands/rescan.ts";
 import { restoreCommand } from "./commands/restore.ts";
 import { secretCommand } from "./commands/secret.ts";
 import { serveCommand } from "./commands/serve.ts";
@@ -31,5 +32,6 @@ program.addCommand(statusCommand());
 program.addCommand(doctorCommand());
 program.addCommand(backupCommand());
 program.addCommand(restoreCommand());
+program.addCommand(rescanCommand());
 
 await program.parseAsync(process.argv);
