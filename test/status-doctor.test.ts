@@ -328,3 +328,15 @@ describe("status", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     expect(plan).toEqual(["SEARCH payments USING COVERING INDEX payments_by_status (status=?)"]);
   });
 });
+
+describe("the operator's commands", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
+  test.each([["status"], ["doctor"], ["backup"], ["restore"], ["rescan"]])(
+    "%s --help describes the command and gives an example",
+    async (command) => {
+      const { code, stdout } = await cli([command, "--help"]);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(new RegExp(`^Usage: 0xbtcpay ${command} `));
+      expect(stdout).toMatch(new RegExp(`\\n  0xbtcpay ${command} --`));
+    },
+  );
+});

@@ -25,9 +25,9 @@ backup knows, the restored one continues after them. Run it as the user the
 daemon runs as (the restored file takes the replaced one's owner and mode
 when it can).
 
-Example:
+Example (as the daemon's user, e.g. through sudo -u oxbtcpay):
   systemctl stop 0xbtcpay
-  sudo -u oxbtcpay 0xbtcpay restore --from /backups/0xbtcpay-2025-01-31.sqlite --config /etc/0xbtcpay/config.json
+  0xbtcpay restore --from /backups/0xbtcpay-2025-01-31.sqlite --config /etc/0xbtcpay/config.json
   systemctl start 0xbtcpay`,
     )
     .action(async (options: { from: string; config?: string }) => {
