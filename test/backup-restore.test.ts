@@ -230,7 +230,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     expect(json.result.payments[0].id).toBe(after.id);
   });
 
-  test("backup refuses an existing file unless --force; restore onto a host with no database yet", async () => {
+  test("backup refuses an existing file unless --force, and the database itself; restore onto a host with no database yet", async () => {
     const { folder, dbPath, config } = setup();
     const seeded = paymentsOn({ path: dbPath, token: chain.token });
     const payment = seeded.payments.create({ amount: tokens(1), data: null, postbackUrl: null });
@@ -244,6 +244,14 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
       stdout: "",
       stderr: `0xbtcpay: ${file} exists: pass --force to replace it\n`,
     });
+    const itself = await Promise.all([
+      cli(["backup", "--to", dbPath, "--force", "--config", config]),
+      cli(["restore", "--from", dbPath, "--config", config]),
+    ]);
+    expect(itself.map((result) => result.stderr)).toEqual([
+      `0xbtcpay: ${dbPath} is the database itself: back it up to another file\n`,
+      `0xbtcpay: ${dbPath} is the database itself: restore from a backup of it\n`,
+    ]);
     const forced = await cli(["backup", "--to", file, "--force", "--config", config]);
     expect(forced.code).toBe(0);
     expect(read(file, ids)).toEqual(new Set([payment.id]));

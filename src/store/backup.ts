@@ -27,7 +27,7 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { BackupError, errorMessage, SchemaTooNewError } from "../internal/errors.ts";
 import { newestSchemaVersion, openDatabase, schemaVersionOf } from "./index.ts";
@@ -104,6 +104,9 @@ export async function backupDatabase({
   force?: boolean;
   onProgress?: (copied: number, total: number) => void;
 }): Promise<Copy & { bytes: number }> {
+  if (resolve(to) === resolve(path)) {
+    throw new BackupError(`${to} is the database itself: back it up to another file`);
+  }
   if (existsSync(to) && !force) {
     throw new BackupError(`${to} exists: pass --force to replace it`);
   }
@@ -184,6 +187,9 @@ export async function restoreDatabase({
   token: string;
   now?: Date;
 }): Promise<RestoreResult> {
+  if (resolve(from) === resolve(path)) {
+    throw new BackupError(`${from} is the database itself: restore from a backup of it`);
+  }
   if (!existsSync(from)) throw new BackupError(`no backup at ${from}`);
   if (!existsSync(dirname(path))) {
     throw new BackupError(`${dirname(path)} (the folder of database.path) does not exist`);

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { errorMessage } from "../../internal/errors.ts";
 import { PAYMENT_STATUSES } from "../../payments/index.ts";
 import { openDatabase, schemaVersionOf } from "../../store/index.ts";
 import { heldLock } from "../../store/lock.ts";
@@ -12,8 +13,11 @@ export type StatusReport = {
   database: {
     path: string;
     schema_version: number;
-    /** The daemon holding the database, if one runs. */
-    daemon: { pid: number | null; started_at: number | null } | null;
+    /**
+     * The daemon holding the database (pid null: it is just starting); null
+     * when none runs; `error` when the lock file could not be checked.
+     */
+    daemon: { pid: number | null; started_at: number | null } | { error: string } | null;
   };
   /** The stored scan cursor; null before the first start. */
   scan: {
@@ -41,20 +45,26 @@ export type StatusReport = {
 };
 
 function report(path: string, now: number): StatusReport {
-  const db = openDatabase({ path, migrate: false });
+  const db = openDatabase({ path, readonly: true });
   try {
     const overview = createOverview(db);
     const cursor = createPaymentStore(db).getCursor();
     const queue = overview.postbackQueue();
     const lastError = overview.lastPostbackError();
-    const lock = heldLock(path);
+    let daemon: StatusReport["database"]["daemon"];
+    try {
+      const lock = heldLock(path);
+      daemon = lock
+        ? { pid: lock.holder?.pid ?? null, started_at: lock.holder?.startedAt ?? null }
+        : null;
+    } catch (error) {
+      daemon = { error: `cannot check the lock file: ${errorMessage(error)}` };
+    }
     return {
       database: {
         path,
         schema_version: schemaVersionOf(db),
-        daemon: lock
-          ? { pid: lock.holder?.pid ?? null, started_at: lock.holder?.startedAt ?? null }
-          : null,
+        daemon,
       },
       scan: cursor
         ? {
@@ -99,9 +109,11 @@ export function formatStatus(r: StatusReport, now: number): string {
       "daemon",
       daemon === null
         ? "not running"
-        : daemon.pid === null
-          ? "running"
-          : `running, pid ${daemon.pid}, started ${iso(daemon.started_at ?? 0)}`,
+        : "error" in daemon
+          ? `unknown: ${daemon.error}`
+          : daemon.pid === null
+            ? "running"
+            : `running, pid ${daemon.pid}, started ${iso(daemon.started_at ?? 0)}`,
     ],
     [
       "scan",
