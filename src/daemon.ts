@@ -15,6 +15,7 @@ import { type ChainWatcher, createChainWatcher } from "./chain/watcher.ts";
 import type { Config } from "./config/index.ts";
 import { createAllowlist } from "./internal/allowlist.ts";
 import { type Clock, createClock } from "./internal/clock.ts";
+import { type Drainable, drainable } from "./internal/drain.ts";
 import { errorMessage } from "./internal/errors.ts";
 import type { Logger } from "./internal/logger.ts";
 import { createShutdown } from "./internal/shutdown.ts";
@@ -29,6 +30,7 @@ import { createLiveStreams } from "./public/live.ts";
 import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
+import { lockDatabase } from "./store/lock.ts";
 
 export type Daemon = {
   privateUrl: string;
@@ -41,10 +43,21 @@ export type Daemon = {
   /** The public port's open connections and refusals (tests, the bench). */
   publicConnections: Pick<ConnectionLimits, "open" | "openFrom" | "refused">;
   db: Db;
-  /** Settles when the daemon stops; rejects if it stopped on a fatal error (wrong chain). */
+  /**
+   * Settles once the daemon has stopped and closed the database; rejects if
+   * it stopped on a fatal error (wrong chain).
+   */
   done: Promise<void>;
+  /**
+   * Stops gracefully: no new connections, requests in flight answered (cut
+   * after {@link DRAIN_TIMEOUT_MS}), the current scan batch finished, then
+   * everything closed, the database last.
+   */
   stop(): Promise<void>;
 };
+
+/** How long requests in flight get to finish once a stop begins; then their connections are cut. */
+export const DRAIN_TIMEOUT_MS = 5_000;
 
 /** Whether `host` (a listen address) is reachable only from this machine. */
 function isLoopbackHost(host: string): boolean {
@@ -64,12 +77,15 @@ async function listen(server: Server, host: string, port: number): Promise<strin
   return `http://${shownHost}:${address.port}`;
 }
 
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    // Keep-alive sockets from pollers would hold close() open.
-    (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-  });
+/** Stops `server` gracefully (see {@link drainable}); logs the requests it had to cut. */
+async function close(server: Drainable, name: string, logger: Logger): Promise<void> {
+  const { cut } = await server.close(DRAIN_TIMEOUT_MS);
+  if (cut > 0) {
+    logger.warn(
+      { port: name, requests: cut, timeout_ms: DRAIN_TIMEOUT_MS },
+      "requests still in flight after the drain timeout: connections cut",
+    );
+  }
 }
 
 export async function startDaemon({
@@ -86,7 +102,18 @@ export async function startDaemon({
 }): Promise<Daemon> {
   const shutdown = createShutdown();
   const log = logger.child({ module: "daemon" });
-  const db = openDatabase({ path: config.database.path });
+  // One daemon per database: refused here, before anything is opened or bound.
+  if (config.database.path !== ":memory:") {
+    const lock = lockDatabase({ path: config.database.path, command: "serve" });
+    shutdown.add(() => lock.release());
+  }
+  let db: Db;
+  try {
+    db = openDatabase({ path: config.database.path });
+  } catch (error) {
+    await shutdown.kill();
+    throw error;
+  }
   shutdown.add(() => db.close());
   // During bursts of checkouts, WAL checkpoints run in a worker thread, so
   // the main thread never stalls on one.
@@ -175,6 +202,7 @@ export async function startDaemon({
       checkoutUrlOf: (id) => `${checkoutBase}/${id}`,
     }),
   );
+  const privateDrain = drainable(privateServer);
   const live = createLiveStreams({ payments, logger });
   const publicTrustProxy =
     config.public.trustProxy.length > 0
@@ -215,6 +243,7 @@ export async function startDaemon({
     trustProxy: publicTrustProxy,
     logger,
   });
+  shutdown.add(() => publicConnections.close());
 
   metrics.watchServer(privateServer, "private", privateRouteOf);
   metrics.watchServer(publicServer, "public", publicRouteOf);
@@ -238,6 +267,8 @@ export async function startDaemon({
   if (ops) shutdown.add(() => ops.close());
   const opsServer = ops ? createServer(ops.listener) : undefined;
   if (ops && opsServer) metrics.watchServer(opsServer, "ops", ops.routeOf);
+  const opsDrain = opsServer ? drainable(opsServer) : undefined;
+  const publicDrain = drainable(publicServer);
 
   let privateUrl: string;
   let publicUrl: string;
@@ -246,11 +277,6 @@ export async function startDaemon({
   let checkoutBase = "";
   try {
     publicUrl = await listen(publicServer, config.public.host, config.public.port);
-    shutdown.add(() => close(publicServer));
-    shutdown.add(() => publicConnections.close());
-    // NOTE: added after the listener's close, so it runs before it: streams
-    // end cleanly before closing the listener cuts every connection.
-    shutdown.add(() => live.close());
     checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
@@ -261,12 +287,10 @@ export async function startDaemon({
       );
     }
     privateUrl = await listen(privateServer, config.private.host, config.private.port);
-    shutdown.add(() => close(privateServer));
-    if (opsServer) {
-      opsUrl = await listen(opsServer, config.ops.host, config.ops.port);
-      shutdown.add(() => close(opsServer));
-    }
+    if (opsServer) opsUrl = await listen(opsServer, config.ops.host, config.ops.port);
   } catch (error) {
+    live.close();
+    await Promise.all([publicDrain.close(0), privateDrain.close(0), opsDrain?.close(0)]);
     await shutdown.kill();
     throw error;
   }
@@ -291,9 +315,29 @@ export async function startDaemon({
       throw error;
     }),
   );
-  const done = Promise.all(loops).then(() => undefined);
-  // Loops stop on abort; wait for them before closing the database.
-  shutdown.add(() => Promise.allSettled(loops));
+  // The first thing a stop does (terminators run newest first): the ports
+  // stop accepting and answer what they have in flight while the loops,
+  // already told by the abort, finish their current step (a scan batch
+  // commits with its cursor, or is not started). Only then are the workers
+  // and the database closed.
+  shutdown.add(async () => {
+    log.info(
+      { in_flight: privateDrain.inFlight() + publicDrain.inFlight() },
+      "stopping: no new connections; finishing requests in flight and the current scan batch",
+    );
+    live.close();
+    await Promise.all([
+      close(privateDrain, "private", log),
+      close(publicDrain, "public", log),
+      ...(opsDrain ? [close(opsDrain, "ops", log)] : []),
+      Promise.allSettled(loops),
+    ]);
+  });
+  const done = Promise.allSettled(loops).then(async (results) => {
+    await shutdown.kill();
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+  });
   done.catch(() => {});
 
   log.info(

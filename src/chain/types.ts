@@ -41,7 +41,9 @@ export type ScanCursor = { blockNumber: number; blockHash: string | null };
 /**
  * The watcher's consumer. `applyBatch` and `rewind` must record their effects
  * and move the cursor in one transaction, so a crash between the two is
- * impossible.
+ * impossible. The cursor may also move back from outside (an operator's
+ * rescan): `applyBatch` then drops a batch that no longer starts right after
+ * it, and the watcher reads the cursor again before each batch.
  */
 export type ChainSink = {
   cursor(): ScanCursor | undefined;

@@ -36,8 +36,12 @@ export type WatcherStats = {
 export type ChainWatcher = {
   /** Runs until `signal` aborts. Rejects only on a non-retryable error (wrong chain). */
   run(signal: AbortSignal): Promise<void>;
-  /** One poll: check the hash chain and scan every new block up to the head. */
-  tick(): Promise<void>;
+  /**
+   * One poll: check the hash chain and scan every new block up to the head.
+   * With `signal`, stops between two batches once it aborts (a stop waits
+   * for the batch under way, not for a whole catch-up).
+   */
+  tick(signal?: AbortSignal): Promise<void>;
   /** Poll now instead of at the next interval (a websocket saw a new head). */
   wake(): void;
   stats(): WatcherStats;
@@ -212,7 +216,7 @@ export function createChainWatcher({
     return true;
   }
 
-  async function tick() {
+  async function tick(signal?: AbortSignal) {
     await verify();
     const head = await client.blockNumber();
     if (head !== stats.head) {
@@ -262,6 +266,10 @@ export function createChainWatcher({
     const behind = head - (sink.cursor()?.blockNumber ?? head);
     if (behind > stats.range) log.info({ head, blocks: behind }, "catching up");
     for (;;) {
+      if (signal?.aborted) return;
+      // NOTE: read again before each batch: `0xbtcpay rescan` may have moved
+      // it back meanwhile (the sink drops a batch that does not start right
+      // after the stored cursor).
       cursor = sink.cursor();
       if (!cursor || cursor.blockNumber >= head) break;
       const from = cursor.blockNumber + 1;
@@ -287,7 +295,7 @@ export function createChainWatcher({
         wokenEarly = false;
         const before = sink.cursor()?.blockNumber;
         try {
-          await tick();
+          await tick(signal);
           if (failures > 0) log.info({ failures }, "chain provider recovered");
           failures = 0;
         } catch (error) {

@@ -15,10 +15,19 @@ export function exitOnError(error: unknown): never {
 }
 
 /**
- * Stops cleanly on SIGINT/SIGTERM; a second signal forces the exit.
- * Resolves the process exit code once `stop` has finished.
+ * How long a stop may take before the process exits anyway, in ms: under the
+ * 10 s that `docker stop` and Kubernetes give before SIGKILL. A forced exit
+ * loses nothing committed (every state change commits with its cause); a
+ * request still in flight is not answered, and the shop retries it.
  */
-export function onSignals(stop: () => Promise<void>): void {
+export const STOP_TIMEOUT_MS = 9_000;
+
+/**
+ * Stops cleanly on SIGINT/SIGTERM: runs `stop`, then exits 0. A second
+ * signal forces the exit (code 1), and so does a stop that takes longer
+ * than {@link STOP_TIMEOUT_MS}.
+ */
+export function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>): void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -26,7 +35,13 @@ export function onSignals(stop: () => Promise<void>): void {
       process.exit(1);
     }
     stopping = true;
-    stop().then(
+    setTimeout(() => {
+      process.stderr.write(
+        `0xbtcpay: the stop took longer than ${STOP_TIMEOUT_MS / 1000} s, exiting now\n`,
+      );
+      process.exit(1);
+    }, STOP_TIMEOUT_MS).unref();
+    stop(signal).then(
       () => process.exit(0),
       (error) => exitOnError(error),
     );

@@ -88,6 +88,31 @@ export class DatabaseMissingError extends BaseError {
   }
 }
 
+/** A backup or restore refused or failed (nothing was replaced). */
+export class BackupError extends BaseError {
+  static override code = "BACKUP";
+}
+
+/** Who holds a database's lock: what the holder wrote when it took it. */
+export type LockHolder = { pid: number; command: string; startedAt: number };
+
+/**
+ * Another process (a running daemon, a restore) holds the database's lock:
+ * one process at a time may own a database.
+ */
+export class DatabaseLockedError extends BaseError {
+  static override code = "DATABASE_LOCKED";
+  readonly holder: LockHolder | undefined;
+  constructor({ path, holder }: { path: string; holder: LockHolder | undefined }) {
+    const who =
+      holder === undefined
+        ? "another 0xbtcpay process"
+        : `${holder.command === "restore" ? "`0xbtcpay restore`" : "a 0xbtcpay daemon"} (pid ${holder.pid}, started ${new Date(holder.startedAt).toISOString()})`;
+    super(`database ${path} is in use by ${who}: stop it first`);
+    this.holder = holder;
+  }
+}
+
 /** Decides whether an operation that threw `error` should be tried again. */
 export function shouldRetry(error: unknown): boolean {
   if (error instanceof BaseError) return error.retryable;

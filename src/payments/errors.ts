@@ -21,3 +21,8 @@ export class PaymentNotFoundError extends BaseError {
 export class PaymentAlreadyPaidError extends BaseError {
   static override code = "PAYMENT_ALREADY_PAID";
 }
+
+/** `rescan` was asked for blocks it must not move the scan to (nothing was changed). */
+export class RescanError extends BaseError {
+  static override code = "RESCAN";
+}

@@ -77,6 +77,18 @@ export function createPaymentSink({
   }
 
   const applyBatch = db.transaction((batch: ScanBatch): number => {
+    // NOTE: compare-and-set on the cursor. The watcher read it before it
+    // fetched the batch; if it moved meanwhile (`0xbtcpay rescan` moved it
+    // back), the batch no longer follows it: drop it, the watcher reads the
+    // cursor again and scans from there.
+    const stored = store.getCursor();
+    if (stored && stored.block_number !== batch.fromBlock - 1) {
+      log.info(
+        { from_block: batch.fromBlock, cursor: stored.block_number },
+        "the scan cursor moved under the batch (rescan): scanning again from the cursor",
+      );
+      return 0;
+    }
     const now = clock.now();
     noteHead(batch.head);
     const touched = new Set<string>();
@@ -123,9 +135,12 @@ export function createPaymentSink({
       const now = clock.now();
       changes.headMoved();
       const affected = store.forgetAbove(ancestor.number);
+      const stored = store.getCursor();
+      // A rescan may have moved the cursor below the ancestor meanwhile: keep it there.
+      const keep = stored !== undefined && stored.block_number < ancestor.number;
       store.moveCursor({
-        block_number: ancestor.number,
-        block_hash: ancestor.hash,
+        block_number: keep ? stored.block_number : ancestor.number,
+        block_hash: keep ? stored.block_hash : ancestor.hash,
         head_number: head,
         updated_at: now,
       });

@@ -27,8 +27,13 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
 }
 
 /** The newest schema version this build ships: the number of its last migration. */
-function newestSchemaVersion(migrations = listMigrations()): number {
+export function newestSchemaVersion(migrations = listMigrations()): number {
   return Math.max(0, ...migrations.map((m) => m.version));
+}
+
+/** The schema version of `db`: its newest applied migration (0: none, not a 0xbtcpay database). */
+export function schemaVersionOf(db: Db): number {
+  return Math.max(0, ...appliedVersions(db));
 }
 
 /** The migration versions recorded in `db`; none if it has no schema_migrations table yet. */
@@ -77,16 +82,19 @@ function checkSchema(
  * to date: the daemon's open. With `migrate: false` or `readonly` (a CLI
  * command, a second connection of a running daemon) it changes no schema: the
  * file must exist ({@link DatabaseMissingError}, nothing is created) and be at
- * this build's version ({@link SchemaTooOldError}).
+ * this build's version ({@link SchemaTooOldError}), unless `allowOlder` (a
+ * command that copies pages, not rows: `backup`).
  */
 export function openDatabase({
   path,
   readonly = false,
   migrate: migrateSchema = true,
+  allowOlder = false,
 }: {
   path: string;
   readonly?: boolean;
   migrate?: boolean;
+  allowOlder?: boolean;
 }): Db {
   const migrating = migrateSchema && !readonly;
   if (!migrating && path !== ":memory:" && !existsSync(path)) {
@@ -102,7 +110,7 @@ export function openDatabase({
     db.pragma("busy_timeout = 5000");
     db.pragma("foreign_keys = ON");
     // Before any migration: one from a newer build must stop us from adding ours.
-    checkSchema(db, { path, current: !migrating });
+    checkSchema(db, { path, current: !migrating && !allowOlder });
     if (migrating) migrate(db);
   } catch (error) {
     db.close();

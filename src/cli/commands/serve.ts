@@ -35,7 +35,10 @@ Example:
       const logger = createLogger({ level: config.log.level });
       try {
         const daemon = await startDaemon({ config, logger });
-        onSignals(() => daemon.stop());
+        onSignals((signal) => {
+          logger.info({ signal }, "signal received: stopping (send it again to force)");
+          return daemon.stop();
+        });
         daemon.done.then(
           () => process.exit(0),
           () => process.exit(1),

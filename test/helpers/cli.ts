@@ -1,0 +1,140 @@
+/**
+ * The real `bin/0xbtcpay` as a child process: one-shot commands, and `serve`
+ * as a daemon the test can signal, read the log of and wait for.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { DEV_XPUB } from "../../src/chain/anvil.ts";
+import { LOOPBACK_TARGETS } from "./index.ts";
+
+const run = promisify(execFile);
+export const BIN = "bin/0xbtcpay";
+
+/**
+ * Timeout for a test that runs several child processes: each starts slowly on
+ * a loaded machine (tsx, then the command). A bound, not a measurement.
+ */
+export const CHILD_PROCESS_TIMEOUT_MS = 240_000;
+
+export type CliResult = { code: number; stdout: string; stderr: string };
+
+/** Runs `0xbtcpay ...args` to completion with a bare environment. */
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      timeout: 120_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Writes a daemon config (ports 0 on 127.0.0.1, info logs) to `dir`; returns its path. */
+export function writeDaemonConfig(
+  dir: string,
+  {
+    rpcUrl,
+    token,
+    dbPath,
+    chain = {},
+    postbacks = {},
+    name = "config.json",
+  }: {
+    rpcUrl: string;
+    token: string;
+    dbPath: string;
+    chain?: Record<string, unknown>;
+    postbacks?: Record<string, unknown>;
+    name?: string;
+  },
+): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    JSON.stringify({
+      chain: { rpcUrl, chainId: 31337, token, confirmations: 1, pollIntervalMs: 50, ...chain },
+      wallet: { xpub: DEV_XPUB },
+      private: { host: "127.0.0.1", port: 0 },
+      public: { host: "127.0.0.1", port: 0 },
+      postbacks: { allowTargets: LOOPBACK_TARGETS, ...postbacks },
+      database: { path: dbPath },
+      log: { level: "info" },
+    }),
+  );
+  return path;
+}
+
+export type DaemonChild = {
+  child: ChildProcess;
+  privateUrl: string;
+  publicUrl: string;
+  /** Everything written to stderr so far. */
+  log(): string;
+  /** Resolves once a complete stderr line contains `text`. */
+  waitForLog(text: string): Promise<string>;
+  /** Resolves with the exit code (null if killed by a signal) once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill9(): Promise<void>;
+};
+
+/**
+ * `0xbtcpay serve --config configPath` as a child process; resolves once it
+ * logs "daemon started". Register `stop` from the result for cleanup.
+ */
+export async function spawnDaemon(configPath: string): Promise<DaemonChild> {
+  const child = spawn(process.execPath, [BIN, "serve", "--config", configPath], {
+    env: { PATH: process.env.PATH ?? "" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  let log = "";
+  const waiters: Array<{ text: string; resolve(line: string): void }> = [];
+  child.stderr?.on("data", (chunk) => {
+    log += chunk;
+    // Complete lines only: the last piece may be half a line.
+    const lines = log.split("\n").slice(0, -1);
+    for (const waiter of [...waiters]) {
+      const line = lines.find((l) => l.includes(waiter.text));
+      if (line !== undefined) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  });
+  const waitForLog = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const line = log
+        .split("\n")
+        .slice(0, -1)
+        .find((l) => l.includes(text));
+      if (line !== undefined) return resolve(line);
+      waiters.push({ text, resolve });
+      void exited.then(({ code }) =>
+        reject(new Error(`daemon exited (${code}) before logging ${text}: ${log}`)),
+      );
+    });
+  const started = JSON.parse(await waitForLog('"daemon started"')) as {
+    private_url: string;
+    public_url: string;
+  };
+  return {
+    child,
+    privateUrl: started.private_url,
+    publicUrl: started.public_url,
+    log: () => log,
+    waitForLog,
+    exited,
+    async kill9() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
