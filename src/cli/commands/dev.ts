@@ -8,7 +8,7 @@ import pretty from "pino-pretty";
 import { createWalletClient, type Hex, http } from "viem";
 import { foundry } from "viem/chains";
 import { testTokenAbi } from "../../../contracts-abi/index.ts";
-import { ANVIL_ACCOUNTS, startLocalChain } from "../../chain/anvil.ts";
+import { ANVIL_ACCOUNTS, anvilBinaryPath, startLocalChain } from "../../chain/anvil.ts";
 import { loadConfig } from "../../config/index.ts";
 import { startDaemon } from "../../daemon.ts";
 import { createLogger } from "../../internal/logger.ts";
@@ -59,6 +59,11 @@ async function runDev(options: { config: string; chainPort?: number }) {
     }
   })();
 
+  try {
+    anvilBinaryPath();
+  } catch (error) {
+    exitOnError(error);
+  }
   print("0xbtcpay dev: starting a local anvil chain (a block every second)…");
   const wanted = options.chainPort ?? 8545;
   // A taken port makes anvil exit at once; then anvil picks a free one itself.
