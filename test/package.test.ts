@@ -60,9 +60,20 @@ beforeAll(async () => {
   mkdirSync(app);
   // --prefer-offline: packages come from npm's cache when it has them (the
   // repo's own `npm ci` filled it), from the registry otherwise.
+  // NOTE: --prefix: npm looks for the project upward from its folder, and
+  // would install into any package.json above a temporary folder.
   const install = await run(
     "npm",
-    ["install", tarball, "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts"],
+    [
+      "install",
+      tarball,
+      "--prefix",
+      app,
+      "--prefer-offline",
+      "--no-audit",
+      "--no-fund",
+      "--foreground-scripts",
+    ],
     { cwd: app, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 },
   );
   installLog = `${install.stdout}\n${install.stderr}`;
