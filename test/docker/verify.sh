@@ -22,7 +22,8 @@
 # and the HEALTHCHECK, SIGTERM and the exit code, the database still in the
 # volume, and a look inside the image (user, no compiler, no anvil, no
 # TypeScript, no build leftovers). Containers, volume and work files are
-# removed at the end; the two images stay for the next run.
+# removed at the end; the base, the image and podman's cache of the build
+# stages stay for the next run (`podman image prune` drops the cache).
 #
 # Nothing is fetched but Debian packages (mmdebstrap, apt-get in the image's
 # deps stage) and npm packages. Every port is on 127.0.0.1.
