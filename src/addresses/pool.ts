@@ -12,6 +12,7 @@
  * serves status pages does not carry it.
  */
 import { Worker } from "node:worker_threads";
+import { workerModule } from "../internal/background.ts";
 import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { AddressDeriver } from "./index.ts";
@@ -65,7 +66,7 @@ export function createAddressPool({
   function start(): Worker | undefined {
     if (worker || closed || failed) return worker;
     try {
-      const started = new Worker(new URL("./pool-worker.mjs", import.meta.url), {
+      const started = new Worker(workerModule("pool-worker", import.meta.url), {
         workerData: { xpub },
       });
       type Chunk = { from: number; addresses: (string | null)[] };

@@ -16,6 +16,7 @@ import {
 } from "viem";
 import { foundry } from "viem/chains";
 import { testTokenAbi, testTokenBytecode } from "../../contracts-abi/index.ts";
+import { AnvilMissingError } from "../internal/errors.ts";
 
 /** Anvil's well-known test mnemonic; its accounts are funded with ETH. */
 export const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
@@ -42,13 +43,22 @@ export const ANVIL_ACCOUNTS = [
   "0xa0ee7a142d267c1f36714e4a8f75612f20a79720",
 ] as const satisfies readonly Hex[];
 
-/** Path of the anvil binary shipped by the `@foundry-rs/anvil` npm package. */
+/**
+ * Path of the anvil binary shipped by the `@foundry-rs/anvil` npm package (a
+ * devDependency). Throws AnvilMissingError where it is not installed, as in a
+ * production install.
+ */
 export function anvilBinaryPath(): string {
   const arch = process.arch === "x64" ? "amd64" : process.arch;
   const platform = process.platform;
   const pkg = `@foundry-rs/anvil-${platform}-${arch}`;
   const require = createRequire(import.meta.url);
-  const dir = dirname(require.resolve(`${pkg}/package.json`));
+  let dir: string;
+  try {
+    dir = dirname(require.resolve(`${pkg}/package.json`));
+  } catch (error) {
+    throw new AnvilMissingError({ cause: error });
+  }
   return join(dir, "bin", platform === "win32" ? "anvil.exe" : "anvil");
 }
 

@@ -23,3 +23,14 @@ export function lowerThreadPriority(): boolean {
     return false;
   }
 }
+
+/**
+ * URL of the worker module `name` beside the module that starts it
+ * (`callerUrl`: its `import.meta.url`). Compiled (dist/, production), that is
+ * `name.js`, the worker itself. Run from the TypeScript sources (`npm start`,
+ * the tests), it is `name.mjs`, a bootstrap that loads `name.ts` through tsx:
+ * a worker thread does not inherit the loader its parent registered.
+ */
+export function workerModule(name: string, callerUrl: string): URL {
+  return new URL(callerUrl.endsWith(".ts") ? `./${name}.mjs` : `./${name}.js`, callerUrl);
+}

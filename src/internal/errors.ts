@@ -113,6 +113,20 @@ export class DatabaseLockedError extends BaseError {
   }
 }
 
+/**
+ * The anvil binary (npm package `@foundry-rs/anvil`, a devDependency) is not
+ * installed: production installs leave it out, and only `dev` needs it.
+ */
+export class AnvilMissingError extends BaseError {
+  static override code = "ANVIL_MISSING";
+  constructor({ cause }: { cause?: unknown } = {}) {
+    super(
+      "the local chain needs the anvil binary from the npm package @foundry-rs/anvil, a development dependency that production installs leave out: run `npm ci` in a checkout of 0xbtcpay, or `npm install @foundry-rs/anvil` beside this one",
+      { cause },
+    );
+  }
+}
+
 /** Decides whether an operation that threw `error` should be tried again. */
 export function shouldRetry(error: unknown): boolean {
   if (error instanceof BaseError) return error.retryable;

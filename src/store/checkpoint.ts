@@ -25,6 +25,7 @@
  * does not carry it.
  */
 import { Worker } from "node:worker_threads";
+import { workerModule } from "../internal/background.ts";
 import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Db } from "./index.ts";
@@ -121,7 +122,7 @@ export function startCheckpointer({
       log.warn({ err: why }, "WAL checkpointer stopped: checkpoints run in the main thread again");
     };
     try {
-      const started = new Worker(new URL("./checkpoint-worker.mjs", import.meta.url), {
+      const started = new Worker(workerModule("checkpoint-worker", import.meta.url), {
         workerData: { path, intervalMs, assistFrames: ASSIST_FRAMES },
       });
       worker = started;

@@ -8,7 +8,7 @@ import pretty from "pino-pretty";
 import { createWalletClient, defineChain, erc20Abi, type Hex, http, isAddress } from "viem";
 import { foundry } from "viem/chains";
 import { MAINNET_0XBTC, testTokenAbi } from "../../../contracts-abi/index.ts";
-import { ANVIL_ACCOUNTS, startLocalChain } from "../../chain/anvil.ts";
+import { ANVIL_ACCOUNTS, anvilBinaryPath, startLocalChain } from "../../chain/anvil.ts";
 import { defaultChainName, loadConfig } from "../../config/index.ts";
 import { startDaemon } from "../../daemon.ts";
 import { createLogger } from "../../internal/logger.ts";
@@ -68,6 +68,11 @@ async function runDev(options: DevOptions) {
     }
   })();
 
+  try {
+    anvilBinaryPath();
+  } catch (error) {
+    exitOnError(error);
+  }
   const fork = options.forkUrl
     ? { url: options.forkUrl, blockNumber: options.forkBlock }
     : undefined;

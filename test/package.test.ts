@@ -1,0 +1,257 @@
+/**
+ * The npm package, as a user gets it: `npm pack` (which builds dist/ through
+ * prepack), `npm install <tarball>` into an empty folder, then the installed
+ * `0xbtcpay` runs its commands, and `serve` takes a payment end to end from
+ * the compiled JavaScript (migrations, worker threads and checkout assets
+ * read from dist/).
+ *
+ * The install compiles better-sqlite3 from its sources, as it does on any
+ * machine where its prebuilt binary cannot be downloaded (here GitHub is out
+ * of reach: prebuild-install fails and node-gyp builds against the Node
+ * headers that npm's `nodedir` names). That compile is most of this file's
+ * time: one to four minutes, depending on the machine's load.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { HDKey } from "@scure/bip32";
+import { mnemonicToSeedSync } from "@scure/bip39";
+import type { Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ANVIL_ACCOUNTS, ANVIL_MNEMONIC, DEV_XPUB } from "../src/chain/anvil.ts";
+import {
+  LOOPBACK_TARGETS,
+  startTestChain,
+  type TestChain,
+  tempDir,
+  tokens,
+  waitFor,
+} from "./helpers/index.ts";
+
+const run = promisify(execFile);
+const dir = tempDir();
+const app = join(dir.path, "app");
+const installed = join(app, "node_modules", "0xbtcpay");
+let installLog = "";
+
+/** Runs the installed package's bin through npx, in the folder it was installed in. */
+async function npx(args: string[]) {
+  try {
+    const { stdout, stderr } = await run("npx", ["--no-install", "0xbtcpay", ...args], {
+      cwd: app,
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  const packed = await run("npm", ["pack", "--pack-destination", dir.path], {
+    cwd: process.cwd(),
+    timeout: 180_000,
+  });
+  const tarball = join(dir.path, packed.stdout.trim().split("\n").at(-1) ?? "");
+  expect(existsSync(tarball)).toBe(true);
+  mkdirSync(app);
+  // --prefer-offline: packages come from npm's cache when it has them (the
+  // repo's own `npm ci` filled it), from the registry otherwise.
+  // NOTE: --prefix: npm looks for the project upward from its folder, and
+  // would install into any package.json above a temporary folder.
+  const install = await run(
+    "npm",
+    [
+      "install",
+      tarball,
+      "--prefix",
+      app,
+      "--prefer-offline",
+      "--no-audit",
+      "--no-fund",
+      "--foreground-scripts",
+    ],
+    { cwd: app, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 },
+  );
+  installLog = `${install.stdout}\n${install.stderr}`;
+}, 720_000);
+
+afterAll(() => dir.cleanup());
+
+describe("the packed npm package", () => {
+  test("installs the compiled daemon only: dist/, no sources, no TypeScript loader or compiler, no anvil", () => {
+    expect(readdirSync(installed).sort()).toEqual([
+      "README.md",
+      "bin",
+      "config",
+      "dist",
+      "package.json",
+    ]);
+    expect(existsSync(join(installed, "dist", "src", "cli", "index.js"))).toBe(true);
+    expect(existsSync(join(installed, "dist", "src", "addresses", "pool-worker.js"))).toBe(true);
+    expect(existsSync(join(installed, "dist", "src", "store", "checkpoint-worker.js"))).toBe(true);
+    expect(existsSync(join(installed, "dist", "src", "store", "migrations", "0001_init.sql"))).toBe(
+      true,
+    );
+    const modules = join(app, "node_modules");
+    for (const absent of ["tsx", "esbuild", "typescript", "@foundry-rs", "vitest"]) {
+      expect(existsSync(join(modules, absent)), absent).toBe(false);
+    }
+    // Compiled here, from better-sqlite3's own sources.
+    expect(installLog).toMatch(/gyp info ok/);
+    expect(
+      existsSync(join(modules, "better-sqlite3", "build", "Release", "better_sqlite3.node")),
+    ).toBe(true);
+  });
+
+  test("npx 0xbtcpay --help and serve --help", async () => {
+    const help = await npx(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: 0xbtcpay \[options\] \[command\]/);
+    for (const command of ["serve", "dev", "derive", "secret", "postbacks", "apikey"]) {
+      expect(help.stdout).toContain(`\n  ${command} `);
+    }
+    const serve = await npx(["serve", "--help"]);
+    expect(serve.code).toBe(0);
+    expect(serve.stdout).toMatch(/^Usage: 0xbtcpay serve \[options\]/);
+    expect(serve.stdout).toContain("OXBTCPAY_RPC_URL");
+    // Another command may be added by then: doctor checks a config without starting anything.
+    if (help.stdout.includes("\n  doctor ")) {
+      const doctor = await npx(["doctor", "--help"]);
+      expect(doctor.code).toBe(0);
+      expect(doctor.stdout).toMatch(/^Usage: 0xbtcpay doctor/);
+    }
+  });
+
+  test("npx 0xbtcpay derive prints anvil's accounts from their xpub", async () => {
+    const xpub = HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC)).derive(
+      "m/44'/60'/0'/0",
+    ).publicExtendedKey;
+    const derived = await npx(["derive", "--xpub", xpub, "--count", "3"]);
+    expect(derived).toEqual({
+      code: 0,
+      stdout: ANVIL_ACCOUNTS.slice(0, 3)
+        .map((address, i) => `${i}\t${address}\n`)
+        .join(""),
+      stderr: "",
+    });
+  });
+
+  test("npx 0xbtcpay dev says that the anvil binary is a development dependency", async () => {
+    const dev = await npx(["dev"]);
+    expect(dev.code).toBe(1);
+    expect(dev.stdout).toBe("");
+    expect(dev.stderr).toBe(
+      "0xbtcpay: the local chain needs the anvil binary from the npm package @foundry-rs/anvil, a development dependency that production installs leave out: run `npm ci` in a checkout of 0xbtcpay, or `npm install @foundry-rs/anvil` beside this one\n",
+    );
+  });
+
+  describe("serve, from the installed package", () => {
+    let chain: TestChain;
+    let child: ChildProcess | undefined;
+    let stderr = "";
+    beforeAll(async () => {
+      chain = await startTestChain();
+      await chain.mint(chain.token, ANVIL_ACCOUNTS[1], tokens(10));
+    });
+    afterAll(async () => {
+      child?.kill("SIGKILL");
+      await chain?.stop();
+    });
+
+    test("takes a payment to paid, serves the checkout page and its assets, warns of nothing, exits 0 on SIGTERM", async () => {
+      const configPath = join(dir.path, "config.json");
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          chain: {
+            rpcUrl: chain.rpcUrl,
+            chainId: 31337,
+            token: chain.token,
+            confirmations: 2,
+            pollIntervalMs: 50,
+          },
+          wallet: { xpub: DEV_XPUB },
+          private: { host: "127.0.0.1", port: 0 },
+          public: { host: "127.0.0.1", port: 0 },
+          postbacks: {
+            allowTargets: LOOPBACK_TARGETS,
+            secret: `whsec_${randomBytes(32).toString("base64")}`,
+          },
+          database: { path: join(dir.path, "package.sqlite") },
+          log: { level: "info" },
+        }),
+      );
+      const started = spawn(
+        process.execPath,
+        [join(app, "node_modules", ".bin", "0xbtcpay"), "serve", "--config", configPath],
+        { cwd: app, stdio: ["ignore", "ignore", "pipe"], env: { PATH: process.env.PATH ?? "" } },
+      );
+      child = started;
+      started.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => started.once("exit", resolve));
+      const logLines = () =>
+        stderr
+          .split("\n")
+          .filter((line) => line.startsWith("{"))
+          .map((line) => JSON.parse(line) as Record<string, unknown> & { level: number });
+      const ready = await waitFor(() => logLines().find((l) => l.msg === "daemon started"), {
+        timeoutMs: 30_000,
+        what: `"daemon started" in ${stderr}`,
+      });
+      const privateUrl = ready.private_url as string;
+      const publicUrl = ready.public_url as string;
+
+      const reply = await fetch(privateUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "start_payment",
+          params: { amount: "2.5" },
+        }),
+      });
+      const { result } = (await reply.json()) as { result: { id: string; address: Hex } };
+      expect(result.id).toMatch(/^[0-9a-f]{16}$/);
+
+      const page = await fetch(`${publicUrl}/${result.id}`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const assets = [...html.matchAll(/\/assets\/checkout\.[0-9a-f]{12}\.(?:js|css)/g)].map(
+        (m) => m[0],
+      );
+      expect(assets.length).toBe(2);
+      for (const asset of assets) expect((await fetch(`${publicUrl}${asset}`)).status).toBe(200);
+
+      const tx = await chain.transfer({
+        token: chain.token,
+        from: ANVIL_ACCOUNTS[1],
+        to: result.address,
+        value: 250_000_000n,
+      });
+      await chain.mine(2);
+      const status = await waitFor(
+        async () => {
+          const body = (await (await fetch(`${publicUrl}/${result.id}/status.json`)).json()) as {
+            status: string;
+            tx_hash: string | null;
+          };
+          return body.status === "paid" ? body : undefined;
+        },
+        { what: "status paid" },
+      );
+      expect(status.tx_hash).toBe(tx);
+
+      started.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      // A worker that fails to load (a missing .js in dist/) is only a warning: none may appear.
+      expect(logLines().filter((l) => l.level >= 40)).toEqual([]);
+    });
+  });
+});
