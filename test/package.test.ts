@@ -14,7 +14,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { HDKey } from "@scure/bip32";
 import { mnemonicToSeedSync } from "@scure/bip39";
@@ -50,6 +50,14 @@ async function npx(args: string[]) {
   }
 }
 
+/** The folder whose include/node holds this Node's headers (Debian: /usr; the official tarball: its prefix). */
+function nodeHeadersDir(): string {
+  for (const dir of [process.env.npm_config_nodedir, dirname(dirname(process.execPath)), "/usr"]) {
+    if (dir && existsSync(join(dir, "include", "node", "node_api.h"))) return dir;
+  }
+  throw new Error("no Node headers (include/node/node_api.h): install nodejs's headers");
+}
+
 beforeAll(async () => {
   const packed = await run("npm", ["pack", "--pack-destination", dir.path], {
     cwd: process.cwd(),
@@ -58,8 +66,10 @@ beforeAll(async () => {
   const tarball = join(dir.path, packed.stdout.trim().split("\n").at(-1) ?? "");
   expect(existsSync(tarball)).toBe(true);
   mkdirSync(app);
-  // --prefer-offline: packages come from npm's cache when it has them (the
-  // repo's own `npm ci` filled it), from the registry otherwise.
+  // Nothing leaves the machine: --offline takes every package from npm's
+  // cache (the repo's own `npm ci` filled it), and better-sqlite3 compiles
+  // from its sources against this Node's headers instead of trying to
+  // download a prebuilt binary.
   // NOTE: --prefix: npm looks for the project upward from its folder, and
   // would install into any package.json above a temporary folder.
   const install = await run(
@@ -69,12 +79,21 @@ beforeAll(async () => {
       tarball,
       "--prefix",
       app,
-      "--prefer-offline",
+      "--offline",
       "--no-audit",
       "--no-fund",
       "--foreground-scripts",
     ],
-    { cwd: app, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 },
+    {
+      cwd: app,
+      timeout: 600_000,
+      maxBuffer: 64 * 1024 * 1024,
+      env: {
+        ...process.env,
+        npm_config_build_from_source: "true",
+        npm_config_nodedir: nodeHeadersDir(),
+      },
+    },
   );
   installLog = `${install.stdout}\n${install.stderr}`;
 }, 720_000);
