@@ -9,6 +9,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RpcCallRecord } from "../chain/client.ts";
 import { classifyProviderError } from "../chain/errors.ts";
@@ -39,15 +41,26 @@ export type OpsMetrics = {
   watchServer(server: Server, port: PortName, routeOf: RouteOf): void;
 };
 
-/** The version in package.json: read once, "unknown" if it cannot be. */
+/**
+ * The version in 0xbtcpay's package.json, "unknown" if it cannot be read.
+ * NOTE: the sources sit two folders below the package root (src/ops), the
+ * build three (dist/src/ops): look upward for the package itself.
+ */
 function packageVersion(): string {
-  try {
-    const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
-    const version = (JSON.parse(text) as { version?: unknown }).version;
-    return typeof version === "string" ? version : "unknown";
-  } catch {
-    return "unknown";
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 4; depth++) {
+    dir = dirname(dir);
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === "0xbtcpay") return typeof pkg.version === "string" ? pkg.version : "unknown";
+    } catch {
+      // not here: one folder up
+    }
   }
+  return "unknown";
 }
 
 const VERSION = packageVersion();
