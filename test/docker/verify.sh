@@ -164,7 +164,7 @@ podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c '
   if find / -xdev -name anvil -type f 2>/dev/null | grep -q .; then echo "anvil binary in the image"; exit 1; fi
   echo "better-sqlite3 keeps: $(cd node_modules/better-sqlite3 && find build -type f)"
   test "$(cd node_modules/better-sqlite3 && find build -type f)" = build/Release/better_sqlite3.node
-  leftovers=$(find /app/node_modules -type f \( -name "*.o" -o -name "*.a" -o -name "*.gypi" -o -name "*.mk" -o -name Makefile \))
+  leftovers=$(find /app/node_modules -type f \( -name "*.o" -o -name "*.a" -o -name "*.gypi" -o -name "*.mk" -o \( -name Makefile -path "*/build/*" \) \))
   for dir in deps src; do [ ! -e "node_modules/better-sqlite3/$dir" ] || leftovers="$leftovers better-sqlite3/$dir"; done
   if [ -n "$leftovers" ]; then echo "native build leftovers in /app/node_modules: $leftovers"; exit 1; fi
   echo "no compiler, no curl, no tsx/typescript/esbuild/anvil/vitest, no src/ or test/, no build leftovers"
