@@ -69,16 +69,20 @@ export type LocalChain = Awaited<ReturnType<typeof startLocalChain>>;
  * (no `port`, or 0). With `blockTime` it mines on a timer (dev); without, it
  * mines only when told to (`mine`), which is what tests want. Rejects if the
  * port is taken. With `fork`, anvil forks that network (at its head, or at
- * `fork.blockNumber`) and keeps its chain id.
+ * `fork.blockNumber`) and keeps its chain id; otherwise the chain id is
+ * `chainId` (default 31337), so that two local chains can stand for two
+ * networks.
  */
 export async function startLocalChain({
   port = 0,
   blockTime,
   fork,
+  chainId = foundry.id,
 }: {
   port?: number;
   blockTime?: number;
   fork?: { url: string; blockNumber?: number | undefined } | undefined;
+  chainId?: number;
 } = {}) {
   // NOTE: port 0 lets anvil bind a free port and print it. Picking a free
   // port first and handing its number to anvil leaves a moment in which
@@ -92,7 +96,7 @@ export async function startLocalChain({
           forkUrl: fork.url,
           ...(fork.blockNumber === undefined ? {} : { forkBlockNumber: fork.blockNumber }),
         }
-      : { chainId: foundry.id }),
+      : { chainId }),
     startTimeout: 60_000,
     ...(blockTime ? { blockTime } : { noMining: true }),
   });
@@ -114,7 +118,11 @@ export async function startLocalChain({
   const chosenPort = Number(listening[1]);
   const rpcUrl = `http://127.0.0.1:${chosenPort}`;
   // A fork keeps the forked network's chain id.
-  const chain: Chain = fork ? defineChain({ ...foundry, id: await chainIdAt(rpcUrl) }) : foundry;
+  const chain: Chain = fork
+    ? defineChain({ ...foundry, id: await chainIdAt(rpcUrl) })
+    : chainId === foundry.id
+      ? foundry
+      : defineChain({ ...foundry, id: chainId });
   const client = createTestClient({
     mode: "anvil",
     chain,

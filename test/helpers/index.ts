@@ -57,9 +57,12 @@ export async function waitFor<T>(
 
 export type TestChain = LocalChain & { token: Hex };
 
-/** anvil (mining only when told) with the test token deployed and payer accounts funded. */
-export async function startTestChain(): Promise<TestChain> {
-  const chain = await startLocalChain();
+/**
+ * anvil (mining only when told) with the test token deployed; with
+ * `chainId`, a chain of that id (two chains stand for two networks).
+ */
+export async function startTestChain(options: { chainId?: number } = {}): Promise<TestChain> {
+  const chain = await startLocalChain(options);
   const token = await chain.deployToken();
   return { ...chain, token };
 }
