@@ -19,6 +19,11 @@ export type ChainClient = {
    * with an empty list, which a range query would do.
    */
   transfersInBlock(params: { token: string; block: BlockHeader }): Promise<TokenTransfer[]>;
+  /**
+   * What `token`'s `decimals()` answers at the head; undefined if it answers
+   * nothing a uint8 can be read from (no contract at that address).
+   */
+  decimals(token: string): Promise<number | undefined>;
   /** All Transfer logs of `token` in blocks `fromBlock..toBlock`. */
   transfers(params: {
     token: string;
@@ -49,6 +54,21 @@ type RawLog = {
 };
 
 const toHex = (n: number): Hex => `0x${n.toString(16)}`;
+
+/** The selector of ERC-20 `decimals()`. */
+const DECIMALS_SELECTOR = "0x313ce567";
+
+/** Whether a failed call's causes say the node executed it and it reverted (JSON-RPC code 3). */
+function reverted(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 10; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (code === 3 || (typeof message === "string" && /execution reverted/i.test(message))) {
+      return true;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
 
 /**
  * Decodes raw logs into transfers, skipping pending logs and logs that are
@@ -140,6 +160,20 @@ export function createChainClient({
         parentHash: block.parentHash.toLowerCase(),
         timestamp: Number(block.timestamp),
       };
+    },
+    async decimals(token) {
+      let answer: string;
+      try {
+        answer = await call<string>("eth_call", [{ to: token, data: DECIMALS_SELECTOR }, "latest"]);
+      } catch (error) {
+        // The node answered that the call reverted: no decimals() there.
+        if (reverted(error)) return undefined;
+        throw error;
+      }
+      // A uint8 in one 32-byte word; an address without code answers "0x".
+      if (typeof answer !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(answer)) return undefined;
+      const value = BigInt(answer);
+      return value <= 255n ? Number(value) : undefined;
     },
     async transfers({ token, fromBlock, toBlock }) {
       const logs = await call<RawLog[]>("eth_getLogs", [

@@ -54,6 +54,9 @@ export function createChainWatcher({
   logger,
   chainId,
   token,
+  decimals,
+  configKey = "chain",
+  network,
   pollIntervalMs,
   maxBlockRange,
   finalityDepth,
@@ -66,6 +69,15 @@ export function createChainWatcher({
   logger: Logger;
   chainId: number;
   token: string;
+  /**
+   * The decimals the config says the token has: checked once against its
+   * `decimals()` before the first scan; undefined: not checked.
+   */
+  decimals?: number | undefined;
+  /** Where the network sits in the config ("chain", "networks.1"), for messages. */
+  configKey?: string;
+  /** The network's name, for logs; undefined: the only one. */
+  network?: string | undefined;
   pollIntervalMs: number;
   maxBlockRange: number;
   /** Blocks below head − finalityDepth are taken as final and scanned by range. */
@@ -73,7 +85,10 @@ export function createChainWatcher({
   startBlock?: number | undefined;
   maxBackoffMs?: number;
 }): ChainWatcher {
-  const log = logger.child({ module: "chain" });
+  const log = logger.child(
+    network === undefined ? { module: "chain" } : { module: "chain", network },
+  );
+  const named = network === undefined ? "" : ` (${network})`;
   const stats: WatcherStats = {
     range: maxBlockRange,
     rangeShrinks: 0,
@@ -95,8 +110,21 @@ export function createChainWatcher({
     const actual = await client.chainId();
     if (actual !== chainId) {
       throw new ChainMismatchError(
-        `chain.chainId is ${chainId} but the RPC provider serves chain ${actual}`,
+        `${configKey}.chainId${named} is ${chainId} but the RPC provider serves chain ${actual}`,
       );
+    }
+    if (decimals !== undefined) {
+      const onChain = await client.decimals(token);
+      if (onChain === undefined) {
+        log.warn(
+          { token },
+          "the token does not answer decimals(): is there a contract at this address on this chain? (0xbtcpay doctor checks it)",
+        );
+      } else if (onChain !== decimals) {
+        throw new ChainMismatchError(
+          `${configKey}.decimals${named} is ${decimals} but the token ${token} answers decimals() ${onChain}: amounts would be misread`,
+        );
+      }
     }
     verified = true;
   }
