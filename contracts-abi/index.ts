@@ -13,6 +13,9 @@ export const TRANSFER_TOPIC: Hex =
 /** 0xBitcoin on Ethereum mainnet (ERC-20, 8 decimals). */
 export const MAINNET_0XBTC = "0xb6ed7644c69416d67b522e20bc294a9a9b405b31";
 
+/** The bridged 0xBitcoin on Polygon PoS, chain id 137 (ERC-20, 8 decimals). */
+export const POLYGON_0XBTC = "0x71b821aa52a49f32eed535fca6eb5aa130085978";
+
 export const testTokenAbi = [
   {
     type: "function",

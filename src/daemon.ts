@@ -1,7 +1,8 @@
 /**
  * Builds the running daemon from a validated config: database, deriver,
- * payment logic, chain watcher, postback sender and both HTTP ports.
- * The CLI's `serve` and `dev` commands and the tests start it through here.
+ * payment logic, one chain watcher per network, postback sender and both
+ * HTTP ports. The CLI's `serve` and `dev` commands and the tests start it
+ * through here.
  */
 
 import type { Server } from "node:http";
@@ -11,8 +12,9 @@ import { createFastAddressDeriver } from "./addresses/index.ts";
 import { createAddressPool } from "./addresses/pool.ts";
 import { createChainClient } from "./chain/client.ts";
 import { createHeadSubscription } from "./chain/heads.ts";
+import type { ChainSink } from "./chain/types.ts";
 import { type ChainWatcher, createChainWatcher } from "./chain/watcher.ts";
-import type { Config } from "./config/index.ts";
+import { type Config, type NetworkConfig, networksOf } from "./config/index.ts";
 import { createAllowlist } from "./internal/allowlist.ts";
 import { type Clock, createClock } from "./internal/clock.ts";
 import { type Drainable, drainable } from "./internal/drain.ts";
@@ -39,7 +41,10 @@ export type Daemon = {
   opsUrl: string | undefined;
   payments: Payments;
   sender: PostbackSender;
+  /** The first network's chain watcher (the only one with the single `chain` section). */
   watcher: ChainWatcher;
+  /** Each network's chain watcher, by name, in config order. */
+  watchers: ReadonlyMap<string, ChainWatcher>;
   /** The public port's open connections and refusals (tests, the bench). */
   publicConnections: Pick<ConnectionLimits, "open" | "openFrom" | "refused">;
   db: Db;
@@ -58,6 +63,17 @@ export type Daemon = {
 
 /** How long requests in flight get to finish once a stop begins; then their connections are cut. */
 export const DRAIN_TIMEOUT_MS = 5_000;
+
+/** What the checkout page shows of a network. */
+function checkoutNetworkOf(network: NetworkConfig) {
+  return {
+    chainId: network.chainId,
+    token: network.token,
+    networkName: network.displayName,
+    symbol: network.symbol,
+    explorerUrl: network.explorerUrl,
+  };
+}
 
 /** Whether `host` (a listen address) is reachable only from this machine. */
 function isLoopbackHost(host: string): boolean {
@@ -133,18 +149,39 @@ export async function startDaemon({
     logger,
   });
   shutdown.add(() => addresses.close());
+  const networks = networksOf(config);
+  const first = networks[0];
+  if (!first) throw new Error("the config has no network");
+  // Every network's token has 0xBTC's decimals (the config checks it).
+  const decimals = first.decimals;
+  const keepBlocksOf = (network: { finalityDepth: number }) =>
+    Math.max(256, network.finalityDepth * 2);
   const payments = createPayments({
     db,
     deriver: addresses,
     clock,
     logger,
-    chainId: config.chain.chainId,
-    token: config.chain.token,
-    decimals: config.chain.decimals,
-    requiredConfirmations: config.chain.confirmations,
+    // With `networks`, the wire carries the network fields; with the single
+    // `chain` section it stays as it always was.
+    ...(config.networks === undefined
+      ? {
+          chainId: first.chainId,
+          token: first.token,
+          requiredConfirmations: first.confirmations,
+        }
+      : {
+          networks: networks.map((network) => ({
+            name: network.name,
+            chainId: network.chainId,
+            token: network.token,
+            confirmations: network.confirmations,
+            keepBlocks: keepBlocksOf(network),
+          })),
+        }),
+    decimals,
     expiresAfterSeconds: config.payments.expiresAfter,
     monitorForSeconds: config.payments.monitorFor,
-    keepBlocks: Math.max(256, config.chain.finalityDepth * 2),
+    keepBlocks: keepBlocksOf(first),
     defaultEvents: config.postbacks.events,
     onEvents: () => sender?.wake(),
     onGroupCommit: () => void checkpointer?.touch(),
@@ -159,7 +196,7 @@ export async function startDaemon({
     outbox: payments.outbox,
     clock,
     logger,
-    decimals: config.chain.decimals,
+    decimals,
     timeoutMs: config.postbacks.timeoutMs,
     secrets:
       config.postbacks.secret === undefined
@@ -170,18 +207,32 @@ export async function startDaemon({
     dispatcher: guard.dispatcher,
   });
   sender = postbackSender;
-  const watcher = createChainWatcher({
-    client: createChainClient({ rpcUrl: config.chain.rpcUrl, onCall: metrics.observeRpc }),
-    sink: payments.sink,
-    clock,
-    logger,
-    chainId: config.chain.chainId,
-    token: config.chain.token,
-    pollIntervalMs: config.chain.pollIntervalMs,
-    maxBlockRange: config.chain.maxBlockRange,
-    finalityDepth: config.chain.finalityDepth,
-    startBlock: config.chain.startBlock,
-  });
+  // One watcher per network, each with its own client, cursor, block window,
+  // ranges and backoff: a network that is down or lagging stalls no other.
+  const watchers = new Map(
+    networks.map((network) => [
+      network.name,
+      createChainWatcher({
+        client: createChainClient({
+          rpcUrl: network.rpcUrl,
+          onCall: metrics.rpcObserver(network.name),
+        }),
+        sink: payments.sinks.get(network.name) as ChainSink,
+        clock,
+        logger,
+        chainId: network.chainId,
+        token: network.token,
+        decimals: network.decimals,
+        configKey: network.key,
+        network: config.networks === undefined ? undefined : network.name,
+        pollIntervalMs: network.pollIntervalMs,
+        maxBlockRange: network.maxBlockRange,
+        finalityDepth: network.finalityDepth,
+        startBlock: network.startBlock,
+      }),
+    ]),
+  );
+  const watcher = watchers.get(first.name) as ChainWatcher;
 
   const privateServer = createServer(
     createPrivateListener({
@@ -191,7 +242,7 @@ export async function startDaemon({
         config.private.trustProxy.length > 0
           ? createAllowlist({ allow: config.private.trustProxy, loopback: false })
           : undefined,
-      decimals: config.chain.decimals,
+      decimals,
       maxWholeTokens: BigInt(config.payments.maxAmount),
       logger,
       postbacks: {
@@ -222,13 +273,10 @@ export async function startDaemon({
           support: config.checkout.support,
           redirectAfterPaidSeconds: config.checkout.redirectAfterPaidSeconds,
           frameAncestors: config.checkout.frameAncestors,
-          chainId: config.chain.chainId,
-          token: config.chain.token,
-          networkName: config.chain.name,
-          symbol: config.chain.symbol,
-          explorerUrl: config.chain.explorerUrl,
+          ...checkoutNetworkOf(first),
         },
-        decimals: config.chain.decimals,
+        networks: new Map(networks.map((network) => [network.name, checkoutNetworkOf(network)])),
+        decimals,
         language: config.checkout.language,
         themeColor: config.checkout.themeColor,
         now: () => clock.now(),
@@ -252,14 +300,18 @@ export async function startDaemon({
         metrics,
         db,
         payments,
-        watcher,
+        networks: networks.map((network) => ({
+          name: network.name,
+          watcher: watchers.get(network.name) as ChainWatcher,
+          bounds: readinessBounds({
+            ready: config.ops.ready,
+            confirmations: network.confirmations,
+            pollIntervalMs: network.pollIntervalMs,
+          }),
+        })),
+        checksPerNetwork: config.networks !== undefined,
         sender: postbackSender,
         sseConnections: () => live.count(),
-        bounds: readinessBounds({
-          ready: config.ops.ready,
-          confirmations: config.chain.confirmations,
-          pollIntervalMs: config.chain.pollIntervalMs,
-        }),
         clock,
         logger,
       })
@@ -295,19 +347,24 @@ export async function startDaemon({
     throw error;
   }
 
-  const heads = config.chain.wsUrl
-    ? createHeadSubscription({
-        url: config.chain.wsUrl,
-        onHead: () => watcher.wake(),
-        clock,
-        logger,
-      })
-    : undefined;
+  const heads = networks.flatMap((network) =>
+    network.wsUrl
+      ? [
+          createHeadSubscription({
+            url: network.wsUrl,
+            onHead: () => watchers.get(network.name)?.wake(),
+            clock,
+            logger:
+              config.networks === undefined ? logger : logger.child({ network: network.name }),
+          }),
+        ]
+      : [],
+  );
   const loops = [
-    watcher.run(shutdown.signal),
+    ...[...watchers.values()].map((each) => each.run(shutdown.signal)),
     payments.deadlines.run(shutdown.signal),
     postbackSender.run(shutdown.signal),
-    ...(heads ? [heads.run(shutdown.signal)] : []),
+    ...heads.map((subscription) => subscription.run(shutdown.signal)),
   ].map((loop) =>
     loop.catch(async (error) => {
       log.fatal({ err: errorMessage(error) }, "stopping on a fatal error");
@@ -351,6 +408,7 @@ export async function startDaemon({
     payments,
     sender: postbackSender,
     watcher,
+    watchers,
     publicConnections,
     db,
     done,

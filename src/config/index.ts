@@ -5,23 +5,43 @@
 import { readFileSync } from "node:fs";
 import { isAddress } from "viem";
 import { z } from "zod";
-import { MAINNET_0XBTC } from "../../contracts-abi/index.ts";
+import { MAINNET_0XBTC, POLYGON_0XBTC } from "../../contracts-abi/index.ts";
 import { parseExtendedPublicKey } from "../addresses/index.ts";
 import { parseCidr } from "../internal/allowlist.ts";
 import { ConfigError, errorMessage } from "../internal/errors.ts";
 import { parseAmount } from "../payments/amount.ts";
-import { DEFAULT_EVENT_TYPES, EVENT_TYPES } from "../payments/lifecycle.ts";
+import {
+  ALL_EVENT_TYPES,
+  DEFAULT_EVENT_TYPES,
+  NETWORK_EVENT_TYPES,
+} from "../payments/lifecycle.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../postbacks/schedule.ts";
 import { secretKey } from "../postbacks/sign.ts";
 import { PERMISSIONS, parseKeyHash } from "../rpc/api-keys.ts";
+import { LEGACY_NETWORK } from "../store/payments.ts";
 
-/** Environment variables that may replace a key of the file (secrets stay out of files). */
+/**
+ * Environment variables that may replace a key of the file (secrets stay out
+ * of files). With `networks`, each network's RPC URL comes from
+ * `OXBTCPAY_RPC_URL_<NAME>` instead (see {@link RPC_URL_ENV_PREFIX}).
+ */
 export const ENV_OVERRIDES = {
   OXBTCPAY_XPUB: ["wallet", "xpub"],
   OXBTCPAY_RPC_URL: ["chain", "rpcUrl"],
   OXBTCPAY_POSTBACK_SECRET: ["postbacks", "secret"],
   OXBTCPAY_POSTBACK_PREVIOUS_SECRETS: ["postbacks", "previousSecrets"],
 } as const;
+
+/**
+ * `OXBTCPAY_RPC_URL_<NAME>` replaces `networks[i].rpcUrl` of the network
+ * named `<name>` (upper case): `OXBTCPAY_RPC_URL_POLYGON`.
+ */
+export const RPC_URL_ENV_PREFIX = "OXBTCPAY_RPC_URL_";
+
+/** The variable that holds the RPC URL of network `name`: `OXBTCPAY_RPC_URL_POLYGON`. */
+export function rpcUrlEnvOf(name: string): string {
+  return `${RPC_URL_ENV_PREFIX}${name.toUpperCase()}`;
+}
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
@@ -219,10 +239,13 @@ const supportContact = z
     { message: "expected an http(s) URL or an e-mail address" },
   );
 
-/** Display names and block explorers of well-known chains, for the checkout page. */
-const KNOWN_CHAINS: Record<number, { name: string; explorerUrl?: string }> = {
-  1: { name: "Ethereum", explorerUrl: "https://etherscan.io" },
-  137: { name: "Polygon", explorerUrl: "https://polygonscan.com" },
+/**
+ * Display names and block explorers of well-known chains, for the checkout
+ * page, and where 0xBitcoin lives on them (a `networks` entry's default token).
+ */
+const KNOWN_CHAINS: Record<number, { name: string; explorerUrl?: string; token?: string }> = {
+  1: { name: "Ethereum", explorerUrl: "https://etherscan.io", token: MAINNET_0XBTC },
+  137: { name: "Polygon", explorerUrl: "https://polygonscan.com", token: POLYGON_0XBTC },
   31337: { name: "Local chain (anvil)" },
 };
 
@@ -231,6 +254,152 @@ export function defaultChainName(chainId: number): string {
   return KNOWN_CHAINS[chainId]?.name ?? `Chain ${chainId}`;
 }
 
+/** A token contract address, stored lowercase. */
+const tokenAddress = z
+  .string()
+  .refine((value) => isAddress(value, { strict: false }), {
+    message: "expected a 0x-prefixed 20-byte address",
+  })
+  .transform((value) => value.toLowerCase());
+
+/** What `chain` and every `networks` entry say about a network besides its name, RPC URL, chain id and token. */
+const chainFields = {
+  decimals: z.number().int().min(0).max(36).default(8),
+  confirmations: z.number().int().min(1).max(1000).default(3),
+  pollIntervalMs: z.number().int().min(50).max(600_000).default(2000),
+  /** First block to scan on the very first start; default: the head at that moment. */
+  startBlock: z.number().int().min(0).optional(),
+  /** Largest eth_getLogs range, in blocks (shrunk on provider limits, grown back slowly). */
+  maxBlockRange: z.number().int().min(1).max(1_000_000).default(2000),
+  /**
+   * Blocks deeper than this below the head are taken as final and scanned by
+   * range; newer ones block by block with a parent-hash check (reorgs).
+   */
+  finalityDepth: z.number().int().min(1).max(10_000).default(64),
+  /** Optional websocket endpoint: newHeads only wakes the poller early. */
+  wsUrl: urlOf(["ws:", "wss:"], "expected a ws(s) URL").optional(),
+  /** The token's symbol as shoppers read it. */
+  symbol: z.string().trim().min(1).max(12).default("0xBTC"),
+  /** A block explorer's base URL (`<url>/tx/<hash>`); default by chain id, else none. */
+  explorerUrl: httpUrl.optional(),
+};
+
+/** The explorer URL a chain gets: the configured one, else the known chain's, without a trailing slash. */
+function explorerOf(chainId: number, configured: string | undefined): { explorerUrl?: string } {
+  const explorerUrl = (configured ?? KNOWN_CHAINS[chainId]?.explorerUrl)?.replace(/\/+$/, "");
+  return explorerUrl === undefined ? {} : { explorerUrl };
+}
+
+/** The single-chain section of the original config: one network, named "ethereum". */
+const chainSection = z
+  .object({
+    rpcUrl: httpUrl,
+    chainId: z.number().int().positive(),
+    token: tokenAddress.default(MAINNET_0XBTC),
+    ...chainFields,
+    /** The network's name as shoppers read it ("0xBTC on Ethereum"); default by chain id. */
+    name: z.string().trim().min(1).max(40).optional(),
+  })
+  .strict()
+  .transform(({ explorerUrl, ...chain }) => ({
+    ...chain,
+    name: chain.name ?? defaultChainName(chain.chainId),
+    ...explorerOf(chain.chainId, explorerUrl),
+  }));
+
+/** A network's name: the key of its env variable, its metrics label, what `start_payment` accepts. */
+export const NETWORK_NAME_PATTERN = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** The decimals of 0xBTC on every network it lives on. */
+export const TOKEN_DECIMALS = 8;
+
+/** One entry of `networks`. */
+const networkEntry = z
+  .object({
+    name: z.string().regex(NETWORK_NAME_PATTERN, {
+      message:
+        'expected a lowercase name such as "ethereum" or "polygon" (a letter, then letters, digits or underscores; at most 32)',
+    }),
+    rpcUrl: httpUrl,
+    chainId: z.number().int().positive(),
+    /** Default: 0xBitcoin's contract on a known chain (1, 137); required elsewhere. */
+    token: tokenAddress.optional(),
+    ...chainFields,
+    /** The network's name as shoppers read it; default by chain id. */
+    displayName: z.string().trim().min(1).max(40).optional(),
+  })
+  .strict()
+  .superRefine((entry, ctx) => {
+    if (entry.token === undefined && KNOWN_CHAINS[entry.chainId]?.token === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["token"],
+        message: `is required: 0xbtcpay knows no 0xBTC contract on chain ${entry.chainId}`,
+      });
+    }
+  })
+  .transform(({ explorerUrl, displayName, token, ...entry }) => ({
+    ...entry,
+    token: token ?? (KNOWN_CHAINS[entry.chainId]?.token as string),
+    displayName: displayName ?? defaultChainName(entry.chainId),
+    ...explorerOf(entry.chainId, explorerUrl),
+  }));
+
+/** `networks`: each name and chain id once, every token with 0xBTC's 8 decimals. */
+const networkList = z
+  .array(networkEntry)
+  .min(1)
+  .max(16)
+  .superRefine((entries, ctx) => {
+    const names = new Map<string, number>();
+    const chainIds = new Map<number, number>();
+    entries.forEach((entry, index) => {
+      const sameName = names.get(entry.name);
+      if (sameName !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "name"],
+          message: `duplicate network name "${entry.name}" (also networks.${sameName})`,
+        });
+      }
+      const sameChain = chainIds.get(entry.chainId);
+      if (sameChain !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "chainId"],
+          message: `chain id ${entry.chainId} is also networks.${sameChain}'s ("${entries[sameChain]?.name}"): each network once`,
+        });
+      }
+      if (entry.decimals !== TOKEN_DECIMALS) {
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "decimals"],
+          message: `is ${entry.decimals}, but a payment's amount is in 0xBTC, which has ${TOKEN_DECIMALS} decimals on every network: every network's token must have ${TOKEN_DECIMALS}`,
+        });
+      }
+      names.set(entry.name, names.get(entry.name) ?? index);
+      chainIds.set(entry.chainId, chainIds.get(entry.chainId) ?? index);
+    });
+  });
+
+/** The `chain` section as the daemon reads it. */
+export type ChainConfig = z.output<typeof chainSection>;
+
+/**
+ * One network the daemon watches, from a `networks` entry or from the
+ * single `chain` section (then named "ethereum"; see {@link networksOf}).
+ */
+export type NetworkConfig = Omit<ChainConfig, "name"> & {
+  /** "ethereum", "polygon": the network's name in the config, the database, metrics and the wire. */
+  name: string;
+  /** The network's name as shoppers read it ("Polygon"). */
+  displayName: string;
+  /** Where it sits in the config file, for messages: "chain" or "networks.1". */
+  key: string;
+};
+
+export { LEGACY_NETWORK };
+
 /** The public port's per-IP limit: `max` requests per `windowMs` (0: no limit). */
 const RATE_LIMIT_DEFAULT = { windowMs: 60_000, max: 600 };
 /** X-Forwarded-For is believed from a reverse proxy on the same host by default. */
@@ -238,48 +407,10 @@ const PUBLIC_TRUST_PROXY_DEFAULT = ["127.0.0.0/8", "::1"];
 
 export const configSchema = z
   .object({
-    chain: z
-      .object({
-        rpcUrl: httpUrl,
-        chainId: z.number().int().positive(),
-        token: z
-          .string()
-          .refine((value) => isAddress(value, { strict: false }), {
-            message: "expected a 0x-prefixed 20-byte address",
-          })
-          .transform((value) => value.toLowerCase())
-          .default(MAINNET_0XBTC),
-        decimals: z.number().int().min(0).max(36).default(8),
-        confirmations: z.number().int().min(1).max(1000).default(3),
-        pollIntervalMs: z.number().int().min(50).max(600_000).default(2000),
-        /** First block to scan on the very first start; default: the head at that moment. */
-        startBlock: z.number().int().min(0).optional(),
-        /** Largest eth_getLogs range, in blocks (shrunk on provider limits, grown back slowly). */
-        maxBlockRange: z.number().int().min(1).max(1_000_000).default(2000),
-        /**
-         * Blocks deeper than this below the head are taken as final and scanned by
-         * range; newer ones block by block with a parent-hash check (reorgs).
-         */
-        finalityDepth: z.number().int().min(1).max(10_000).default(64),
-        /** Optional websocket endpoint: newHeads only wakes the poller early. */
-        wsUrl: urlOf(["ws:", "wss:"], "expected a ws(s) URL").optional(),
-        /** The network's name as shoppers read it ("0xBTC on Ethereum"); default by chain id. */
-        name: z.string().trim().min(1).max(40).optional(),
-        /** The token's symbol as shoppers read it. */
-        symbol: z.string().trim().min(1).max(12).default("0xBTC"),
-        /** A block explorer's base URL (`<url>/tx/<hash>`); default by chain id, else none. */
-        explorerUrl: httpUrl.optional(),
-      })
-      .strict()
-      .transform((chain) => {
-        const known = KNOWN_CHAINS[chain.chainId];
-        const explorerUrl = (chain.explorerUrl ?? known?.explorerUrl)?.replace(/\/+$/, "");
-        return {
-          ...chain,
-          name: chain.name ?? defaultChainName(chain.chainId),
-          ...(explorerUrl === undefined ? {} : { explorerUrl }),
-        };
-      }),
+    /** The original single network; exactly one of `chain` and `networks` is given. */
+    chain: chainSection.optional(),
+    /** Several networks, one deposit address: each watched on its own. */
+    networks: networkList.optional(),
     wallet: z
       .object({
         xpub: z.string().superRefine((value, ctx) => {
@@ -387,7 +518,7 @@ export const configSchema = z
          * the original: its shops treat ANY POST as "paid".
          */
         events: z
-          .array(z.enum(EVENT_TYPES))
+          .array(z.enum(ALL_EVENT_TYPES))
           .min(1)
           .refine((list) => new Set(list).size === list.length, { message: "duplicate event type" })
           .default([...DEFAULT_EVENT_TYPES]),
@@ -444,10 +575,65 @@ export const configSchema = z
       .strict()
       .default({ level: "info" }),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.chain !== undefined && config.networks !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["networks"],
+        message:
+          'give either `chain` (one network) or `networks` (several), not both: move the chain section into networks as an entry named "ethereum"',
+      });
+    }
+    if (config.chain === undefined && config.networks === undefined) {
+      ctx.addIssue({ code: "custom", path: ["chain"], message: "is required (or `networks`)" });
+    }
+    if (config.networks === undefined) {
+      config.postbacks.events.forEach((type, index) => {
+        if ((NETWORK_EVENT_TYPES as readonly string[]).includes(type)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["postbacks", "events", index],
+            message: `${type} is only raised with \`networks\` (a single chain has no wrong network)`,
+          });
+        }
+      });
+    }
+  })
+  .transform(({ chain, networks, ...rest }) => ({
+    ...rest,
+    /**
+     * The `chain` section as given; with `networks`, the first network in
+     * its shape (kept so that code written for one chain still reads one).
+     * Read the networks through {@link networksOf}.
+     */
+    chain: chain ?? firstAsChain(networks),
+    /** `networks` as given; undefined with the single `chain` section. */
+    ...(networks === undefined ? {} : { networks }),
+  }));
+
+/** The first `networks` entry in the shape of the `chain` section. */
+function firstAsChain(networks: ReadonlyArray<z.output<typeof networkEntry>> | undefined) {
+  const first = networks?.[0];
+  if (!first) throw new Error("unreachable: the config has neither chain nor networks");
+  const { name: _name, displayName, ...chain } = first;
+  return { ...chain, name: displayName };
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+
+/**
+ * The networks a config watches, in config order: its `networks`, or the
+ * single `chain` section as one network named "ethereum".
+ */
+export function networksOf(config: Pick<Config, "chain" | "networks">): NetworkConfig[] {
+  if (config.networks === undefined) {
+    const { name: displayName, ...chain } = config.chain;
+    return [{ ...chain, name: LEGACY_NETWORK, displayName, key: "chain" }];
+  }
+  return config.networks.map((network, index) => ({ ...network, key: `networks.${index}` }));
+}
 
 /** Formats zod issues as "key: problem" lines. */
 function formatIssues(error: z.ZodError): string[] {
@@ -461,21 +647,68 @@ function formatIssues(error: z.ZodError): string[] {
   });
 }
 
+/**
+ * Puts `OXBTCPAY_RPC_URL_<NAME>` into the `networks` entry named `<name>`
+ * (in `merged`); returns the problems: such a variable for no network, or
+ * for a config with the single `chain` section, and `OXBTCPAY_RPC_URL` with
+ * `networks` (it names no network).
+ */
+function networkEnvOverrides(
+  merged: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+): string[] {
+  const issues: string[] = [];
+  const list = Array.isArray(merged.networks) ? (merged.networks as unknown[]) : undefined;
+  /** Each entry that has a name, by its variable. */
+  const byVariable = new Map<string, Record<string, unknown>>();
+  for (const entry of list ?? []) {
+    if (typeof entry !== "object" || entry === null) continue;
+    const name = (entry as { name?: unknown }).name;
+    if (typeof name === "string")
+      byVariable.set(rpcUrlEnvOf(name), entry as Record<string, unknown>);
+  }
+  const wanted = [...byVariable.keys()];
+  if (list !== undefined && env.OXBTCPAY_RPC_URL) {
+    issues.push(
+      `OXBTCPAY_RPC_URL: it replaces chain.rpcUrl, and this config has networks instead: set ${wanted.length > 0 ? wanted.join(", ") : "OXBTCPAY_RPC_URL_<NAME>"} (one per network)`,
+    );
+  }
+  for (const [variable, value] of Object.entries(env)) {
+    if (!variable.startsWith(RPC_URL_ENV_PREFIX) || value === undefined || value === "") continue;
+    const entry = byVariable.get(variable);
+    if (entry) {
+      entry.rpcUrl = value;
+    } else if (list === undefined) {
+      issues.push(
+        `${variable}: it names a network, and this config has the single chain section: set OXBTCPAY_RPC_URL`,
+      );
+    } else {
+      const name = variable.slice(RPC_URL_ENV_PREFIX.length).toLowerCase();
+      issues.push(`${variable}: no network named "${name}" in networks`);
+    }
+  }
+  return issues;
+}
+
 /** Validates an already-read config object (plus env overrides). Throws ConfigError. */
 export function parseConfig(raw: unknown, env: Record<string, string | undefined> = {}): Config {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new ConfigError(["(root): expected a JSON object"]);
   }
   const merged = structuredClone(raw) as Record<string, Record<string, unknown>>;
+  const envIssues = networkEnvOverrides(merged, env);
   for (const [name, [section, key]] of Object.entries(ENV_OVERRIDES)) {
     const value = env[name];
     if (value === undefined || value === "") continue;
+    // With `networks`, OXBTCPAY_RPC_URL has no chain section to go to (reported above).
+    if (name === "OXBTCPAY_RPC_URL" && "networks" in merged) continue;
     const target = merged[section];
     if (target !== undefined && (typeof target !== "object" || target === null)) continue;
     merged[section] = { ...(target ?? {}), [key]: value };
   }
   const result = configSchema.safeParse(merged);
-  if (!result.success) throw new ConfigError(formatIssues(result.error));
+  const issues = [...envIssues, ...(result.success ? [] : formatIssues(result.error))];
+  if (issues.length > 0 || !result.success) throw new ConfigError(issues);
   return result.data;
 }
 

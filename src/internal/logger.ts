@@ -27,6 +27,8 @@ export const REDACT_PATHS = [
   "rpcUrl",
   "*.rpcUrl",
   "config.chain.rpcUrl",
+  "networks[*].rpcUrl",
+  "config.networks[*].rpcUrl",
 ];
 
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {

@@ -2,10 +2,10 @@
  * The operations listener (`ops.host`/`ops.port`, off the public port):
  * `GET /livez`, `GET /readyz` and `GET /metrics` (Prometheus text).
  *
- * Every answer is cheap whatever the size of the database: the chain's
- * figures come from the watcher's memory, payments by status from the
+ * Every answer is cheap whatever the size of the database: each network's
+ * chain figures come from its watcher's memory (labelled `network`), payments by status from the
  * payment logic's in-memory tallies, the postback queue from one query on
- * a partial index of the pending events, the scan position from one row,
+ * a partial index of the pending events, each scan position from one row,
  * and readiness probes the database's write lock without writing. Nothing
  * here calls the RPC node: its health is what the watcher's own calls saw.
  */
@@ -20,6 +20,7 @@ import { type Db, probeWritable } from "../store/index.ts";
 import type { OpsMetrics, RouteOf } from "./metrics.ts";
 import {
   checkLiveness,
+  checkNetworksReadiness,
   checkReadiness,
   type HealthAnswer,
   type ReadinessBounds,
@@ -50,6 +51,14 @@ const ROUTES = new Set(["/livez", "/readyz", "/metrics"]);
 /** `/livez`, `/readyz`, `/metrics`, or `other`. */
 export const opsRouteOf: RouteOf = (_method, path) => (ROUTES.has(path) ? path : "other");
 
+/** A watched network as the ops room reads it. */
+export type OpsNetwork = {
+  name: string;
+  watcher: Pick<ChainWatcher, "stats">;
+  /** Its /readyz bounds (from `ops.ready` and its own confirmations and poll interval). */
+  bounds: ReadinessBounds;
+};
+
 /**
  * The ops listener over the daemon's parts. It registers the scrape-time
  * metrics (chain, payments, postbacks, SSE) on `metrics.registry`.
@@ -58,21 +67,27 @@ export function createOpsListener({
   metrics,
   db,
   payments,
-  watcher,
+  networks,
+  checksPerNetwork,
   sender,
   sseConnections,
-  bounds,
   clock,
   logger,
 }: {
   metrics: OpsMetrics;
   db: Db;
   payments: Pick<Payments, "scanPosition" | "tallies" | "outbox">;
-  watcher: Pick<ChainWatcher, "stats">;
+  /** Every watched network, in config order. */
+  networks: readonly OpsNetwork[];
+  /**
+   * /readyz names each network's checks ("polygon.rpc") and adds their
+   * verdicts (a config with `networks`); false: the single chain's checks
+   * under their plain names, as before there were several.
+   */
+  checksPerNetwork: boolean;
   sender: Pick<PostbackSender, "stats">;
   /** Live status streams open now (the public port's SSE). */
   sseConnections: () => number;
-  bounds: ReadinessBounds;
   clock: Pick<Clock, "now">;
   logger: Logger;
 }): OpsListener {
@@ -90,10 +105,10 @@ export function createOpsListener({
   }, HEARTBEAT_MS);
   heartbeat.unref();
 
-  /** The chain's position: the head from the watcher's memory, the scan from the cursor's row. */
-  function chainPosition() {
+  /** A network's position: the head from its watcher's memory, the scan from its cursor's row. */
+  function chainPosition({ name, watcher }: OpsNetwork) {
     const stats = watcher.stats();
-    const position = payments.scanPosition();
+    const position = payments.scanPosition(name);
     return {
       stats,
       // Before the node's first answer, the head stored with the cursor.
@@ -102,6 +117,21 @@ export function createOpsListener({
       scanned: position?.blockNumber ?? null,
     };
   }
+
+  /** A gauge with one sample per network. */
+  const networkGauge = (name: string, help: string, read: (network: OpsNetwork) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["network"],
+      registers: [registry],
+      collect() {
+        for (const network of networks) {
+          // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
+          this.set({ network: network.name }, read(network) ?? Number.NaN);
+        }
+      },
+    });
 
   const gauge = (name: string, help: string, read: () => number | null) =>
     new Gauge({
@@ -135,58 +165,76 @@ export function createOpsListener({
     });
 
   // NOTE: one collect sets the three position gauges (one cursor read per
-  // scrape); prom-client collects metrics in registration order, so the
-  // later two are set by the time they are written.
+  // network per scrape); prom-client collects metrics in registration
+  // order, so the later two are set by the time they are written.
   const scanned = new Gauge({
     name: "oxbtcpay_chain_scanned_block",
-    help: "The last block whose transfers are fully recorded (the scan cursor).",
+    help: "The last block of a network whose transfers are fully recorded (its scan cursor).",
+    labelNames: ["network"],
     registers: [],
   });
   const behind = new Gauge({
     name: "oxbtcpay_chain_blocks_behind",
-    help: "Head block minus scanned block: blocks not scanned yet.",
+    help: "A network's head block minus its scanned block: blocks not scanned yet.",
+    labelNames: ["network"],
     registers: [],
   });
   const head = new Gauge({
     name: "oxbtcpay_chain_head_block",
-    help: "The newest block number the chain node reported.",
+    help: "The newest block number a network's chain node reported.",
+    labelNames: ["network"],
     registers: [],
     collect() {
-      const position = chainPosition();
-      // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
-      this.set(position.head ?? Number.NaN);
-      scanned.set(position.scanned ?? Number.NaN);
-      behind.set(
-        position.head === null || position.scanned === null
-          ? Number.NaN
-          : Math.max(0, position.head - position.scanned),
-      );
+      for (const network of networks) {
+        const labels = { network: network.name };
+        const position = chainPosition(network);
+        // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
+        this.set(labels, position.head ?? Number.NaN);
+        scanned.set(labels, position.scanned ?? Number.NaN);
+        behind.set(
+          labels,
+          position.head === null || position.scanned === null
+            ? Number.NaN
+            : Math.max(0, position.head - position.scanned),
+        );
+      }
     },
   });
   for (const metric of [head, scanned, behind]) registry.registerMetric(metric);
-  gauge(
+  networkGauge(
     "oxbtcpay_chain_head_age_seconds",
-    "Seconds since the head block number last changed (since start if the node has not answered yet).",
-    () => (clock.now() - (watcher.stats().headSince ?? startedAt)) / 1000,
+    "Seconds since a network's head block number last changed (since start if its node has not answered yet).",
+    ({ watcher }) => (clock.now() - (watcher.stats().headSince ?? startedAt)) / 1000,
   );
-  gauge(
+  networkGauge(
     "oxbtcpay_chain_getlogs_range_blocks",
-    "The current eth_getLogs block range (shrunk when the provider refuses a range).",
-    () => watcher.stats().range,
+    "A network's current eth_getLogs block range (shrunk when the provider refuses a range).",
+    ({ watcher }) => watcher.stats().range,
   );
-  gauge(
+  networkGauge(
     "oxbtcpay_chain_reorg_depth_max_blocks",
-    "The deepest reorg seen since start, in blocks.",
-    () => watcher.stats().deepestReorg,
+    "The deepest reorg seen on a network since start, in blocks.",
+    ({ watcher }) => watcher.stats().deepestReorg,
   );
-  counterOf("oxbtcpay_chain_reorgs_total", "Reorgs seen (and rewound) since start.", [], () => [
-    { labels: {}, value: watcher.stats().reorgs },
-  ]);
+  counterOf(
+    "oxbtcpay_chain_reorgs_total",
+    "Reorgs seen (and rewound) on a network since start.",
+    ["network"],
+    () =>
+      networks.map(({ name, watcher }) => ({
+        labels: { network: name },
+        value: watcher.stats().reorgs,
+      })),
+  );
   counterOf(
     "oxbtcpay_chain_rate_limited_total",
-    "Polls the provider refused with a rate limit (HTTP 429, -32005) since start.",
-    [],
-    () => [{ labels: {}, value: watcher.stats().rateLimited }],
+    "Polls a network's provider refused with a rate limit (HTTP 429, -32005) since start.",
+    ["network"],
+    () =>
+      networks.map(({ name, watcher }) => ({
+        labels: { network: name },
+        value: watcher.stats().rateLimited,
+      })),
   );
 
   new Gauge({
@@ -242,21 +290,36 @@ export function createOpsListener({
     sseConnections,
   );
 
+  /** What /readyz reads of one network. */
+  function inputsOf(network: OpsNetwork) {
+    const { head, headSince, scanned } = chainPosition(network);
+    const rpc = metrics.rpcHealth(network.name);
+    return {
+      rpcLastOkAt: rpc.lastOkAt,
+      rpcLastOkLatencyMs: rpc.lastOkLatencyMs,
+      head,
+      headSince,
+      scanned,
+    };
+  }
+
   function readiness(): HealthAnswer {
-    const { head, headSince, scanned } = chainPosition();
-    const rpc = metrics.rpcHealth();
-    return checkReadiness(
-      {
-        now: clock.now(),
-        database: probeWritable(db, { busyTimeoutMs: bounds.dbBusyTimeoutMs }),
-        rpcLastOkAt: rpc.lastOkAt,
-        rpcLastOkLatencyMs: rpc.lastOkLatencyMs,
-        head,
-        headSince,
-        scanned,
-      },
-      bounds,
-    );
+    const first = networks[0];
+    if (!first) throw new Error("the ops listener watches no network");
+    const now = clock.now();
+    const database = probeWritable(db, { busyTimeoutMs: first.bounds.dbBusyTimeoutMs });
+    if (!checksPerNetwork) {
+      return checkReadiness({ now, database, ...inputsOf(first) }, first.bounds);
+    }
+    return checkNetworksReadiness({
+      now,
+      database,
+      networks: networks.map((network) => ({
+        name: network.name,
+        inputs: inputsOf(network),
+        bounds: network.bounds,
+      })),
+    });
   }
 
   function sendJson(req: IncomingMessage, res: ServerResponse, answer: HealthAnswer) {

@@ -5,7 +5,8 @@
  * listeners. Everything else is read at scrape time (see ./index.ts).
  *
  * Labels carry only bounded values: a method name, a route template, a
- * status, an outcome. Never a payment id, an address or a URL.
+ * status, an outcome, a network's name (from the config). Never a payment
+ * id, an address or a URL.
  */
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -34,9 +35,10 @@ export type RpcHealth = {
 
 export type OpsMetrics = {
   registry: Registry;
-  /** The chain client's `onCall`. */
-  observeRpc(call: RpcCallRecord): void;
-  rpcHealth(): RpcHealth;
+  /** The `onCall` of network `network`'s chain client (its calls carry that `network` label). */
+  rpcObserver(network: string): (call: RpcCallRecord) => void;
+  /** What network `network`'s node last answered (nothing yet if it has no observer). */
+  rpcHealth(network: string): RpcHealth;
   /** Counts every request `server` answers, by route template and status, under `port`. */
   watchServer(server: Server, port: PortName, routeOf: RouteOf): void;
 };
@@ -92,25 +94,30 @@ export function createOpsMetrics({ clock }: { clock: Pick<Clock, "now"> }): OpsM
 
   const rpcDuration = new Histogram({
     name: "oxbtcpay_rpc_request_duration_seconds",
-    help: "Duration of JSON-RPC calls to the chain node, answered or failed, by method.",
-    labelNames: ["method"],
+    help: "Duration of JSON-RPC calls to a network's chain node, answered or failed, by method.",
+    labelNames: ["method", "network"],
     buckets: RPC_BUCKETS,
     registers: [registry],
   });
   const rpcErrors = new Counter({
     name: "oxbtcpay_rpc_errors_total",
-    help: "Failed JSON-RPC calls to the chain node by method and kind (rate_limit, range: the eth_getLogs range was too large, other).",
-    labelNames: ["method", "kind"],
+    help: "Failed JSON-RPC calls to a network's chain node by method and kind (rate_limit, range: the eth_getLogs range was too large, other).",
+    labelNames: ["method", "kind", "network"],
     registers: [registry],
   });
   const startedAt = clock.now();
-  const health: RpcHealth = { lastOkAt: null, lastOkLatencyMs: null, failuresInRow: 0 };
+  /** Each network's node health, in the order their observers were made. */
+  const healthOf = new Map<string, RpcHealth>();
+  const none = (): RpcHealth => ({ lastOkAt: null, lastOkLatencyMs: null, failuresInRow: 0 });
   new Gauge({
     name: "oxbtcpay_rpc_last_success_age_seconds",
-    help: "Seconds since the chain node last answered a call (since start if it has not yet).",
+    help: "Seconds since a network's chain node last answered a call (since start if it has not yet).",
+    labelNames: ["network"],
     registers: [registry],
     collect() {
-      this.set(Math.max(0, clock.now() - (health.lastOkAt ?? startedAt)) / 1000);
+      for (const [network, health] of healthOf) {
+        this.set({ network }, Math.max(0, clock.now() - (health.lastOkAt ?? startedAt)) / 1000);
+      }
     },
   });
 
@@ -123,18 +130,22 @@ export function createOpsMetrics({ clock }: { clock: Pick<Clock, "now"> }): OpsM
 
   return {
     registry,
-    observeRpc({ method, durationMs, error }) {
-      rpcDuration.observe({ method }, durationMs / 1000);
-      if (error === undefined) {
-        health.lastOkAt = clock.now();
-        health.lastOkLatencyMs = durationMs;
-        health.failuresInRow = 0;
-      } else {
-        health.failuresInRow++;
-        rpcErrors.inc({ method, kind: errorKind(error, clock.now()) });
-      }
+    rpcObserver(network) {
+      const health = healthOf.get(network) ?? none();
+      healthOf.set(network, health);
+      return ({ method, durationMs, error }) => {
+        rpcDuration.observe({ method, network }, durationMs / 1000);
+        if (error === undefined) {
+          health.lastOkAt = clock.now();
+          health.lastOkLatencyMs = durationMs;
+          health.failuresInRow = 0;
+        } else {
+          health.failuresInRow++;
+          rpcErrors.inc({ method, kind: errorKind(error, clock.now()), network });
+        }
+      };
     },
-    rpcHealth: () => ({ ...health }),
+    rpcHealth: (network) => ({ ...(healthOf.get(network) ?? none()) }),
     watchServer(server, port, routeOf) {
       // One child counter per (route, status): the hot path (status.json)
       // then costs a map lookup per request, not a label hash.

@@ -13,7 +13,12 @@ export type Check = {
   unit?: string;
 };
 
-export type HealthAnswer = { status: "ok" | "failing"; checks: Record<string, Check> };
+export type HealthAnswer = {
+  status: "ok" | "failing";
+  checks: Record<string, Check>;
+  /** With `networks`: each network's own verdict (its checks are named "<network>.<check>"). */
+  networks?: Record<string, "ok" | "failing">;
+};
 
 /** The bounds of /readyz, in ms and blocks. */
 export type ReadinessBounds = {
@@ -121,6 +126,49 @@ export function checkReadiness(inputs: ReadinessInputs, bounds: ReadinessBounds)
     },
   };
   return { status: Object.values(checks).every((c) => c.ok) ? "ok" : "failing", checks };
+}
+
+/** One network's readiness inputs and bounds. */
+export type NetworkReadiness = {
+  name: string;
+  inputs: Omit<ReadinessInputs, "now" | "database">;
+  bounds: ReadinessBounds;
+};
+
+/**
+ * /readyz with `networks`: the database, then each network's checks named
+ * "<network>.rpc", "<network>.blocks_behind", …, and each network's verdict
+ * in `networks`. Ready only if every check of every network passes: a
+ * network that is down fails readiness (and says which), though the others
+ * go on detecting payments.
+ */
+export function checkNetworksReadiness({
+  now,
+  database,
+  networks,
+}: {
+  now: number;
+  database: WriteProbe;
+  networks: readonly NetworkReadiness[];
+}): HealthAnswer {
+  let databaseCheck: Check | undefined;
+  const checks: Record<string, Check> = {};
+  const verdicts: Record<string, "ok" | "failing"> = {};
+  const perNetwork: Array<[string, Check]> = [];
+  for (const { name, inputs, bounds } of networks) {
+    const answer = checkReadiness({ ...inputs, now, database }, bounds);
+    const { database: probe, ...own } = answer.checks;
+    databaseCheck ??= probe;
+    for (const [check, value] of Object.entries(own)) perNetwork.push([`${name}.${check}`, value]);
+    verdicts[name] = Object.values(own).every((c) => c.ok) ? "ok" : "failing";
+  }
+  if (databaseCheck) checks.database = databaseCheck;
+  for (const [name, check] of perNetwork) checks[name] = check;
+  return {
+    status: Object.values(checks).every((c) => c.ok) ? "ok" : "failing",
+    checks,
+    networks: verdicts,
+  };
 }
 
 /** /livez: the process runs and its event loop turns (it answered; no database, no RPC). */

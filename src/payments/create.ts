@@ -6,7 +6,7 @@
 import type { AddressDeriver } from "../addresses/index.ts";
 import type { Clock } from "../internal/clock.ts";
 import type { Db } from "../store/index.ts";
-import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import type { PaymentStore, StoredPayment } from "../store/payments.ts";
 import { OrderIdConflictError } from "./errors.ts";
 import type { IdGenerator } from "./ids.ts";
 import type { EventType } from "./lifecycle.ts";
@@ -25,9 +25,14 @@ export type NewPayment = {
   expiresInSeconds?: number | undefined;
   /** The postback events the shop opts in to for this payment; default the daemon's. */
   postbackEvents?: readonly EventType[] | undefined;
+  /**
+   * The only networks whose funds count for it (validated by the caller
+   * against the daemon's); default: every network the daemon watches.
+   */
+  networks?: readonly string[] | undefined;
 };
 
-export type Created = PaymentRow & { created: boolean };
+export type Created = StoredPayment & { created: boolean };
 
 export type PaymentCreator = {
   /**
@@ -95,6 +100,7 @@ export function createPaymentCreator({
       cancel_url: params.cancelUrl ?? null,
       postback_events:
         params.postbackEvents === undefined ? null : JSON.stringify(params.postbackEvents),
+      networks: params.networks === undefined ? null : JSON.stringify(params.networks),
     };
     return { ...store.insertPayment(row), created: true };
   });

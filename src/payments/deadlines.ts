@@ -51,12 +51,12 @@ export function createDeadlineSweep({
   const sweepDue = changes.around(
     db.transaction((): number => {
       const now = clock.now();
-      const head = store.getCursor()?.head_number ?? 0;
+      const heads = store.heads();
       let queued = 0;
       // A fully received payment still confirming stays open: its row comes
       // back on each sweep until it is paid, and the confirming set re-decides it.
       for (const payment of store.dueDeadlines(now))
-        queued += transitions.apply(payment, head, now);
+        queued += transitions.apply(payment, heads, now);
       return queued;
     }),
   );

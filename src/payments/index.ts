@@ -14,7 +14,7 @@ import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
 import { createEventStore } from "../store/events.ts";
 import type { Db } from "../store/index.ts";
-import { createPaymentStore, type PaymentRow } from "../store/payments.ts";
+import { createPaymentStore, LEGACY_NETWORK, type StoredPayment } from "../store/payments.ts";
 import { type ChangeListener, createChangeFeed } from "./changes.ts";
 import { type Created, createPaymentCreator, type NewPayment } from "./create.ts";
 import { createDeadlineSweep, type DeadlineSweep } from "./deadlines.ts";
@@ -36,9 +36,12 @@ import {
 export type { ChangeListener, PaymentChange } from "./changes.ts";
 export type { Created, NewPayment } from "./create.ts";
 export {
+  ALL_EVENT_TYPES,
   DEFAULT_EVENT_TYPES,
   EVENT_TYPES,
   type EventType,
+  eventTypesOf,
+  NETWORK_EVENT_TYPES,
   PAYMENT_STATUSES,
   type PaymentStatus,
 } from "./lifecycle.ts";
@@ -46,40 +49,62 @@ export type { Outbox } from "./outbox.ts";
 export type { PaymentTallies } from "./tallies.ts";
 export type { CheckoutView, PaymentDetail, StatusView, TransferView } from "./views.ts";
 
-/** Where the scan stands: the last block fully recorded and the newest head seen. */
+/** Where a network's scan stands: the last block fully recorded and the newest head seen. */
 export type ScanPosition = { blockNumber: number; head: number };
+
+/** A network as the payment logic knows it. */
+export type PaymentNetwork = {
+  /** "ethereum", "polygon": how the database, the wire and start_payment name it. */
+  name: string;
+  chainId: number;
+  token: string;
+  /** Confirmations a transfer on it needs. */
+  confirmations: number;
+  /** Its recent block headers kept for reorg checks; default `keepBlocks`. */
+  keepBlocks?: number | undefined;
+};
 
 export type Payments = {
   create(params: NewPayment): Created;
   /** `create` under group commit: resolves once durably committed. */
   createDurably(params: NewPayment): Promise<Created>;
-  get(id: string): PaymentRow | undefined;
-  getByOrderId(orderId: string): PaymentRow | undefined;
+  get(id: string): StoredPayment | undefined;
+  getByOrderId(orderId: string): StoredPayment | undefined;
   /**
    * Cancels payment `id` unless it is paid; cancelling again changes
    * nothing. Returns the payment's row. Throws PaymentNotFoundError or
    * PaymentAlreadyPaidError.
    */
-  cancel(id: string): PaymentRow;
+  cancel(id: string): StoredPayment;
   view(id: string): StatusView | undefined;
   /** status.json's body (undefined: no such payment), cached until any database write. */
   statusJson(id: string): string | undefined;
   /** status.json's bodies of several payments in a few queries (unknown ids left out). */
   statusJsonMany(ids: readonly string[]): Map<string, string>;
   /** Views and postback events of rows, in a bounded number of queries. */
-  details(rows: readonly PaymentRow[]): PaymentDetail[];
+  details(rows: readonly StoredPayment[]): PaymentDetail[];
   /** The hosted checkout page's view: status.json's, plus description and redirect URLs. */
   checkout(id: string): CheckoutView | undefined;
   /** One page of payments newest first, with their details. */
   list(query: ListQuery): { payments: PaymentDetail[]; nextCursor: string | undefined };
-  scanPosition(): ScanPosition | undefined;
+  /** The scan position of `network` (default: the first one); undefined before its first scan. */
+  scanPosition(network?: string): ScanPosition | undefined;
+  /** The names of the networks, in config order. */
+  networks: readonly string[];
+  /**
+   * Whether the wire carries the network fields (`network`, `networks`,
+   * `wrong_network_amount`, …): a config with `networks`.
+   */
+  showNetworks: boolean;
   /**
    * Payments by status and the transitions since start, from memory (no
    * query): seeded once at start, moved by each commit (metrics).
    */
   tallies(): PaymentTallies;
-  /** The chain watcher's consumer. */
+  /** The first network's chain watcher consumer (the only one with a single chain). */
   sink: ChainSink;
+  /** Each network's chain watcher consumer, by name. */
+  sinks: ReadonlyMap<string, ChainSink>;
   /** The expiry sweep (the daemon runs `deadlines.run`). */
   deadlines: DeadlineSweep;
   /** The postback outbox, for the sender and the redelivery tools. */
@@ -91,44 +116,124 @@ export type Payments = {
   onChange(listener: ChangeListener): () => void;
 };
 
-export function createPayments({
+/**
+ * The networks: several (`networks`, from a config with `networks`: the
+ * wire carries the network fields), or the single chain's (`chainId`,
+ * `token`, `requiredConfirmations`: one network named "ethereum", the wire
+ * as it always was).
+ */
+export type PaymentNetworksParams = {
+  networks?: readonly PaymentNetwork[] | undefined;
+  chainId?: number | undefined;
+  token?: string | undefined;
+  requiredConfirmations?: number | undefined;
+};
+
+export function createPayments(
+  params: {
+    db: Db;
+    /** With `prefetch` (an address pool), told the next index after each create. */
+    deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
+    clock: Clock;
+    logger: Logger;
+    decimals: number;
+    expiresAfterSeconds: number;
+    /** How long after expiry late funds to an address are still recorded. */
+    monitorForSeconds?: number;
+    /** Recent block headers kept for reorg checks. */
+    keepBlocks?: number;
+    /** `postbacks.events`: the events of a payment that did not choose its own. */
+    defaultEvents?: readonly EventType[];
+    generateId?: IdGenerator;
+    /** Called after a commit that queued postback events. */
+    onEvents?: () => void;
+    /** Called after each group commit of start_payment (a burst of checkouts is under way). */
+    onGroupCommit?: () => void;
+  } & PaymentNetworksParams,
+): Payments {
+  const {
+    db,
+    deriver,
+    clock,
+    logger,
+    decimals,
+    expiresAfterSeconds,
+    monitorForSeconds = 7 * 86_400,
+    keepBlocks = 256,
+    defaultEvents = DEFAULT_EVENT_TYPES,
+    generateId = generatePaymentId,
+    onEvents = () => {},
+    onGroupCommit = () => {},
+  } = params;
+  const showNetworks = params.networks !== undefined;
+  let networks: readonly PaymentNetwork[];
+  if (params.networks !== undefined) {
+    networks = params.networks;
+  } else {
+    const { chainId, token, requiredConfirmations } = params;
+    if (chainId === undefined || token === undefined || requiredConfirmations === undefined) {
+      throw new Error("createPayments: give networks, or chainId, token and requiredConfirmations");
+    }
+    networks = [{ name: LEGACY_NETWORK, chainId, token, confirmations: requiredConfirmations }];
+  }
+  if (networks.length === 0) throw new Error("createPayments: no network");
+  const byName = new Map(networks.map((network) => [network.name, network]));
+  // NOTE: a transfer on a network no longer configured (rows of an earlier
+  // config) needs as many confirmations as the strictest network.
+  const strictest = Math.max(...networks.map((network) => network.confirmations));
+  const requiredConfirmations = (network: string) =>
+    byName.get(network)?.confirmations ?? strictest;
+  return createPaymentLogic({
+    db,
+    deriver,
+    clock,
+    logger,
+    decimals,
+    expiresAfterSeconds,
+    monitorForSeconds,
+    keepBlocks,
+    defaultEvents,
+    generateId,
+    onEvents,
+    onGroupCommit,
+    networks,
+    showNetworks,
+    requiredConfirmations,
+  });
+}
+
+function createPaymentLogic({
   db,
   deriver,
   clock,
   logger,
-  chainId,
-  token,
   decimals,
-  requiredConfirmations,
   expiresAfterSeconds,
-  monitorForSeconds = 7 * 86_400,
-  keepBlocks = 256,
-  defaultEvents = DEFAULT_EVENT_TYPES,
-  generateId = generatePaymentId,
-  onEvents = () => {},
-  onGroupCommit = () => {},
+  monitorForSeconds,
+  keepBlocks,
+  defaultEvents,
+  generateId,
+  onEvents,
+  onGroupCommit,
+  networks,
+  showNetworks,
+  requiredConfirmations,
 }: {
   db: Db;
-  /** With `prefetch` (an address pool), told the next index after each create. */
   deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
   clock: Clock;
   logger: Logger;
-  chainId: number;
-  token: string;
   decimals: number;
-  requiredConfirmations: number;
   expiresAfterSeconds: number;
-  /** How long after expiry late funds to an address are still recorded. */
-  monitorForSeconds?: number;
-  /** Recent block headers kept for reorg checks. */
-  keepBlocks?: number;
-  /** `postbacks.events`: the events of a payment that did not choose its own. */
-  defaultEvents?: readonly EventType[];
-  generateId?: IdGenerator;
-  /** Called after a commit that queued postback events. */
-  onEvents?: () => void;
-  /** Called after each group commit of start_payment (a burst of checkouts is under way). */
-  onGroupCommit?: () => void;
+  monitorForSeconds: number;
+  keepBlocks: number;
+  defaultEvents: readonly EventType[];
+  generateId: IdGenerator;
+  onEvents: () => void;
+  onGroupCommit: () => void;
+  networks: readonly PaymentNetwork[];
+  showNetworks: boolean;
+  requiredConfirmations: (network: string) => number;
 }): Payments {
   const store = createPaymentStore(db);
   const events = createEventStore(db);
@@ -173,24 +278,42 @@ export function createPayments({
   const versionQuery = db
     .prepare("SELECT total_changes() || ':' || data_version FROM pragma_data_version()")
     .pluck();
+  const names = networks.map((network) => network.name);
   const views = createPaymentViews({
     store,
     events,
     dataVersion: () => versionQuery.get() as string,
     decimals,
-    requiredConfirmations,
+    networks: { names, requiredConfirmations, show: showNetworks },
   });
+  const sinks = new Map(
+    networks.map((network) => [
+      network.name,
+      createPaymentSink({
+        db,
+        store,
+        transitions,
+        changes,
+        clock,
+        logger,
+        network,
+        monitorForSeconds,
+        keepBlocks: network.keepBlocks ?? keepBlocks,
+        onEvents,
+      }),
+    ]),
+  );
 
   const cancel = changes.around(
-    db.transaction((id: string): { row: PaymentRow; queued: number } => {
+    db.transaction((id: string): { row: StoredPayment; queued: number } => {
       const payment = store.getPayment(id);
       if (!payment) throw new PaymentNotFoundError(`no payment ${id}`);
       if (payment.status === "paid") throw new PaymentAlreadyPaidError(`payment ${id} is paid`);
       if (payment.cancelled_at !== null) return { row: payment, queued: 0 };
       const now = clock.now();
       store.setCancelled({ id, now });
-      const queued = transitions.apply(id, store.getCursor()?.head_number ?? 0, now);
-      return { row: store.getPayment(id) as PaymentRow, queued };
+      const queued = transitions.apply(id, store.heads(), now);
+      return { row: store.getPayment(id) as StoredPayment, queued };
     }),
   );
 
@@ -213,26 +336,17 @@ export function createPayments({
       const page = listPayments(store, query);
       return { payments: views.details(page.rows), nextCursor: page.nextCursor };
     },
-    scanPosition() {
-      const cursor = store.getCursor();
+    scanPosition(network = names[0] as string) {
+      const cursor = store.getCursor(network);
       return cursor ? { blockNumber: cursor.block_number, head: cursor.head_number } : undefined;
     },
+    networks: names,
+    showNetworks,
     tallies: () => tallies.snapshot(),
-    sink: createPaymentSink({
-      db,
-      store,
-      transitions,
-      changes,
-      clock,
-      logger,
-      chainId,
-      token,
-      monitorForSeconds,
-      keepBlocks,
-      onEvents,
-    }),
+    sink: sinks.get(names[0] as string) as ChainSink,
+    sinks,
     deadlines,
-    outbox: createOutbox({ events, store }),
+    outbox: createOutbox({ events, store, showNetworks }),
     onChange: (listener) => changes.subscribe(listener),
   };
 }

@@ -6,14 +6,22 @@
  * head, the deadline sweep, a cancel) stores the result in the transaction
  * of the cause; every reader reads the stored fields.
  *
+ * Funds may arrive on any network the daemon watches, to the same address;
+ * each network confirms its own transfers.
+ *
  * ```
  *  waiting ──funds──▶ seen ──confirmed, in time──▶ paid ──reorg took the funds──▶ paid + reorged_after_paid
  *     ▲ └──────────────┼──▶ expired (deadline, amount not received in time) ──late funds confirmed──▶ expired + paid_late
  *     └──reorg─────────┘    cancelled (shop)                                  ──late funds confirmed──▶ cancelled + paid_late
  * ```
  */
-import type { LifecycleFields, PaymentRow, PaymentStatus } from "../store/payments.ts";
-import { evaluatePayment, type TransferForEvaluation } from "./evaluate.ts";
+import type {
+  LifecycleFields,
+  PaymentRow,
+  PaymentStatus,
+  StoredPayment,
+} from "../store/payments.ts";
+import { evaluateTransfers, type TransferForEvaluation } from "./evaluate.ts";
 
 export type { PaymentStatus };
 
@@ -26,7 +34,10 @@ export const PAYMENT_STATUSES: readonly PaymentStatus[] = [
   "cancelled",
 ];
 
-/** Every postback event type, in the order one transition raises them. */
+/**
+ * The postback event types every daemon raises (with the single `chain`
+ * section, all of them), in the order one transition raises them.
+ */
 export const EVENT_TYPES = [
   "payment.seen",
   "payment.paid",
@@ -36,13 +47,27 @@ export const EVENT_TYPES = [
   "payment.reorged_after_paid",
 ] as const;
 
-export type EventType = (typeof EVENT_TYPES)[number];
+/**
+ * The event types only a daemon with `networks` raises: funds arrived on a
+ * network the payment does not accept. Raised after {@link EVENT_TYPES}'.
+ */
+export const NETWORK_EVENT_TYPES = ["payment.wrong_network"] as const;
+
+/** Every postback event type, in the order one transition raises them. */
+export const ALL_EVENT_TYPES = [...EVENT_TYPES, ...NETWORK_EVENT_TYPES] as const;
+
+export type EventType = (typeof ALL_EVENT_TYPES)[number];
+
+/** The event types a daemon raises: with `networks`, {@link NETWORK_EVENT_TYPES} too. */
+export function eventTypesOf({ networks }: { networks: boolean }): readonly EventType[] {
+  return networks ? ALL_EVENT_TYPES : EVENT_TYPES;
+}
 
 /** What a shop that did not opt in receives: the original 0xBTCpay's one postback. */
 export const DEFAULT_EVENT_TYPES: readonly EventType[] = ["payment.paid"];
 
 export function isEventType(value: unknown): value is EventType {
-  return (EVENT_TYPES as readonly unknown[]).includes(value);
+  return (ALL_EVENT_TYPES as readonly unknown[]).includes(value);
 }
 
 /**
@@ -55,7 +80,7 @@ export function deadlineOf(row: Pick<PaymentRow, "expires_at" | "cancelled_at">)
 
 export type Decision = {
   next: LifecycleFields;
-  /** The events this transition raises, in {@link EVENT_TYPES} order (before opt-in). */
+  /** The events this transition raises, in {@link ALL_EVENT_TYPES} order (before opt-in). */
   events: EventType[];
   /** The transfer that completed the payment in this step, if it became paid. */
   completing: TransferForEvaluation | undefined;
@@ -63,34 +88,56 @@ export type Decision = {
   lateCompleting: TransferForEvaluation | undefined;
 };
 
+/** The networks a payment accepts: its own list (start_payment `networks`), else any. */
+export function acceptedNetworksOf(
+  payment: Pick<StoredPayment, "networks">,
+): readonly string[] | undefined {
+  if (payment.networks === null) return undefined;
+  const parsed: unknown = JSON.parse(payment.networks);
+  return Array.isArray(parsed) ? parsed.filter((name) => typeof name === "string") : undefined;
+}
+
+/** What the lifecycle knows of the networks besides the transfers. */
+export type NetworkState = {
+  /** The head of each network. */
+  heads: ReadonlyMap<string, number>;
+  /** Confirmations a transfer on `network` needs (that network's `confirmations`). */
+  requiredConfirmations(network: string): number;
+};
+
 /**
  * The next lifecycle state of `payment`.
  *
- * - **paid**: the running sum of its in-time transfers (block time at or
- *   before the deadline) reaches the amount and the transfer that did it has
- *   `requiredConfirmations`; never for a cancelled payment. Paid is final: a
- *   reorg that takes the funds away raises the `reorged_after_paid` flag
- *   instead (cleared if the funds come back).
+ * - Funds count only on the networks the payment accepts (all, unless
+ *   start_payment restricted them); funds elsewhere are recorded, added up
+ *   in `wrong_network_amount`, and never counted.
+ * - **paid**: the in-time funds (block time of their own network at or
+ *   before the deadline) that are confirmed (each transfer by its own
+ *   network's head and `confirmations`) add up to the amount; `tx_hash` and
+ *   `network` are the transfer that brought that sum there (in arrival
+ *   order: chain order on each network, block time between networks).
+ *   Never for a cancelled payment. Paid is final: a reorg that takes the
+ *   funds away raises the `reorged_after_paid` flag instead (cleared if the
+ *   funds come back).
  * - **cancelled**: the shop cancelled it (and it was not paid).
  * - **expired**: `now` is at or past `expires_at` and the in-time funds do
  *   not reach the amount (a fully received payment still confirming goes
  *   on to paid).
- * - **seen** / **waiting**: some transfer is recorded, or none.
+ * - **seen** / **waiting**: some counted transfer is recorded, or none.
  * - flag **paid_late**: not paid, but in-time plus late funds reach the
- *   amount and the transfer that did it is confirmed.
+ *   amount, confirmed.
  *
  * Amounts and flags follow the transfers exactly: whatever a reorg removed
- * is recomputed away. `transfers` must be in chain order.
+ * is recomputed away. Each network's transfers must be in chain order.
  */
 export function decide({
   payment,
   transfers,
-  head,
-  requiredConfirmations,
+  networks,
   now,
 }: {
   payment: Pick<
-    PaymentRow,
+    StoredPayment,
     | "amount"
     | "expires_at"
     | "cancelled_at"
@@ -101,23 +148,33 @@ export function decide({
     | "block_number"
     | "paid_late_at"
     | "reorged_after_paid_at"
+    | "networks"
+    | "network"
+    | "wrong_network_amount"
   >;
+  /** Every recorded transfer to the payment's address, each with its `network`. */
   transfers: readonly TransferForEvaluation[];
-  head: number;
-  requiredConfirmations: number;
+  networks: NetworkState;
   /** UNIX ms. */
   now: number;
 }): Decision {
-  const evaluation = evaluatePayment({
+  const accepted = acceptedNetworksOf(payment);
+  const evaluation = evaluateTransfers({
     amount: BigInt(payment.amount),
     transfers,
-    head,
-    requiredConfirmations,
     expiresAt: deadlineOf(payment),
+    rules: {
+      heads: networks.heads,
+      requiredConfirmations: networks.requiredConfirmations,
+      accepts: (network) => accepted === undefined || accepted.includes(network),
+    },
   });
-  const amounts = {
+  const derived = {
+    block_number: evaluation.reference?.blockNumber ?? null,
+    block_network: evaluation.reference?.network ?? null,
     paid_amount: evaluation.paidAmount.toString(),
     late_amount: evaluation.lateAmount.toString(),
+    wrong_network_amount: evaluation.wrongNetworkAmount.toString(),
   };
   const before = payment.status;
   let next: LifecycleFields;
@@ -126,39 +183,44 @@ export function decide({
 
   if (before === "paid") {
     const funded =
-      evaluation.completing !== undefined && transfers.some((t) => t.txHash === payment.tx_hash);
+      evaluation.completing !== undefined &&
+      transfers.some(
+        (t) =>
+          t.txHash === payment.tx_hash &&
+          (payment.network === null || t.network === payment.network),
+      );
     next = {
       status: "paid",
       seen_at: payment.seen_at,
       paid_at: payment.paid_at,
       tx_hash: payment.tx_hash,
-      block_number: evaluation.referenceBlock ?? null,
-      ...amounts,
+      network: payment.network,
+      ...derived,
       paid_late_at: null,
       reorged_after_paid_at: funded ? null : (payment.reorged_after_paid_at ?? now),
     };
   } else {
     const cancelled = payment.cancelled_at !== null;
-    if (!cancelled && evaluation.paid) completing = evaluation.completing;
+    if (!cancelled && evaluation.paid) completing = evaluation.paidBy;
     const paidLate = completing === undefined && evaluation.paidLate;
-    if (paidLate && payment.paid_late_at === null) lateCompleting = evaluation.lateCompleting;
+    if (paidLate && payment.paid_late_at === null) lateCompleting = evaluation.latePaidBy;
     const status: PaymentStatus = completing
       ? "paid"
       : cancelled
         ? "cancelled"
         : now >= payment.expires_at && evaluation.completing === undefined
           ? "expired"
-          : transfers.length > 0
+          : evaluation.counted > 0
             ? "seen"
             : "waiting";
     next = {
       status,
       // Only orphaned transfers made it seen: back to unseen.
-      seen_at: transfers.length === 0 ? null : (payment.seen_at ?? now),
+      seen_at: evaluation.counted === 0 ? null : (payment.seen_at ?? now),
       paid_at: completing ? now : null,
       tx_hash: completing?.txHash ?? null,
-      block_number: evaluation.referenceBlock ?? null,
-      ...amounts,
+      network: completing?.network ?? null,
+      ...derived,
       paid_late_at: paidLate ? (payment.paid_late_at ?? now) : null,
       reorged_after_paid_at: null,
     };
@@ -166,9 +228,12 @@ export function decide({
   return { next, events: eventsOf(payment, next), completing, lateCompleting };
 }
 
-/** The events of the transition `before` → `after`, in {@link EVENT_TYPES} order. */
+/** The events of the transition `before` → `after`, in {@link ALL_EVENT_TYPES} order. */
 function eventsOf(
-  before: Pick<PaymentRow, "status" | "paid_late_at" | "reorged_after_paid_at">,
+  before: Pick<
+    StoredPayment,
+    "status" | "paid_late_at" | "reorged_after_paid_at" | "wrong_network_amount"
+  >,
   after: LifecycleFields,
 ): EventType[] {
   const events: EventType[] = [];
@@ -183,6 +248,10 @@ function eventsOf(
   if (after.paid_late_at !== null && before.paid_late_at === null) events.push("payment.paid_late");
   if (after.reorged_after_paid_at !== null && before.reorged_after_paid_at === null) {
     events.push("payment.reorged_after_paid");
+  }
+  // More funds on a network the payment does not accept.
+  if (BigInt(after.wrong_network_amount) > BigInt(before.wrong_network_amount)) {
+    events.push("payment.wrong_network");
   }
   return events;
 }

@@ -3,7 +3,12 @@
  * API's list_payments): stable while payments are added, each once. The
  * status filter reads the stored status (an indexed column).
  */
-import type { ListPosition, PaymentRow, PaymentStatus, PaymentStore } from "../store/payments.ts";
+import type {
+  ListPosition,
+  PaymentStatus,
+  PaymentStore,
+  StoredPayment,
+} from "../store/payments.ts";
 
 /** The opaque cursor for "after this row": base64url of "<created_at ms>.<id>". */
 export function encodeCursor(position: ListPosition): string {
@@ -35,7 +40,7 @@ export type ListQuery = {
 export function listPayments(
   store: PaymentStore,
   { status, sinceMs, limit, after }: ListQuery,
-): { rows: PaymentRow[]; nextCursor: string | undefined } {
+): { rows: StoredPayment[]; nextCursor: string | undefined } {
   const scanned = store.listPayments({ after, limit: limit + 1, status, since: sinceMs });
   const rows = scanned.slice(0, limit);
   const last = rows[rows.length - 1];

@@ -6,11 +6,15 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AttemptRow, EventRow, EventState, EventStore } from "../store/events.ts";
-import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import type { PaymentRow, PaymentStore, StoredPayment } from "../store/payments.ts";
 import { DEFAULT_EVENT_TYPES, type EventType, isEventType } from "./lifecycle.ts";
 
-/** What a delivery attempt needs besides the event: the payment and the head at send time. */
-export type DeliveryContext = { payment: PaymentRow; head: number };
+/**
+ * What a delivery attempt needs besides the event: the payment, the head at
+ * send time of the network its confirmations are counted on, and whether
+ * bodies carry the network fields (a config with `networks`).
+ */
+export type DeliveryContext = { payment: StoredPayment; head: number; showNetworks: boolean };
 
 export type Outbox = {
   /** The first pending event of each payment, soonest due first (see EventStore.pendingHeads). */
@@ -48,15 +52,21 @@ export function enabledEventsOf(
 export function createOutbox({
   events,
   store,
+  showNetworks,
 }: {
   events: EventStore;
   store: PaymentStore;
+  /** Bodies carry the network fields (a config with `networks`). */
+  showNetworks: boolean;
 }): Outbox {
   return {
     pendingHeads: (limit) => events.pendingHeads(limit),
     context(event) {
       const payment = store.getPayment(event.payment_id);
-      return payment ? { payment, head: store.getCursor()?.head_number ?? 0 } : undefined;
+      if (!payment) return undefined;
+      const network = payment.block_network;
+      const head = network === null ? 0 : (store.getCursor(network)?.head_number ?? 0);
+      return { payment, head, showNetworks };
     },
     setPayload: (id, payload) => events.setPayload(id, payload),
     recordAttempt: events.recordAttempt,

@@ -12,7 +12,7 @@
  */
 import { ChainMismatchError } from "../internal/errors.ts";
 import type { Db } from "../store/index.ts";
-import { createPaymentStore } from "../store/payments.ts";
+import { createPaymentStore, LEGACY_NETWORK } from "../store/payments.ts";
 import { RescanError } from "./errors.ts";
 
 export type Rescan = {
@@ -22,9 +22,13 @@ export type Rescan = {
   to: number;
 };
 
-/** Moves the stored scan cursor of chain `chainId`, token `token` to `fromBlock − 1`. */
+/**
+ * Moves the stored scan cursor of `network` (chain `chainId`, token
+ * `token`) to `fromBlock − 1`. Other networks' cursors do not move.
+ */
 export function rescanFrom({
   db,
+  network = LEGACY_NETWORK,
   chainId,
   token,
   startBlock,
@@ -32,9 +36,11 @@ export function rescanFrom({
   now,
 }: {
   db: Db;
+  /** The network's name; default the single chain's ("ethereum"). */
+  network?: string;
   chainId: number;
   token: string;
-  /** `chain.startBlock`: the daemon never scans below it. */
+  /** The network's `startBlock`: the daemon never scans below it. */
   startBlock: number | undefined;
   fromBlock: number;
   now: number;
@@ -42,15 +48,18 @@ export function rescanFrom({
   const store = createPaymentStore(db);
   return db
     .transaction((): Rescan => {
-      const cursor = store.getCursor();
+      const single = network === LEGACY_NETWORK;
+      const cursor = store.getCursor(network);
       if (!cursor) {
         throw new RescanError(
-          "the daemon has not scanned anything yet: its first start begins at chain.startBlock (or at the head); nothing to rescan",
+          single
+            ? "the daemon has not scanned anything yet: its first start begins at chain.startBlock (or at the head); nothing to rescan"
+            : `the daemon has not scanned network ${network} yet: its first scan begins at its startBlock (or at its head); nothing to rescan`,
         );
       }
       if (cursor.chain_id !== chainId || cursor.token !== token) {
         throw new ChainMismatchError(
-          `the database was written for chain ${cursor.chain_id} token ${cursor.token}, not chain ${chainId} token ${token}: use a new database.path`,
+          `the database was written for chain ${cursor.chain_id} token ${cursor.token}, not chain ${chainId} token ${token}${single ? "" : ` (network ${network})`}: use a new database.path`,
         );
       }
       const next = cursor.block_number + 1;
@@ -60,17 +69,18 @@ export function rescanFrom({
         );
       }
       if (startBlock !== undefined && fromBlock < startBlock) {
+        const key = single ? "chain.startBlock" : `the startBlock of network ${network}`;
         throw new RescanError(
-          `block ${fromBlock} is below chain.startBlock (${startBlock}), where the scan began: lower chain.startBlock in the config first if funds can be there`,
+          `block ${fromBlock} is below ${key} (${startBlock}), where the scan began: lower ${single ? key : "it"} in the config first if funds can be there`,
         );
       }
       if (fromBlock === next) return { from: cursor.block_number, to: cursor.block_number };
-      store.moveCursor({
+      store.moveCursor(network, {
         block_number: fromBlock - 1,
         // NOTE: the hash the watcher recorded for that block, if it is still in
         // the window of recent headers; beyond it the block counts as final,
         // as it does everywhere else, and no parent hash is checked against it.
-        block_hash: store.blockHash(fromBlock - 1) ?? null,
+        block_hash: store.blockHash(network, fromBlock - 1) ?? null,
         head_number: cursor.head_number,
         updated_at: now,
       });

@@ -1,7 +1,9 @@
 /**
- * The chain watcher's consumer: turns scan batches, rewinds and new heads
- * into recorded transfers and lifecycle transitions, each in one transaction
- * with the scan cursor.
+ * A chain watcher's consumer, one per network: turns that network's scan
+ * batches, rewinds and new heads into recorded transfers and lifecycle
+ * transitions, each in one transaction with that network's scan cursor.
+ * Another network's cursor, blocks and transfers are never touched, but
+ * the payments re-decided see every network's transfers and heads.
  */
 import type {
   BlockHeader,
@@ -14,7 +16,7 @@ import type { Clock } from "../internal/clock.ts";
 import { ChainMismatchError } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Db } from "../store/index.ts";
-import type { PaymentStore } from "../store/payments.ts";
+import { LEGACY_NETWORK, type PaymentStore } from "../store/payments.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
@@ -25,8 +27,7 @@ export function createPaymentSink({
   changes,
   clock,
   logger,
-  chainId,
-  token,
+  network,
   monitorForSeconds,
   keepBlocks,
   onEvents,
@@ -37,8 +38,8 @@ export function createPaymentSink({
   changes: ChangeFeed;
   clock: Pick<Clock, "now">;
   logger: Logger;
-  chainId: number;
-  token: string;
+  /** The network this sink records: its name (cursor, blocks, transfers), chain id and token. */
+  network: { name: string; chainId: number; token: string };
   /** How long after expiry late funds to an address are still recorded. */
   monitorForSeconds: number;
   /** Recent block headers kept for reorg checks. */
@@ -46,34 +47,41 @@ export function createPaymentSink({
   /** Called after a commit that queued postback events. */
   onEvents: () => void;
 }): ChainSink {
-  const log = logger.child({ module: "payments" });
+  const log = logger.child({ module: "payments", network: network.name });
+  const { name, chainId, token } = network;
 
-  /** Re-decides the touched payments and those a new head can change; returns events queued. */
+  /**
+   * Re-decides the touched payments and those a new head can change, at
+   * this network's `head` and the other networks' stored heads; returns
+   * events queued.
+   */
   function reevaluate(touched: Iterable<string>, head: number, now: number): number {
+    const heads = store.heads();
+    heads.set(name, head);
     const ids = new Set(touched);
     let queued = 0;
-    for (const id of ids) queued += transitions.apply(id, head, now);
+    for (const id of ids) queued += transitions.apply(id, heads, now);
     for (const id of store.confirmingPaymentIds()) {
-      if (!ids.has(id)) queued += transitions.apply(id, head, now);
+      if (!ids.has(id)) queued += transitions.apply(id, heads, now);
     }
     return queued;
   }
 
   function rememberBlocks(blocks: readonly BlockHeader[], newest: number) {
     for (const block of blocks) {
-      store.rememberBlock({
+      store.rememberBlock(name, {
         number: block.number,
         hash: block.hash,
         parent_hash: block.parentHash,
         timestamp: block.timestamp,
       });
     }
-    store.pruneBlocksBelow(newest - keepBlocks);
+    store.pruneBlocksBelow(name, newest - keepBlocks);
   }
 
   /** Marks the head as moved in the change feed if `head` is not the one stored. */
   function noteHead(head: number) {
-    if (store.getCursor()?.head_number !== head) changes.headMoved();
+    if (store.getCursor(name)?.head_number !== head) changes.headMoved();
   }
 
   const applyBatch = db.transaction((batch: ScanBatch): number => {
@@ -81,7 +89,7 @@ export function createPaymentSink({
     // fetched the batch; if it moved meanwhile (`0xbtcpay rescan` moved it
     // back), the batch no longer follows it: drop it, the watcher reads the
     // cursor again and scans from there.
-    const stored = store.getCursor();
+    const stored = store.getCursor(name);
     if (stored && stored.block_number !== batch.fromBlock - 1) {
       log.info(
         { from_block: batch.fromBlock, cursor: stored.block_number },
@@ -104,6 +112,7 @@ export function createPaymentSink({
         continue;
       }
       const inserted = store.insertTransfer({
+        network: name,
         tx_hash: transfer.txHash,
         log_index: transfer.logIndex,
         block_number: transfer.blockNumber,
@@ -121,7 +130,7 @@ export function createPaymentSink({
     if (!last || last.number !== batch.toBlock)
       throw new Error("batch without its last block header");
     rememberBlocks(batch.blocks, batch.toBlock);
-    store.moveCursor({
+    store.moveCursor(name, {
       block_number: batch.toBlock,
       block_hash: last.hash,
       head_number: batch.head,
@@ -134,11 +143,11 @@ export function createPaymentSink({
     (ancestor: { number: number; hash: string | null }, head: number): number => {
       const now = clock.now();
       changes.headMoved();
-      const affected = store.forgetAbove(ancestor.number);
-      const stored = store.getCursor();
+      const affected = store.forgetAbove(name, ancestor.number);
+      const stored = store.getCursor(name);
       // A rescan may have moved the cursor below the ancestor meanwhile: keep it there.
       const keep = stored !== undefined && stored.block_number < ancestor.number;
-      store.moveCursor({
+      store.moveCursor(name, {
         block_number: keep ? stored.block_number : ancestor.number,
         block_hash: keep ? stored.block_hash : ancestor.hash,
         head_number: head,
@@ -151,7 +160,7 @@ export function createPaymentSink({
   const applyHead = db.transaction((head: number): number => {
     const now = clock.now();
     noteHead(head);
-    store.setHead(head, now);
+    store.setHead(name, head, now);
     return reevaluate([], head, now);
   });
 
@@ -161,18 +170,27 @@ export function createPaymentSink({
 
   return {
     cursor(): ScanCursor | undefined {
-      const row = store.getCursor();
+      const row = store.getCursor(name);
       if (!row) return undefined;
       if (row.chain_id !== chainId || row.token !== token) {
         throw new ChainMismatchError(
-          `the database was written for chain ${row.chain_id} token ${row.token}, not chain ${chainId} token ${token}: use a new database.path`,
+          `the database was written for chain ${row.chain_id} token ${row.token}, not chain ${chainId} token ${token}${name === LEGACY_NETWORK ? "" : ` (network ${name})`}: use a new database.path`,
         );
       }
       return { blockNumber: row.block_number, blockHash: row.block_hash };
     },
     initCursor: db.transaction((block: BlockHeader | { number: -1; hash: null }, head: number) => {
+      // The chain may have been scanned under another name (a network renamed
+      // in the config): scanning it again from here would miss what it found.
+      const other = store.cursors().find((row) => row.chain_id === chainId);
+      if (other) {
+        throw new ChainMismatchError(
+          `the database scanned chain ${chainId} as network "${other.network}", and the config calls it "${name}": name it "${other.network}" again`,
+        );
+      }
       if ("parentHash" in block) rememberBlocks([block], block.number);
       store.setCursor({
+        network: name,
         chain_id: chainId,
         token,
         block_number: block.number,
@@ -184,7 +202,7 @@ export function createPaymentSink({
     filter(transfers: readonly TokenTransfer[]) {
       return transfers.filter((t) => store.paymentIdByAddress(t.to) !== undefined);
     },
-    blockHash: (number) => store.blockHash(number),
+    blockHash: (number) => store.blockHash(name, number),
     applyBatch(batch) {
       if (applyBatchCommitted(batch) > 0) onEvents();
     },

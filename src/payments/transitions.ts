@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../internal/logger.ts";
 import type { EventStore } from "../store/events.ts";
-import type { PaymentRow, PaymentStore } from "../store/payments.ts";
+import type { PaymentStore, StoredPayment } from "../store/payments.ts";
 import type { ChangeFeed } from "./changes.ts";
 import { decide, type EventType } from "./lifecycle.ts";
 import { queueEvents } from "./outbox.ts";
@@ -14,10 +14,11 @@ import { queueEvents } from "./outbox.ts";
 export type Transitions = {
   /**
    * Re-decides payment `id` (a row the caller already read may be passed)
-   * at `head` and `now`, stores it, queues its events; returns how many
-   * events were queued.
+   * at the networks' `heads` (read once per transaction, see
+   * PaymentStore.heads) and `now`, stores it, queues its events; returns
+   * how many events were queued.
    */
-  apply(payment: string | PaymentRow, head: number, now: number): number;
+  apply(payment: string | StoredPayment, heads: ReadonlyMap<string, number>, now: number): number;
 };
 
 export function createTransitions({
@@ -32,14 +33,19 @@ export function createTransitions({
   events: EventStore;
   /** Told every payment re-decided, for the subscribers after the commit. */
   changes: ChangeFeed;
-  requiredConfirmations: number;
+  /** The confirmations a transfer on `network` needs. */
+  requiredConfirmations: (network: string) => number;
   /** The daemon's `postbacks.events`: what a payment without its own opt-in sends. */
   defaultEvents: readonly EventType[];
   logger: Logger;
 }): Transitions {
   const log = logger.child({ module: "payments" });
 
-  function apply(target: string | PaymentRow, head: number, now: number): number {
+  function apply(
+    target: string | StoredPayment,
+    heads: ReadonlyMap<string, number>,
+    now: number,
+  ): number {
     const payment = typeof target === "string" ? store.getPayment(target) : target;
     if (!payment) return 0;
     const transfers = store.transfersOf(payment.id).map((t) => ({
@@ -48,6 +54,7 @@ export function createTransitions({
       logIndex: t.log_index,
       value: BigInt(t.value),
       blockTimestamp: t.block_timestamp,
+      network: t.network,
     }));
     const {
       next,
@@ -57,8 +64,7 @@ export function createTransitions({
     } = decide({
       payment,
       transfers,
-      head,
-      requiredConfirmations,
+      networks: { heads, requiredConfirmations },
       now,
     });
     store.updateLifecycle(payment.id, next);
@@ -77,8 +83,19 @@ export function createTransitions({
     }
     if (completing) {
       log.info(
-        { ...fields, tx_hash: completing.txHash, block_number: completing.blockNumber },
+        {
+          ...fields,
+          tx_hash: completing.txHash,
+          block_number: completing.blockNumber,
+          network: completing.network,
+        },
         "payment paid",
+      );
+    }
+    if (BigInt(next.wrong_network_amount) > BigInt(payment.wrong_network_amount)) {
+      log.warn(
+        { ...fields, wrong_network_amount: next.wrong_network_amount },
+        "funds arrived on a network this payment does not accept: recorded, not counted",
       );
     }
     if (lateCompleting) {
@@ -93,7 +110,7 @@ export function createTransitions({
         "reorg removed a transfer of a payment already marked paid: check it before shipping",
       );
     }
-    const updated: PaymentRow = { ...payment, ...next };
+    const updated: StoredPayment = { ...payment, ...next };
     return queueEvents({ events, payment: updated, types: raised, defaults: defaultEvents, now });
   }
 

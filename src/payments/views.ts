@@ -6,19 +6,24 @@
  */
 import { toUnixSeconds } from "../internal/clock.ts";
 import type { EventRow, EventStore } from "../store/events.ts";
-import type { PaymentRow, PaymentStatus, PaymentStore, TransferRow } from "../store/payments.ts";
+import type { PaymentStatus, PaymentStore, StoredPayment, TransferRow } from "../store/payments.ts";
 import { formatAmount } from "./amount.ts";
 import { confirmationsOf, isLate } from "./evaluate.ts";
-import { deadlineOf } from "./lifecycle.ts";
+import { acceptedNetworksOf, deadlineOf } from "./lifecycle.ts";
 
 /** One received transfer as status.json shows it. */
 export type TransferView = {
   tx_hash: string;
   amount: string;
   block_number: number;
+  /** On the transfer's own network. */
   confirmations: number;
   /** In a block after the payment's deadline. */
   late: boolean;
+  /** With `networks`: the network it is on. */
+  network?: string;
+  /** With `networks`: on a network the payment does not accept (not counted). */
+  wrong_network?: boolean;
 };
 
 /** GET /:id/status.json: the original fields first, then the additive ones. */
@@ -28,6 +33,8 @@ export type StatusView = {
   seen_at: number | null;
   paid_at: number | null;
   tx_hash: string | null;
+  /** With `networks`: the network of `tx_hash`; null until paid. */
+  network?: string | null;
   status: PaymentStatus;
   paid_amount: string;
   confirmations: number;
@@ -41,6 +48,12 @@ export type StatusView = {
   overpaid_amount: string;
   /** A reorg removed a transfer after the payment was marked paid. */
   reorged_after_paid: boolean;
+  /** With `networks`: the networks whose funds count for this payment. */
+  networks?: string[];
+  /** With `networks`: funds arrived on a network the payment does not accept. */
+  wrong_network?: boolean;
+  /** With `networks`: how much, never counted (recover it with the same key on that network). */
+  wrong_network_amount?: string;
   transfers: TransferView[];
 };
 
@@ -58,7 +71,7 @@ export type CheckoutView = {
 };
 
 /** A payment as the private port lists it: its row, status.json's view and its postback events. */
-export type PaymentDetail = { row: PaymentRow; view: StatusView; events: EventRow[] };
+export type PaymentDetail = { row: StoredPayment; view: StatusView; events: EventRow[] };
 
 /** Status bodies cached at most (then the cache starts over): a few MB. */
 const STATUS_CACHE_SIZE = 10_000;
@@ -77,9 +90,23 @@ export type PaymentViews = {
    */
   statusJsonMany(ids: readonly string[]): Map<string, string>;
   /** Views and events of `rows`, in their order, in a bounded number of queries. */
-  details(rows: readonly PaymentRow[]): PaymentDetail[];
+  details(rows: readonly StoredPayment[]): PaymentDetail[];
   /** The checkout page's view of `id`; undefined: no such payment. */
   checkout(id: string): CheckoutView | undefined;
+};
+
+/** What the views know of the networks the daemon watches. */
+export type ViewNetworks = {
+  /** Their names, in config order. */
+  names: readonly string[];
+  /** The confirmations a transfer on `network` needs. */
+  requiredConfirmations(network: string): number;
+  /**
+   * Whether views carry the network fields: with `networks` in the config.
+   * With the single `chain` section they are left out, so a shop built
+   * for one chain reads exactly what it always read.
+   */
+  show: boolean;
 };
 
 export function createPaymentViews({
@@ -87,51 +114,82 @@ export function createPaymentViews({
   events,
   dataVersion,
   decimals,
-  requiredConfirmations,
+  networks,
 }: {
   store: PaymentStore;
   events: EventStore;
   /** Changes on any write to the database. */
   dataVersion: () => string;
   decimals: number;
-  requiredConfirmations: number;
+  networks: ViewNetworks;
 }): PaymentViews {
   const statusCache = new Map<string, { body: string; version: string }>();
-  const head = () => store.getCursor()?.head_number ?? 0;
+  const heads = () => store.heads();
+  const headOf = (atHeads: ReadonlyMap<string, number>, network: string | null) =>
+    network === null ? 0 : (atHeads.get(network) ?? 0);
 
-  function viewOf(row: PaymentRow, atHead: number, transfers: readonly TransferRow[]): StatusView {
+  /** Transfers are shown once something counted arrived, or funds on a wrong network. */
+  const hasTransfers = (row: StoredPayment) =>
+    row.seen_at !== null || row.wrong_network_amount !== "0";
+
+  function viewOf(
+    row: StoredPayment,
+    atHeads: ReadonlyMap<string, number>,
+    transfers: readonly TransferRow[],
+  ): StatusView {
     const amount = BigInt(row.amount);
     const paid = BigInt(row.paid_amount);
     const late = BigInt(row.late_amount);
+    const wrong = BigInt(row.wrong_network_amount);
     const deadline = deadlineOf(row);
+    const restricted = acceptedNetworksOf(row);
+    const accepted = restricted ?? networks.names;
+    // Confirmations are counted on the network of block_number; before any
+    // transfer, the first network the payment accepts says how many it needs.
+    const referenceNetwork = row.block_network ?? accepted[0] ?? networks.names[0] ?? "";
+    const show = networks.show;
     return {
       address: row.address,
       amount: formatAmount(amount, decimals),
       seen_at: row.seen_at === null ? null : toUnixSeconds(row.seen_at),
       paid_at: row.paid_at === null ? null : toUnixSeconds(row.paid_at),
       tx_hash: row.tx_hash,
+      ...(show ? { network: row.tx_hash === null ? null : row.network } : {}),
       status: row.status,
       paid_amount: formatAmount(paid, decimals),
-      confirmations: confirmationsOf(row.block_number, atHead),
-      required_confirmations: requiredConfirmations,
+      confirmations: confirmationsOf(row.block_number, headOf(atHeads, row.block_network)),
+      required_confirmations: networks.requiredConfirmations(referenceNetwork),
       expires_at: toUnixSeconds(row.expires_at),
       late: late > 0n,
       paid_late: row.paid_late_at !== null,
       late_amount: formatAmount(late, decimals),
       overpaid_amount: formatAmount(paid > amount ? paid - amount : 0n, decimals),
       reorged_after_paid: row.reorged_after_paid_at !== null,
+      ...(show
+        ? {
+            networks: [...accepted],
+            wrong_network: wrong > 0n,
+            wrong_network_amount: formatAmount(wrong, decimals),
+          }
+        : {}),
       transfers: transfers.map((t) => ({
         tx_hash: t.tx_hash,
         amount: formatAmount(BigInt(t.value), decimals),
         block_number: t.block_number,
-        confirmations: confirmationsOf(t.block_number, atHead),
+        confirmations: confirmationsOf(t.block_number, headOf(atHeads, t.network)),
         late: isLate({ blockTimestamp: t.block_timestamp }, deadline),
+        ...(show
+          ? {
+              network: t.network,
+              wrong_network: restricted !== undefined && !restricted.includes(t.network),
+            }
+          : {}),
       })),
     };
   }
 
-  function currentView(row: PaymentRow): StatusView {
-    return viewOf(row, head(), row.seen_at === null ? [] : store.transfersOf(row.id));
+  function currentView(row: StoredPayment): StatusView {
+    return viewOf(row, heads(), hasTransfers(row) ? store.transfersOf(row.id) : []);
   }
 
   function view(id: string): StatusView | undefined {
@@ -178,12 +236,10 @@ export function createPaymentViews({
       }
       if (missing.length === 0) return bodies;
       const rows = store.getPaymentsMany(missing);
-      const atHead = head();
-      const transfers = store.transfersOfMany(
-        rows.filter((row) => row.seen_at !== null).map((row) => row.id),
-      );
+      const atHeads = heads();
+      const transfers = store.transfersOfMany(rows.filter(hasTransfers).map((row) => row.id));
       for (const row of rows) {
-        const body = JSON.stringify(viewOf(row, atHead, transfers.get(row.id) ?? []));
+        const body = JSON.stringify(viewOf(row, atHeads, transfers.get(row.id) ?? []));
         if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
         statusCache.set(row.id, { body, version });
         bodies.set(row.id, body);
@@ -192,13 +248,13 @@ export function createPaymentViews({
     },
     details(rows) {
       if (rows.length === 0) return [];
-      const atHead = head();
-      const seen = rows.filter((row) => row.seen_at !== null).map((row) => row.id);
+      const atHeads = heads();
+      const seen = rows.filter(hasTransfers).map((row) => row.id);
       const transfers = store.transfersOfMany(seen);
       const eventsByPayment = events.byPayments(rows.map((row) => row.id));
       return rows.map((row) => ({
         row,
-        view: viewOf(row, atHead, transfers.get(row.id) ?? []),
+        view: viewOf(row, atHeads, transfers.get(row.id) ?? []),
         events: eventsByPayment.get(row.id) ?? [],
       }));
     },

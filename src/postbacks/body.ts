@@ -6,7 +6,7 @@ import { toUnixSeconds } from "../internal/clock.ts";
 import { formatAmount } from "../payments/amount.ts";
 import { confirmationsOf } from "../payments/evaluate.ts";
 import type { EventRow } from "../store/events.ts";
-import type { PaymentRow } from "../store/payments.ts";
+import type { PaymentNetworkColumns, PaymentRow } from "../store/payments.ts";
 
 /**
  * `id`, `data` (the shop's data as a JSON string, `"null"` if none) and
@@ -14,23 +14,32 @@ import type { PaymentRow } from "../store/payments.ts";
  * "payment.paid"), the payment's stored `status`, amounts as decimal strings,
  * `address`, `block_number`, `confirmations` (at `head`) and `paid_at`
  * (UNIX seconds or null), `late_amount`, and the flags `paid_late` and
- * `reorged_after_paid`.
+ * `reorged_after_paid`. With `showNetworks` (a config with `networks`):
+ * `network` (of `tx_hash`, null until paid) after `tx_hash`, and
+ * `wrong_network` and `wrong_network_amount` at the end.
  */
 export function postbackBody({
   event,
   payment,
   decimals,
   head,
+  showNetworks = false,
 }: {
   event: Pick<EventRow, "type">;
-  payment: PaymentRow;
+  payment: PaymentRow & Partial<PaymentNetworkColumns>;
   decimals: number;
+  /** The head of the network the payment's confirmations are counted on. */
   head: number;
+  showNetworks?: boolean;
 }): string {
+  const wrong = BigInt(payment.wrong_network_amount ?? "0");
   return JSON.stringify({
     id: payment.id,
     data: payment.data ?? "null",
     tx_hash: payment.tx_hash,
+    ...(showNetworks
+      ? { network: payment.tx_hash === null ? null : (payment.network ?? null) }
+      : {}),
     event: event.type,
     status: payment.status,
     amount: formatAmount(BigInt(payment.amount), decimals),
@@ -42,5 +51,8 @@ export function postbackBody({
     late_amount: formatAmount(BigInt(payment.late_amount), decimals),
     paid_late: payment.paid_late_at !== null,
     reorged_after_paid: payment.reorged_after_paid_at !== null,
+    ...(showNetworks
+      ? { wrong_network: wrong > 0n, wrong_network_amount: formatAmount(wrong, decimals) }
+      : {}),
   });
 }

@@ -3,7 +3,7 @@
  * message shops may match ("Invalid params: <reason>").
  */
 import { PAYMENT_ID_PATTERN } from "../payments/ids.ts";
-import { EVENT_TYPES, type EventType, isEventType } from "../payments/lifecycle.ts";
+import { EVENT_TYPES, type EventType } from "../payments/lifecycle.ts";
 import { InvalidParamsError } from "./jsonrpc.ts";
 
 export type Params = Record<string, unknown>;
@@ -62,16 +62,46 @@ export function optionalUrl(params: Params, name: string, reason: string): strin
 
 /**
  * Optional `postback_events`: a non-empty array of distinct event types
- * (payment.seen, payment.paid, …), the events this payment's postbacks carry.
+ * (payment.seen, payment.paid, …), the events this payment's postbacks
+ * carry; `types` are those the daemon raises.
  */
-export function optionalEventTypes(params: Params, name: string): EventType[] | undefined {
+export function optionalEventTypes(
+  params: Params,
+  name: string,
+  types: readonly EventType[] = EVENT_TYPES,
+): EventType[] | undefined {
   const value = given(params, name);
   if (value === undefined) return undefined;
-  const reason = `invalid ${name}: expected a non-empty list of distinct event types from ${EVENT_TYPES.join(", ")}`;
-  if (!Array.isArray(value) || value.length === 0 || value.length > EVENT_TYPES.length) {
+  const reason = `invalid ${name}: expected a non-empty list of distinct event types from ${types.join(", ")}`;
+  return distinctListOf(value, types, reason);
+}
+
+/**
+ * Optional `networks`: a non-empty array of distinct names of the networks
+ * the daemon watches (`names`), the only ones whose funds count.
+ */
+export function optionalNetworks(
+  params: Params,
+  name: string,
+  names: readonly string[],
+): string[] | undefined {
+  const value = given(params, name);
+  if (value === undefined) return undefined;
+  const reason = `invalid ${name}: expected a non-empty list of distinct network names from ${names.join(", ")}`;
+  return distinctListOf(value, names, reason);
+}
+
+/** `value` as a non-empty array of distinct members of `allowed`; else InvalidParamsError(reason). */
+function distinctListOf<T extends string>(
+  value: unknown,
+  allowed: readonly T[],
+  reason: string,
+): T[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > allowed.length) {
     throw new InvalidParamsError(reason);
   }
-  if (!value.every(isEventType) || new Set(value).size !== value.length) {
+  const known = (item: unknown): item is T => (allowed as readonly unknown[]).includes(item);
+  if (!value.every(known) || new Set(value).size !== value.length) {
     throw new InvalidParamsError(reason);
   }
   return value;

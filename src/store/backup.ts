@@ -177,14 +177,16 @@ export type RestoreResult = Copy & {
 export async function restoreDatabase({
   path,
   from,
-  chainId,
-  token,
+  networks,
+  named = false,
   now = new Date(),
 }: {
   path: string;
   from: string;
-  chainId: number;
-  token: string;
+  /** The networks of the config: a backup's cursor of each must be for its chain and token. */
+  networks: readonly BackupNetwork[];
+  /** Messages name the network (a config with `networks`). */
+  named?: boolean;
   now?: Date;
 }): Promise<RestoreResult> {
   if (resolve(from) === resolve(path)) {
@@ -194,7 +196,7 @@ export async function restoreDatabase({
   if (!existsSync(dirname(path))) {
     throw new BackupError(`${dirname(path)} (the folder of database.path) does not exist`);
   }
-  checkBackup({ from, chainId, token });
+  checkBackup({ from, networks, named });
 
   const lock = lockDatabase({ path, command: "restore" });
   const temp = `${path}.restore-tmp`;
@@ -265,8 +267,19 @@ export async function restoreDatabase({
   }
 }
 
+/** A network a backup must have been written for (if it scanned it): its name, chain and token. */
+export type BackupNetwork = { name: string; chainId: number; token: string };
+
 /** Refuses a backup that is damaged, from a newer 0xbtcpay, not ours, or for another chain. */
-function checkBackup({ from, chainId, token }: { from: string; chainId: number; token: string }) {
+function checkBackup({
+  from,
+  networks,
+  named,
+}: {
+  from: string;
+  networks: readonly BackupNetwork[];
+  named: boolean;
+}) {
   let db: Database.Database;
   try {
     db = new Database(from, { readonly: true, fileMustExist: true });
@@ -292,13 +305,19 @@ function checkBackup({ from, chainId, token }: { from: string; chainId: number; 
     if (version === 0) throw new BackupError(`${from} is not a 0xbtcpay database`);
     const newest = newestSchemaVersion();
     if (version > newest) throw new SchemaTooNewError({ path: from, version, newest });
-    const cursor = db.prepare("SELECT chain_id, token FROM chain_cursor WHERE id = 1").get() as
-      | { chain_id: number; token: string }
-      | undefined;
-    if (cursor && (cursor.chain_id !== chainId || cursor.token !== token)) {
-      throw new BackupError(
-        `${from} was written for chain ${cursor.chain_id} token ${cursor.token}, not chain ${chainId} token ${token} (the config)`,
-      );
+    // Before migration 0007 the one cursor row was the single chain's.
+    const cursors = (
+      version >= 7
+        ? db.prepare("SELECT network, chain_id, token FROM chain_cursor").all()
+        : db.prepare("SELECT 'ethereum' AS network, chain_id, token FROM chain_cursor").all()
+    ) as Array<{ network: string; chain_id: number; token: string }>;
+    for (const { name, chainId, token } of networks) {
+      const cursor = cursors.find((row) => row.network === name);
+      if (cursor && (cursor.chain_id !== chainId || cursor.token !== token)) {
+        throw new BackupError(
+          `${from} was written for chain ${cursor.chain_id} token ${cursor.token}${named ? ` (network ${name})` : ""}, not chain ${chainId} token ${token} (the config)`,
+        );
+      }
     }
   } finally {
     db.close();

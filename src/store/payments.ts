@@ -1,8 +1,15 @@
 /**
- * Queries over payments, transfers, the scan cursor and the derivation
- * counter. Statements are prepared once; callers own transactions.
+ * Queries over payments, transfers, the scan cursors (one per network) and
+ * the derivation counter. Statements are prepared once; callers own
+ * transactions.
  */
 import type { Db } from "./index.ts";
+
+/**
+ * The network of a config with the single `chain` section, and of every row
+ * written before there were several (migration 0007).
+ */
+export const LEGACY_NETWORK = "ethereum";
 
 /** A payment's stored status; written only by src/payments (the lifecycle). */
 export type PaymentStatus = "waiting" | "seen" | "paid" | "expired" | "cancelled";
@@ -36,9 +43,24 @@ export type PaymentRow = {
   postback_events: string | null;
 };
 
+/** The columns of several networks (migration 0007). */
+export type PaymentNetworkColumns = {
+  /** JSON array of the networks the payment accepts; null: every network the daemon watches. */
+  networks: string | null;
+  /** The network of `tx_hash` (the completing transfer); null until paid. */
+  network: string | null;
+  /** The network of `block_number` (the transfer confirmations are counted from). */
+  block_network: string | null;
+  /** Base units received on networks the payment does not accept (never counted). */
+  wrong_network_amount: string;
+};
+
+/** A payment as stored: every column. */
+export type StoredPayment = PaymentRow & PaymentNetworkColumns;
+
 /** The fields the lifecycle decides, stored together. */
 export type LifecycleFields = Pick<
-  PaymentRow,
+  StoredPayment,
   | "status"
   | "seen_at"
   | "paid_at"
@@ -48,6 +70,9 @@ export type LifecycleFields = Pick<
   | "late_amount"
   | "paid_late_at"
   | "reorged_after_paid_at"
+  | "network"
+  | "block_network"
+  | "wrong_network_amount"
 >;
 
 /** The columns start_payment writes; the rest start empty. */
@@ -66,7 +91,8 @@ export type NewPaymentRow = Pick<
   | "return_url"
   | "cancel_url"
   | "postback_events"
->;
+> &
+  Pick<PaymentNetworkColumns, "networks">;
 
 /** A position in the newest-first listing: the last (created_at, id) already returned. */
 export type ListPosition = { created_at: number; id: string };
@@ -82,11 +108,15 @@ export type TransferRow = {
   payment_id: string;
   recorded_at: number;
   block_timestamp: number | null;
+  /** The network the transfer is on. */
+  network: string;
 };
 
 export type BlockRow = { number: number; hash: string; parent_hash: string; timestamp: number };
 
+/** One network's scan cursor. */
 export type CursorRow = {
+  network: string;
   chain_id: number;
   token: string;
   block_number: number;
@@ -111,9 +141,9 @@ export function createPaymentStore(db: Db) {
     ),
     insertPayment: db.prepare(`INSERT INTO payments
       (id, amount, derivation_index, address, data, postback_url, created_at, expires_at,
-       order_id, description, return_url, cancel_url, postback_events)
+       order_id, description, return_url, cancel_url, postback_events, networks)
       VALUES (@id, @amount, @derivation_index, @address, @data, @postback_url, @created_at, @expires_at,
-       @order_id, @description, @return_url, @cancel_url, @postback_events)
+       @order_id, @description, @return_url, @cancel_url, @postback_events, @networks)
       RETURNING *`),
     getPayment: db.prepare("SELECT * FROM payments WHERE id = ?"),
     getPaymentByOrderId: db.prepare("SELECT * FROM payments WHERE order_id = ?"),
@@ -146,39 +176,45 @@ export function createPaymentStore(db: Db) {
     updateLifecycle: db.prepare(`UPDATE payments SET status = @status,
       seen_at = @seen_at, paid_at = @paid_at, tx_hash = @tx_hash,
       block_number = @block_number, paid_amount = @paid_amount, late_amount = @late_amount,
-      paid_late_at = @paid_late_at, reorged_after_paid_at = @reorged_after_paid_at
+      paid_late_at = @paid_late_at, reorged_after_paid_at = @reorged_after_paid_at,
+      network = @network, block_network = @block_network,
+      wrong_network_amount = @wrong_network_amount
       WHERE id = @id`),
     insertTransfer: db.prepare(`INSERT OR IGNORE INTO transfers
-      (tx_hash, log_index, block_number, block_hash, from_address, to_address, value, payment_id, recorded_at, block_timestamp)
-      VALUES (@tx_hash, @log_index, @block_number, @block_hash, @from_address, @to_address, @value, @payment_id, @recorded_at, @block_timestamp)`),
+      (network, tx_hash, log_index, block_number, block_hash, from_address, to_address, value, payment_id, recorded_at, block_timestamp)
+      VALUES (@network, @tx_hash, @log_index, @block_number, @block_hash, @from_address, @to_address, @value, @payment_id, @recorded_at, @block_timestamp)`),
     paymentsWithTransfersAbove: db
-      .prepare("SELECT DISTINCT payment_id FROM transfers WHERE block_number > ?")
+      .prepare("SELECT DISTINCT payment_id FROM transfers WHERE network = ? AND block_number > ?")
       .pluck(),
-    deleteTransfersAbove: db.prepare("DELETE FROM transfers WHERE block_number > ?"),
-    upsertBlock: db.prepare(
-      "INSERT OR REPLACE INTO blocks (number, hash, parent_hash, timestamp) VALUES (@number, @hash, @parent_hash, @timestamp)",
+    deleteTransfersAbove: db.prepare(
+      "DELETE FROM transfers WHERE network = ? AND block_number > ?",
     ),
-    blockHash: db.prepare("SELECT hash FROM blocks WHERE number = ?").pluck(),
-    deleteBlocksAbove: db.prepare("DELETE FROM blocks WHERE number > ?"),
-    pruneBlocksBelow: db.prepare("DELETE FROM blocks WHERE number < ?"),
+    upsertBlock: db.prepare(
+      "INSERT OR REPLACE INTO blocks (network, number, hash, parent_hash, timestamp) VALUES (@network, @number, @hash, @parent_hash, @timestamp)",
+    ),
+    blockHash: db.prepare("SELECT hash FROM blocks WHERE network = ? AND number = ?").pluck(),
+    deleteBlocksAbove: db.prepare("DELETE FROM blocks WHERE network = ? AND number > ?"),
+    pruneBlocksBelow: db.prepare("DELETE FROM blocks WHERE network = ? AND number < ?"),
     transfersOf: db.prepare(
       "SELECT * FROM transfers WHERE payment_id = ? ORDER BY block_number, log_index",
     ),
     transfersOfMany: db.prepare(
       "SELECT * FROM transfers WHERE payment_id IN (SELECT value FROM json_each(?)) ORDER BY payment_id, block_number, log_index",
     ),
-    getCursor: db.prepare("SELECT * FROM chain_cursor WHERE id = 1"),
+    getCursor: db.prepare("SELECT * FROM chain_cursor WHERE network = ?"),
+    cursors: db.prepare("SELECT * FROM chain_cursor ORDER BY id"),
+    heads: db.prepare("SELECT network, head_number FROM chain_cursor"),
     moveCursor: db.prepare(
-      "UPDATE chain_cursor SET block_number = @block_number, block_hash = @block_hash, head_number = @head_number, updated_at = @updated_at WHERE id = 1",
+      "UPDATE chain_cursor SET block_number = @block_number, block_hash = @block_hash, head_number = @head_number, updated_at = @updated_at WHERE network = @network",
     ),
     upsertCursor: db.prepare(`INSERT INTO chain_cursor
-      (id, chain_id, token, block_number, block_hash, head_number, updated_at)
-      VALUES (1, @chain_id, @token, @block_number, @block_hash, @head_number, @updated_at)
-      ON CONFLICT (id) DO UPDATE SET block_number = excluded.block_number,
+      (network, chain_id, token, block_number, block_hash, head_number, updated_at)
+      VALUES (@network, @chain_id, @token, @block_number, @block_hash, @head_number, @updated_at)
+      ON CONFLICT (network) DO UPDATE SET block_number = excluded.block_number,
         block_hash = excluded.block_hash, head_number = excluded.head_number,
         updated_at = excluded.updated_at`),
     setHead: db.prepare(
-      "UPDATE chain_cursor SET head_number = @head_number, updated_at = @updated_at WHERE id = 1",
+      "UPDATE chain_cursor SET head_number = @head_number, updated_at = @updated_at WHERE network = @network",
     ),
   };
 
@@ -193,19 +229,19 @@ export function createPaymentStore(db: Db) {
       return row.value;
     },
     /** Inserts the payment and returns its whole row (defaults included). */
-    insertPayment(row: NewPaymentRow): PaymentRow {
-      return statements.insertPayment.get(row) as PaymentRow;
+    insertPayment(row: NewPaymentRow): StoredPayment {
+      return statements.insertPayment.get(row) as StoredPayment;
     },
-    getPayment(id: string): PaymentRow | undefined {
-      return statements.getPayment.get(id) as PaymentRow | undefined;
+    getPayment(id: string): StoredPayment | undefined {
+      return statements.getPayment.get(id) as StoredPayment | undefined;
     },
     /** Several payments in one query (any order; unknown ids are left out). */
-    getPaymentsMany(ids: readonly string[]): PaymentRow[] {
+    getPaymentsMany(ids: readonly string[]): StoredPayment[] {
       if (ids.length === 0) return [];
-      return statements.getPaymentsMany.all(JSON.stringify(ids)) as PaymentRow[];
+      return statements.getPaymentsMany.all(JSON.stringify(ids)) as StoredPayment[];
     },
-    getPaymentByOrderId(orderId: string): PaymentRow | undefined {
-      return statements.getPaymentByOrderId.get(orderId) as PaymentRow | undefined;
+    getPaymentByOrderId(orderId: string): StoredPayment | undefined {
+      return statements.getPaymentByOrderId.get(orderId) as StoredPayment | undefined;
     },
     /** Sets cancelled_at unless already set; the caller re-decides the lifecycle. */
     setCancelled({ id, now }: { id: string; now: number }): void {
@@ -226,7 +262,7 @@ export function createPaymentStore(db: Db) {
       limit: number;
       status?: PaymentStatus | undefined;
       since?: number | undefined;
-    }): PaymentRow[] {
+    }): StoredPayment[] {
       const where = [
         after ? "(created_at, id) < (@after_created_at, @after_id)" : undefined,
         status === undefined ? undefined : "status = @status",
@@ -243,7 +279,7 @@ export function createPaymentStore(db: Db) {
         ...(status === undefined ? {} : { status }),
         ...(since === undefined ? {} : { since }),
         limit,
-      }) as PaymentRow[];
+      }) as StoredPayment[];
     },
     /** How many payments have each status (statuses with none are missing). */
     countByStatus(): Partial<Record<PaymentStatus, number>> {
@@ -254,8 +290,8 @@ export function createPaymentStore(db: Db) {
       return Object.fromEntries(rows.map((row) => [row.status, row.count]));
     },
     /** Open (waiting or seen) payments whose deadline is at or before `now`, soonest first. */
-    dueDeadlines(now: number): PaymentRow[] {
-      return statements.dueDeadlines.all(now) as PaymentRow[];
+    dueDeadlines(now: number): StoredPayment[] {
+      return statements.dueDeadlines.all(now) as StoredPayment[];
     },
     /** The nearest deadline of an open payment after `now` (UNIX ms), if any. */
     nextDeadline(now: number): number | undefined {
@@ -300,37 +336,49 @@ export function createPaymentStore(db: Db) {
       return byPayment;
     },
     /**
-     * Forgets everything above block `number` (a reorg replaced it) and
-     * returns the payments whose transfers went with it.
+     * Forgets everything of `network` above block `number` (a reorg replaced
+     * it) and returns the payments whose transfers went with it.
      */
-    forgetAbove(number: number): string[] {
-      const affected = statements.paymentsWithTransfersAbove.all(number) as string[];
-      statements.deleteTransfersAbove.run(number);
-      statements.deleteBlocksAbove.run(number);
+    forgetAbove(network: string, number: number): string[] {
+      const affected = statements.paymentsWithTransfersAbove.all(network, number) as string[];
+      statements.deleteTransfersAbove.run(network, number);
+      statements.deleteBlocksAbove.run(network, number);
       return affected;
     },
-    rememberBlock(row: BlockRow): void {
-      statements.upsertBlock.run(row);
+    rememberBlock(network: string, row: BlockRow): void {
+      statements.upsertBlock.run({ ...row, network });
     },
-    blockHash(number: number): string | undefined {
-      return statements.blockHash.get(number) as string | undefined;
+    blockHash(network: string, number: number): string | undefined {
+      return statements.blockHash.get(network, number) as string | undefined;
     },
-    pruneBlocksBelow(number: number): void {
-      statements.pruneBlocksBelow.run(number);
+    pruneBlocksBelow(network: string, number: number): void {
+      statements.pruneBlocksBelow.run(network, number);
     },
     moveCursor(
+      network: string,
       row: Pick<CursorRow, "block_number" | "block_hash" | "head_number" | "updated_at">,
     ): void {
-      statements.moveCursor.run(row);
+      statements.moveCursor.run({ ...row, network });
     },
-    getCursor(): CursorRow | undefined {
-      return statements.getCursor.get() as CursorRow | undefined;
+    /** The scan cursor of `network`; undefined before its first scan. */
+    getCursor(network: string): CursorRow | undefined {
+      return statements.getCursor.get(network) as CursorRow | undefined;
     },
-    setCursor(row: CursorRow): void {
-      statements.upsertCursor.run(row);
+    /** Every network's cursor, oldest first (networks no longer configured included). */
+    cursors(): CursorRow[] {
+      return statements.cursors.all() as CursorRow[];
     },
-    setHead(head: number, now: number): void {
-      statements.setHead.run({ head_number: head, updated_at: now });
+    /** The head each network's cursor last recorded. */
+    heads(): Map<string, number> {
+      const rows = statements.heads.all() as Array<{ network: string; head_number: number }>;
+      return new Map(rows.map((row) => [row.network, row.head_number]));
+    },
+    /** Creates (or moves) a network's cursor; without `network`, the single chain's. */
+    setCursor(row: Omit<CursorRow, "network"> & { network?: string }): void {
+      statements.upsertCursor.run({ ...row, network: row.network ?? LEGACY_NETWORK });
+    },
+    setHead(network: string, head: number, now: number): void {
+      statements.setHead.run({ network, head_number: head, updated_at: now });
     },
   };
 }

@@ -68,6 +68,13 @@ async function runDev(options: DevOptions) {
     }
   })();
 
+  if (config.networks !== undefined) {
+    exitOnError(
+      new Error(
+        `${options.config} has networks: dev runs one local chain in place of the config's single chain section; give it a config with chain`,
+      ),
+    );
+  }
   try {
     anvilBinaryPath();
   } catch (error) {

@@ -5,11 +5,11 @@ import { Command } from "commander";
 import { erc20Abi, type Hex } from "viem";
 import { createAddressDeriver, createFastAddressDeriver } from "../../addresses/index.ts";
 import { type ChainClient, createChainClient } from "../../chain/client.ts";
-import { type Config, loadConfig } from "../../config/index.ts";
+import { type Config, loadConfig, type NetworkConfig, networksOf } from "../../config/index.ts";
 import { ConfigError, errorMessage } from "../../internal/errors.ts";
 import { newestSchemaVersion, openDatabase, schemaVersionOf } from "../../store/index.ts";
 import { heldLock } from "../../store/lock.ts";
-import { createPaymentStore } from "../../store/payments.ts";
+import { type CursorRow, createPaymentStore, LEGACY_NETWORK } from "../../store/payments.ts";
 import { CONFIG_OPTION_HELP } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
@@ -21,9 +21,9 @@ type Check = { ok: boolean; name: string; detail: string };
 const ok = (name: string, detail: string): Check => ({ ok: true, name, detail });
 const fail = (name: string, detail: string): Check => ({ ok: false, name, detail });
 
-/** One line per check: "ok  " or "FAIL", the check's name, what was found. */
-export function formatCheck(check: Check): string {
-  return `${check.ok ? "ok  " : "FAIL"}  ${check.name.padEnd(13)}${check.detail}\n`;
+/** One line per check: "ok  " or "FAIL", the check's name (padded to `width`), what was found. */
+export function formatCheck(check: Check, width = 13): string {
+  return `${check.ok ? "ok  " : "FAIL"}  ${check.name.padEnd(width)}${check.detail}\n`;
 }
 
 /** The RPC URL without what may be a secret (an API key in the path or query). */
@@ -47,43 +47,52 @@ function withRootCause(error: unknown): string {
   return root && root !== errorMessage(error) ? `${message} (${root})` : message;
 }
 
-async function checkRpc(config: Config, client: ChainClient): Promise<Check[]> {
-  const where = shownUrl(config.chain.rpcUrl);
+/**
+ * The RPC, chain id and token checks of one network; with `prefix` (a
+ * config with `networks`) their names start with the network's name.
+ */
+async function checkRpc(
+  network: NetworkConfig,
+  client: ChainClient,
+  prefix: string,
+): Promise<Check[]> {
+  const name = (check: string) => `${prefix}${check}`;
+  const where = shownUrl(network.rpcUrl);
   let head: number;
   try {
     head = await client.blockNumber();
   } catch (error) {
     const skipped = "not checked: the RPC endpoint did not answer";
     return [
-      fail("rpc", `${where} did not answer: ${withRootCause(error)}`),
-      fail("chain id", skipped),
-      fail("token", skipped),
+      fail(name("rpc"), `${where} did not answer: ${withRootCause(error)}`),
+      fail(name("chain id"), skipped),
+      fail(name("token"), skipped),
     ];
   }
-  const checks = [ok("rpc", `${where} answers, head block ${head}`)];
+  const checks = [ok(name("rpc"), `${where} answers, head block ${head}`)];
   const chainId = await client.chainId().catch(() => undefined);
-  if (chainId === config.chain.chainId) {
-    checks.push(ok("chain id", `${chainId}, as configured`));
+  if (chainId === network.chainId) {
+    checks.push(ok(name("chain id"), `${chainId}, as configured`));
   } else {
     checks.push(
       fail(
-        "chain id",
+        name("chain id"),
         chainId === undefined
           ? "eth_chainId failed"
-          : `the RPC endpoint serves chain ${chainId}, the config says chain.chainId ${config.chain.chainId}`,
+          : `the RPC endpoint serves chain ${chainId}, the config says ${network.key}.chainId ${network.chainId}`,
       ),
     );
-    return [...checks, fail("token", "not checked: wrong chain")];
+    return [...checks, fail(name("token"), "not checked: wrong chain")];
   }
-  checks.push(await checkToken(config, client));
+  checks.push({ ...(await checkToken(network, client)), name: name("token") });
   return checks;
 }
 
-async function checkToken(config: Config, client: ChainClient): Promise<Check> {
-  const address = config.chain.token as Hex;
+async function checkToken(network: NetworkConfig, client: ChainClient): Promise<Check> {
+  const address = network.token as Hex;
   const code = await client.viem.getCode({ address }).catch(() => undefined);
   if (code === undefined || code === "0x") {
-    return fail("token", `no contract at ${address} on chain ${config.chain.chainId}`);
+    return fail("token", `no contract at ${address} on chain ${network.chainId}`);
   }
   let decimals: number;
   let symbol: string;
@@ -97,18 +106,30 @@ async function checkToken(config: Config, client: ChainClient): Promise<Check> {
     return fail("token", `${address} does not answer decimals()/symbol(): ${message}`);
   }
   const problems = [
-    decimals === config.chain.decimals
+    decimals === network.decimals
       ? undefined
-      : `decimals() is ${decimals}, the config says chain.decimals ${config.chain.decimals}`,
-    symbol === config.chain.symbol
+      : `decimals() is ${decimals}, the config says ${network.key}.decimals ${network.decimals}`,
+    symbol === network.symbol
       ? undefined
-      : `symbol() is ${JSON.stringify(symbol)}, the config says chain.symbol ${JSON.stringify(config.chain.symbol)}`,
+      : `symbol() is ${JSON.stringify(symbol)}, the config says ${network.key}.symbol ${JSON.stringify(network.symbol)}`,
   ].filter((problem) => problem !== undefined);
   if (problems.length > 0) return fail("token", `${address}: ${problems.join("; ")}`);
   return ok(
     "token",
     `${address} answers decimals() ${decimals} and symbol() ${JSON.stringify(symbol)}, as configured`,
   );
+}
+
+/** The cursors stored in `db` (one unnamed row, the single chain's, before migration 0007). */
+function storedCursors(
+  db: ReturnType<typeof openDatabase>,
+  version: number,
+): Array<Pick<CursorRow, "network" | "chain_id" | "token">> {
+  if (version >= 7) return createPaymentStore(db).cursors();
+  const row = db.prepare("SELECT chain_id, token FROM chain_cursor WHERE id = 1").get() as
+    | { chain_id: number; token: string }
+    | undefined;
+  return row ? [{ network: LEGACY_NETWORK, ...row }] : [];
 }
 
 function checkXpub(config: Config): Check {
@@ -185,14 +206,14 @@ function checkDatabase(config: Config, daemonPid: number | undefined): Check {
     );
   }
   let version: number;
-  let cursor: ReturnType<ReturnType<typeof createPaymentStore>["getCursor"]>;
+  let cursors: Array<Pick<CursorRow, "network" | "chain_id" | "token">>;
   try {
     // NOTE: read-only, and no schema guard: doctor reports the version
     // instead of refusing it, and writes nothing.
     const db = openDatabase({ path, readonly: true, allowOlder: true });
     try {
       version = schemaVersionOf(db);
-      cursor = version > 0 ? createPaymentStore(db).getCursor() : undefined;
+      cursors = version > 0 ? storedCursors(db, version) : [];
     } finally {
       db.close();
     }
@@ -200,11 +221,24 @@ function checkDatabase(config: Config, daemonPid: number | undefined): Check {
     return fail("database", `${path} cannot be opened: ${errorMessage(error)}`);
   }
   if (version === 0) return fail("database", `${path} is not a 0xbtcpay database`);
-  if (cursor && (cursor.chain_id !== config.chain.chainId || cursor.token !== config.chain.token)) {
-    return fail(
-      "database",
-      `${path} was written for chain ${cursor.chain_id} token ${cursor.token}, the config says chain ${config.chain.chainId} token ${config.chain.token}: use a new database.path`,
+  for (const network of networksOf(config)) {
+    const cursor = cursors.find((row) => row.network === network.name);
+    const named = config.networks === undefined ? "" : ` (network ${network.name})`;
+    if (cursor && (cursor.chain_id !== network.chainId || cursor.token !== network.token)) {
+      return fail(
+        "database",
+        `${path} was written for chain ${cursor.chain_id} token ${cursor.token}${named}, the config says chain ${network.chainId} token ${network.token}: use a new database.path`,
+      );
+    }
+    const renamed = cursors.find(
+      (row) => row.network !== network.name && row.chain_id === network.chainId,
     );
+    if (!cursor && renamed) {
+      return fail(
+        "database",
+        `${path} scanned chain ${network.chainId} as network "${renamed.network}", the config calls it "${network.name}": name it "${renamed.network}" again`,
+      );
+    }
   }
   const running = daemonPid === undefined ? "" : `; a daemon runs on it (pid ${daemonPid})`;
   const schema =
@@ -217,7 +251,7 @@ function checkDatabase(config: Config, daemonPid: number | undefined): Check {
 export function doctorCommand(): Command {
   return new Command("doctor")
     .description(
-      "Check a config without starting anything: config, RPC, chain id, token, xpub, ports, database.",
+      "Check a config without starting anything: config, RPC, chain id, token (of each network), xpub, ports, database.",
     )
     .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .addHelpText(
@@ -227,7 +261,8 @@ One line per check, "ok" or "FAIL"; exit code 1 if any check fails. It binds
 each configured port for an instant (so run it before starting the daemon,
 or expect the ports to be in use), opens the database read-only, and makes
 read-only RPC calls (eth_blockNumber, eth_chainId, eth_getCode and the
-token's decimals() and symbol()).
+token's decimals() and symbol()). With \`networks\` in the config, the RPC,
+chain id and token checks run for each network, named after it.
 
 Example:
   0xbtcpay doctor --config /etc/0xbtcpay/config.json`,
@@ -253,13 +288,23 @@ Example:
         process.exit(1);
       }
       const checks: Check[] = [ok("config", `${path} is valid`)];
-      const client = createChainClient({ rpcUrl: config.chain.rpcUrl, timeoutMs: RPC_TIMEOUT_MS });
-      checks.push(...(await checkRpc(config, client)));
+      // With `networks`, each network's checks, named after it ("polygon rpc").
+      const perNetwork = await Promise.all(
+        networksOf(config).map((network) =>
+          checkRpc(
+            network,
+            createChainClient({ rpcUrl: network.rpcUrl, timeoutMs: RPC_TIMEOUT_MS }),
+            config.networks === undefined ? "" : `${network.name} `,
+          ),
+        ),
+      );
+      checks.push(...perNetwork.flat());
       checks.push(checkXpub(config));
       const daemonPid = heldLock(config.database.path)?.holder?.pid;
       checks.push(...(await checkPorts(config, daemonPid)));
       checks.push(checkDatabase(config, daemonPid));
-      process.stdout.write(checks.map(formatCheck).join(""));
+      const width = Math.max(13, ...checks.map((check) => check.name.length + 1));
+      process.stdout.write(checks.map((check) => formatCheck(check, width)).join(""));
       process.exit(checks.every((check) => check.ok) ? 0 : 1);
     });
 }

@@ -117,6 +117,7 @@ Example:
         const outbox = createOutbox({
           events: createEventStore(db),
           store: createPaymentStore(db),
+          showNetworks: config.networks !== undefined,
         });
         requeued = outbox.requeue(id, Date.now());
         db.close();

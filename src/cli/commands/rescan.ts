@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
+import { networksOf } from "../../config/index.ts";
 import { rescanFrom } from "../../payments/rescan.ts";
 import { openDatabase } from "../../store/index.ts";
 import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
@@ -12,9 +13,13 @@ function blockNumber(value: string): number {
 export function rescanCommand(): Command {
   return new Command("rescan")
     .description(
-      "Move the scan back so that blocks from N on are read again (works while the daemon runs).",
+      "Move the scan (of one network) back so that blocks from N on are read again (works while the daemon runs).",
     )
     .requiredOption("--from-block <n>", "first block to read again", blockNumber)
+    .option(
+      "--network <name>",
+      "the network whose scan moves (needed when the config has several; the others do not move)",
+    )
     .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .addHelpText(
       "after",
@@ -27,32 +32,50 @@ log index), so their payments do not change and no postback is sent again; a
 transfer that is missing (a provider that dropped a log, a row deleted by
 hand) is recorded and its payment re-decided, as on the first scan. N may not
 be above the next block the daemon would read, nor below chain.startBlock.
+With \`networks\` in the config, --network names the one to rescan (block
+numbers are that network's); it may be left out only if there is one.
 
 Examples:
   0xbtcpay rescan --from-block 19876543 --config /etc/0xbtcpay/config.json
+  0xbtcpay rescan --network polygon --from-block 65432100 --config /etc/0xbtcpay/config.json
   0xbtcpay status --config /etc/0xbtcpay/config.json    # watch "scan" catch up`,
     )
-    .action((options: { fromBlock: number; config?: string }) => {
+    .action((options: { fromBlock: number; network?: string; config?: string }) => {
       const config = configFrom(options);
+      const networks = networksOf(config);
+      const names = networks.map((network) => network.name).join(", ");
+      const network =
+        options.network === undefined
+          ? networks.length === 1
+            ? networks[0]
+            : exitOnError(
+                new Error(`the config has several networks: give --network (one of ${names})`),
+              )
+          : networks.find((candidate) => candidate.name === options.network);
+      if (!network) {
+        exitOnError(new Error(`no network named "${options.network}" in the config (${names})`));
+      }
       try {
         const db = openDatabase({ path: config.database.path, migrate: false });
         let moved: ReturnType<typeof rescanFrom>;
         try {
           moved = rescanFrom({
             db,
-            chainId: config.chain.chainId,
-            token: config.chain.token,
-            startBlock: config.chain.startBlock,
+            network: network.name,
+            chainId: network.chainId,
+            token: network.token,
+            startBlock: network.startBlock,
             fromBlock: options.fromBlock,
             now: Date.now(),
           });
         } finally {
           db.close();
         }
+        const of = config.networks === undefined ? "" : ` of network ${network.name}`;
         process.stdout.write(
           moved.from === moved.to
-            ? `rescan: nothing to move: the daemon reads block ${options.fromBlock} next anyway\n`
-            : `rescan: the scan cursor moved from block ${moved.from} to block ${moved.to}: blocks ${options.fromBlock} to ${moved.from} are read again (at the running daemon's next poll, or at the next start)\n`,
+            ? `rescan: nothing to move: the daemon reads block ${options.fromBlock}${of} next anyway\n`
+            : `rescan: the scan cursor${of} moved from block ${moved.from} to block ${moved.to}: blocks ${options.fromBlock} to ${moved.from} are read again (at the running daemon's next poll, or at the next start)\n`,
         );
       } catch (error) {
         exitOnError(error);

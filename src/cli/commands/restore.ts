@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
+import { networksOf } from "../../config/index.ts";
 import { DatabaseLockedError } from "../../internal/errors.ts";
 import { restoreDatabase } from "../../store/backup.ts";
 import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
@@ -18,10 +19,11 @@ export function restoreCommand(): Command {
 Stop the daemon first: restore takes the same lock as \`serve\` and refuses
 while one runs on the database. FILE must pass PRAGMA integrity_check, come
 from this 0xbtcpay or an older one (\`serve\` upgrades it) and have been
-written for the configured chain and token. The replaced database is kept as
-<database.path>.before-restore-<time>. The derivation counter never goes
-back: if the replaced database had handed out more deposit addresses than the
-backup knows, the restored one continues after them. Run it as the user the
+written for the configured chain and token (with \`networks\`, each network's).
+The replaced database is kept as <database.path>.before-restore-<time>. The
+derivation counter never goes back: if the replaced database had handed out
+more deposit addresses than the backup knows, the restored one continues
+after them. Run it as the user the
 daemon runs as (the restored file takes the replaced one's owner and mode
 when it can).
 
@@ -38,8 +40,8 @@ Example (as the daemon's user, e.g. through sudo -u oxbtcpay):
         const result = await restoreDatabase({
           path,
           from,
-          chainId: config.chain.chainId,
-          token: config.chain.token,
+          networks: networksOf(config),
+          named: config.networks !== undefined,
         });
         const lines = [
           `restored ${path} from ${from} (schema version ${result.schemaVersion}, ${result.payments} payments)`,

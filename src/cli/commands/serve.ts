@@ -16,6 +16,7 @@ export function serveCommand(): Command {
 Secrets may come from the environment instead of the file:
   OXBTCPAY_XPUB             wallet.xpub
   OXBTCPAY_RPC_URL          chain.rpcUrl
+  OXBTCPAY_RPC_URL_<NAME>   networks[i].rpcUrl of the network named <name> (OXBTCPAY_RPC_URL_POLYGON)
   OXBTCPAY_POSTBACK_SECRET  postbacks.secret
   OXBTCPAY_POSTBACK_PREVIOUS_SECRETS  postbacks.previousSecrets (space- or comma-separated)
 

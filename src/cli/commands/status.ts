@@ -1,10 +1,11 @@
 import { Command } from "commander";
+import { type Config, networksOf } from "../../config/index.ts";
 import { errorMessage } from "../../internal/errors.ts";
 import { PAYMENT_STATUSES } from "../../payments/index.ts";
 import { openDatabase, schemaVersionOf } from "../../store/index.ts";
 import { heldLock } from "../../store/lock.ts";
 import { createOverview } from "../../store/overview.ts";
-import { createPaymentStore } from "../../store/payments.ts";
+import { type CursorRow, createPaymentStore, LEGACY_NETWORK } from "../../store/payments.ts";
 import { ago, CONFIG_OPTION_HELP, configFrom, iso } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
@@ -19,15 +20,10 @@ export type StatusReport = {
      */
     daemon: { pid: number | null; started_at: number | null } | { error: string } | null;
   };
-  /** The stored scan cursor; null before the first start. */
-  scan: {
-    block_number: number;
-    head: number;
-    blocks_behind: number;
-    /** When the daemon last wrote the cursor or the head. */
-    updated_at: number;
-    age_seconds: number;
-  } | null;
+  /** The single chain's stored scan cursor; null before the first start. Absent with `networks`. */
+  scan?: ScanReport | null;
+  /** With `networks`: each network's stored scan cursor (null before its first scan), in config order. */
+  networks?: Record<string, ScanReport | null>;
   payments: Record<(typeof PAYMENT_STATUSES)[number], number>;
   postbacks: {
     pending: number;
@@ -44,11 +40,42 @@ export type StatusReport = {
   };
 };
 
-function report(path: string, now: number): StatusReport {
+/** Where a network's scan stands, as the daemon last stored it. */
+export type ScanReport = {
+  block_number: number;
+  head: number;
+  blocks_behind: number;
+  /** When the daemon last wrote the cursor or the head. */
+  updated_at: number;
+  age_seconds: number;
+};
+
+function scanOf(cursor: CursorRow | undefined, now: number): ScanReport | null {
+  return cursor
+    ? {
+        block_number: cursor.block_number,
+        head: cursor.head_number,
+        blocks_behind: Math.max(0, cursor.head_number - cursor.block_number),
+        updated_at: cursor.updated_at,
+        age_seconds: Math.max(0, Math.floor((now - cursor.updated_at) / 1000)),
+      }
+    : null;
+}
+
+function report(config: Config, now: number): StatusReport {
+  const path = config.database.path;
   const db = openDatabase({ path, readonly: true });
   try {
     const overview = createOverview(db);
-    const cursor = createPaymentStore(db).getCursor();
+    const store = createPaymentStore(db);
+    const scans =
+      config.networks === undefined
+        ? { scan: scanOf(store.getCursor(LEGACY_NETWORK), now) }
+        : {
+            networks: Object.fromEntries(
+              networksOf(config).map(({ name }) => [name, scanOf(store.getCursor(name), now)]),
+            ),
+          };
     const queue = overview.postbackQueue();
     const lastError = overview.lastPostbackError();
     let daemon: StatusReport["database"]["daemon"];
@@ -66,15 +93,7 @@ function report(path: string, now: number): StatusReport {
         schema_version: schemaVersionOf(db),
         daemon,
       },
-      scan: cursor
-        ? {
-            block_number: cursor.block_number,
-            head: cursor.head_number,
-            blocks_behind: Math.max(0, cursor.head_number - cursor.block_number),
-            updated_at: cursor.updated_at,
-            age_seconds: Math.max(0, Math.floor((now - cursor.updated_at) / 1000)),
-          }
-        : null,
+      ...scans,
       payments: overview.paymentsByStatus(PAYMENT_STATUSES),
       postbacks: {
         pending: queue.pending,
@@ -100,9 +119,32 @@ function report(path: string, now: number): StatusReport {
   }
 }
 
-/** The report as aligned lines, one subject per line. */
+/** A network's scan as one line of text. */
+function scanLine(scan: ScanReport | null, now: number, notStarted: string): string {
+  return scan === null
+    ? notStarted
+    : `block ${scan.block_number} of head ${scan.head}, ${scan.blocks_behind} behind; recorded ${ago(now - scan.updated_at)} ago (${iso(scan.updated_at)})`;
+}
+
+/** The report as aligned lines, one subject per line (one line per network). */
 export function formatStatus(r: StatusReport, now: number): string {
   const daemon = r.database.daemon;
+  const scans: string[][] =
+    r.networks === undefined
+      ? [
+          [
+            "scan",
+            scanLine(
+              r.scan ?? null,
+              now,
+              "not started: the daemon sets the cursor at its first start",
+            ),
+          ],
+        ]
+      : Object.entries(r.networks).map(([name, scan], index) => [
+          index === 0 ? "scan" : "",
+          `${name}: ${scanLine(scan, now, "not started: the daemon sets its cursor at its first scan")}`,
+        ]);
   const lines = [
     ["database", `${r.database.path} (schema ${r.database.schema_version})`],
     [
@@ -115,12 +157,7 @@ export function formatStatus(r: StatusReport, now: number): string {
             ? "running"
             : `running, pid ${daemon.pid}, started ${iso(daemon.started_at ?? 0)}`,
     ],
-    [
-      "scan",
-      r.scan === null
-        ? "not started: the daemon sets the cursor at its first start"
-        : `block ${r.scan.block_number} of head ${r.scan.head}, ${r.scan.blocks_behind} behind; recorded ${ago(now - r.scan.updated_at)} ago (${iso(r.scan.updated_at)})`,
-    ],
+    ...scans,
     [
       "payments",
       Object.entries(r.payments)
@@ -148,7 +185,7 @@ export function formatStatus(r: StatusReport, now: number): string {
 export function statusCommand(): Command {
   return new Command("status")
     .description(
-      "Show the scan position, payments by status and the postback queue (read from the database; works while the daemon runs).",
+      "Show the scan position (of each network), payments by status and the postback queue (read from the database; works while the daemon runs).",
     )
     .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .option("--json", "print one JSON object instead of lines")
@@ -157,18 +194,21 @@ export function statusCommand(): Command {
       `
 It reads the database only: no RPC call. "scan" is the cursor the daemon
 stored (the last block fully recorded) and the head it saw then, with the
-age of that record: an old one means the daemon is stopped or stuck.
+age of that record: an old one means the daemon is stopped or stuck. With
+\`networks\` in the config, one line per network (in --json, "networks"
+instead of "scan").
 
 Examples:
   0xbtcpay status --config /etc/0xbtcpay/config.json
-  0xbtcpay status --json | jq .scan.blocks_behind`,
+  0xbtcpay status --json | jq .scan.blocks_behind
+  0xbtcpay status --json | jq .networks.polygon.blocks_behind`,
     )
     .action((options: { config?: string; json?: boolean }) => {
       const config = configFrom(options);
       const now = Date.now();
       let r: StatusReport;
       try {
-        r = report(config.database.path, now);
+        r = report(config, now);
       } catch (error) {
         exitOnError(error);
       }

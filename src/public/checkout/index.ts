@@ -83,16 +83,30 @@ export type Checkout = {
   assetUrls(): string[];
 };
 
+/** What the page shows of one network: where to send and how it is called. */
+export type CheckoutNetwork = Pick<
+  CheckoutSettings,
+  "chainId" | "token" | "networkName" | "symbol" | "explorerUrl"
+>;
+
 export function createCheckout({
   payments,
   settings,
+  networks,
   decimals,
   language,
   themeColor,
   now = () => Date.now(),
 }: {
   payments: Pick<Payments, "checkout">;
+  /** The page's settings, with the first network's (the only one with a single chain). */
   settings: CheckoutSettings;
+  /**
+   * Each network by name: a payment whose view lists the networks it
+   * accepts is shown on the first of them (the QR's chain id, the token,
+   * the wallet's chain). Undefined: always `settings`' network.
+   */
+  networks?: ReadonlyMap<string, CheckoutNetwork> | undefined;
   decimals: number;
   /** `checkout.language`: the last fallback. */
   language: Language;
@@ -175,8 +189,16 @@ export function createCheckout({
     return { lang, cookie };
   }
 
+  /** The settings for a payment: on the first network it accepts. */
+  function settingsFor(view: CheckoutView["view"]): CheckoutSettings {
+    const chosen = view.networks?.[0];
+    const network = chosen === undefined ? undefined : networks?.get(chosen);
+    return network ? { ...settings, ...network } : settings;
+  }
+
   async function model(id: string, lang: Language, found: CheckoutView): Promise<PageModel> {
     const { view, amounts } = found;
+    const settings = settingsFor(view);
     const inTime = amounts.paid - amounts.late;
     const remainingUnits = amounts.amount > inTime ? amounts.amount - inTime : 0n;
     const paymentUri = erc20TransferUri({

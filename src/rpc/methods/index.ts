@@ -2,7 +2,7 @@
  * The private port's built-in methods. Another module's method joins as one
  * more entry, through the private port's `extraMethods` option or this list.
  */
-import type { Payments } from "../../payments/index.ts";
+import { eventTypesOf, type Payments } from "../../payments/index.ts";
 import { createPaymentJson } from "../payment-json.ts";
 import type { RpcMethod } from "../registry.ts";
 import { cancelPaymentMethod } from "./cancel-payment.ts";
@@ -42,6 +42,7 @@ export function builtinMethods({
       maxWholeTokens,
       checkUrl: postbacks?.checkUrl,
       checkoutUrlOf,
+      eventTypes: eventTypesOf({ networks: payments.showNetworks }),
     }),
     getPaymentMethod({ payments, paymentJson }),
     listPaymentsMethod({ payments, paymentJson }),

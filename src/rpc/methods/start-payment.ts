@@ -2,8 +2,15 @@ import { toUnixSeconds } from "../../internal/clock.ts";
 import { formatAmount, parseAmount } from "../../payments/amount.ts";
 import { OrderIdConflictError } from "../../payments/errors.ts";
 import type { Payments } from "../../payments/index.ts";
+import { acceptedNetworksOf, EVENT_TYPES, type EventType } from "../../payments/lifecycle.ts";
 import { InvalidParamsError } from "../jsonrpc.ts";
-import { optionalEventTypes, optionalInteger, optionalString, optionalUrl } from "../params.ts";
+import {
+  optionalEventTypes,
+  optionalInteger,
+  optionalNetworks,
+  optionalString,
+  optionalUrl,
+} from "../params.ts";
 import type { RpcMethod } from "../registry.ts";
 
 /** The SSRF guard's verdict on a postback URL (resolves its host). */
@@ -23,9 +30,10 @@ export const EXPIRES_IN_BOUNDS = { min: 60, max: 30 * 86_400 } as const;
 /**
  * `start_payment`: the original's method (amount, data, postback_url), plus
  * optional order_id (idempotent create), expires_in, description,
- * return_url, cancel_url and postback_events (the opt-in to events besides
- * payment.paid). Checks run in the original's order first, so
- * its error messages come out as before.
+ * return_url, cancel_url, postback_events (the opt-in to events besides
+ * payment.paid) and networks (the only networks whose funds count).
+ * Checks run in the original's order first, so its error messages come out
+ * as before.
  */
 export function startPaymentMethod({
   payments,
@@ -33,10 +41,13 @@ export function startPaymentMethod({
   maxWholeTokens,
   checkUrl,
   checkoutUrlOf,
+  eventTypes = EVENT_TYPES,
 }: {
   payments: Payments;
   decimals: number;
   maxWholeTokens: bigint;
+  /** The event types the daemon raises (postback_events may name these only). */
+  eventTypes?: readonly EventType[];
   /** The SSRF guard (src/postbacks); undefined: syntax only. */
   checkUrl?: PostbackUrlCheck | undefined;
   /** The hosted checkout page of a payment, for `checkout_url`. */
@@ -84,10 +95,11 @@ export function startPaymentMethod({
       });
       const returnUrl = optionalUrl(p, "return_url", "invalid return URL");
       const cancelUrl = optionalUrl(p, "cancel_url", "invalid cancel URL");
-      const postbackEvents = optionalEventTypes(p, "postback_events");
+      const postbackEvents = optionalEventTypes(p, "postback_events", eventTypes);
       if (postbackEvents !== undefined && postbackUrl === null) {
         throw new InvalidParamsError("postback_events needs a postback_url");
       }
+      const networks = optionalNetworks(p, "networks", payments.networks);
 
       let row: ReturnType<Payments["create"]>;
       try {
@@ -101,6 +113,7 @@ export function startPaymentMethod({
           cancelUrl,
           expiresInSeconds: expiresIn,
           postbackEvents,
+          networks,
         });
       } catch (error) {
         if (error instanceof OrderIdConflictError) {
@@ -124,6 +137,11 @@ export function startPaymentMethod({
         expires_at: toUnixSeconds(row.expires_at),
         ...(orderId === undefined ? {} : { order_id: orderId }),
         ...(checkoutUrlOf ? { checkout_url: checkoutUrlOf(row.id) } : {}),
+        // With `networks`: where the payment may be paid (its own list, for
+        // an existing order_id the first call's).
+        ...(payments.showNetworks
+          ? { networks: acceptedNetworksOf(row) ?? payments.networks }
+          : {}),
       };
     },
   };
