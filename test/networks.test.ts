@@ -13,7 +13,13 @@ import Database from "better-sqlite3";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ANVIL_ACCOUNTS, ANVIL_MNEMONIC, DEV_XPUB } from "../src/chain/anvil.ts";
-import { type ConfigInput, networksOf, parseConfig, rpcUrlEnvOf } from "../src/config/index.ts";
+import {
+  type ConfigInput,
+  loadConfig,
+  networksOf,
+  parseConfig,
+  rpcUrlEnvOf,
+} from "../src/config/index.ts";
 import { type Daemon, startDaemon } from "../src/daemon.ts";
 import { ConfigError } from "../src/internal/errors.ts";
 import { evaluateTransfers, type TransferForEvaluation } from "../src/payments/evaluate.ts";
@@ -181,6 +187,31 @@ describe("config: networks", () => {
       ),
     ).toEqual([
       "OXBTCPAY_RPC_URL_POLYGON: it names a network, and this config has the single chain section: set OXBTCPAY_RPC_URL",
+    ]);
+  });
+
+  test("config/example-networks.json validates: Ethereum and Polygon with their 0xBTC contracts", () => {
+    const config = loadConfig({ path: "config/example-networks.json" });
+    expect(
+      networksOf(config).map(({ name, chainId, token, confirmations }) => ({
+        name,
+        chainId,
+        token,
+        confirmations,
+      })),
+    ).toEqual([
+      {
+        name: "ethereum",
+        chainId: 1,
+        token: "0xb6ed7644c69416d67b522e20bc294a9a9b405b31",
+        confirmations: 12,
+      },
+      {
+        name: "polygon",
+        chainId: 137,
+        token: "0x71b821aa52a49f32eed535fca6eb5aa130085978",
+        confirmations: 64,
+      },
     ]);
   });
 
