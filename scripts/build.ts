@@ -13,11 +13,15 @@
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const dist = join(root, "dist");
+const { values: args } = parseArgs({
+  options: { out: { type: "string" }, bench: { type: "boolean", default: false } },
+});
+const dist = resolve(root, args.out ?? "dist");
 
 /** Files read at run time, not imported, so tsc does not emit them. */
 const COPIED: { from: string; why: string }[] = [
@@ -34,10 +38,17 @@ const tsc = join(
   "bin",
   "tsc",
 );
-execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], {
-  cwd: root,
-  stdio: "inherit",
-});
+execFileSync(
+  process.execPath,
+  [
+    tsc,
+    "-p",
+    join(root, args.bench ? "tsconfig.bench-build.json" : "tsconfig.build.json"),
+    "--outDir",
+    dist,
+  ],
+  { cwd: root, stdio: "inherit" },
+);
 for (const { from } of COPIED) {
   cpSync(join(root, from), join(dist, from), { recursive: true });
 }
@@ -75,5 +86,5 @@ if (missing.length > 0) {
   process.exit(1);
 }
 process.stdout.write(
-  `build: dist/ written; copied ${COPIED.map((c) => c.from).join(", ")}; ${checked} run-time file references resolved\n`,
+  `build: ${relative(root, dist)}/ written${args.bench ? " (with the bench)" : ""}; copied ${COPIED.map((c) => c.from).join(", ")}; ${checked} run-time file references resolved\n`,
 );

@@ -1,9 +1,7 @@
 /**
  * API key hashing, verification and the `apikey create` command.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { promisify } from "node:util";
 import { describe, expect, test } from "vitest";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
 import { parseConfig } from "../src/config/index.ts";
@@ -13,21 +11,7 @@ import {
   hashApiKey,
   parseKeyHash,
 } from "../src/rpc/api-keys.ts";
-
-const run = promisify(execFile);
-
-async function cli(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["bin/0xbtcpay", ...args], {
-      env: { PATH: process.env.PATH ?? "" },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { cli } from "./helpers/cli.ts";
 
 describe("API keys", () => {
   test("generated keys are oxk_ plus 32 random bytes in base64url", () => {

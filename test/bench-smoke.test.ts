@@ -2,12 +2,15 @@
  * Keeps `npm run bench` from rotting: a `--smoke` run (seconds, figures not
  * meaningful) must print every figure as a JSON line of the agreed shape and
  * a summary line, and write the same lines with --out. No timing is asserted.
+ * It runs the bench compiled by the tests' global setup (test/helpers/build.ts),
+ * the same code `npm run bench` runs through tsx.
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, expect, test } from "vitest";
+import { built } from "./helpers/build.ts";
 import { tempDir } from "./helpers/index.ts";
 
 const FIGURES = [
@@ -59,7 +62,7 @@ test("npm run bench -- --smoke prints every figure and a summary as JSON lines",
   const out = join(dir.path, "bench.jsonl");
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--import", "tsx", "test/bench/run.ts", "--smoke", "--out", out],
+    [built("test/bench/run.js"), "--smoke", "--out", out],
     { maxBuffer: 16 * 1024 * 1024, timeout: 170_000 },
   );
   const lines = stdout.trim().split("\n");

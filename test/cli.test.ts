@@ -6,23 +6,8 @@ import { HDKey } from "@scure/bip32";
 import { mnemonicToSeedSync } from "@scure/bip39";
 import { afterAll, describe, expect, test } from "vitest";
 import { ANVIL_ACCOUNTS, ANVIL_MNEMONIC } from "../src/chain/anvil.ts";
+import { cli } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/index.ts";
-
-const run = promisify(execFile);
-const BIN = "bin/0xbtcpay";
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? "", ...env },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const account0 = HDKey.fromMasterSeed(mnemonicToSeedSync(ANVIL_MNEMONIC)).derive("m/44'/60'/0'/0");
 const dir = tempDir();
@@ -70,6 +55,17 @@ describe("0xbtcpay CLI", () => {
       expect(stdout).toMatch(/^Usage: 0xbtcpay /);
     },
   );
+
+  test("bin/0xbtcpay in a checkout runs the TypeScript sources (tsx), as `npm start` does", async () => {
+    // The rest of the suite runs the compiled test build; this is the shim's
+    // other branch (the package's, dist/, is in test/package.test.ts).
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ["bin/0xbtcpay", "derive", "--xpub", account0.publicExtendedKey, "--count", "1"],
+      { env: { PATH: process.env.PATH ?? "" }, timeout: 120_000 },
+    );
+    expect({ stdout, stderr }).toEqual({ stdout: `0\t${ANVIL_ACCOUNTS[0]}\n`, stderr: "" });
+  });
 
   test("serve with an invalid config names each key and exits 1 before binding a port", async () => {
     const path = join(dir.path, "bad.json");

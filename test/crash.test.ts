@@ -10,6 +10,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
+import { CLI } from "./helpers/cli.ts";
 import {
   anvilCall,
   paymentsOn,
@@ -38,7 +39,7 @@ afterAll(async () => {
 });
 
 function startChild(configPath: string): ChildProcess {
-  return spawn(process.execPath, ["bin/0xbtcpay", "serve", "--config", configPath], {
+  return spawn(process.execPath, [CLI, "serve", "--config", configPath], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { PATH: process.env.PATH ?? "" },
   });

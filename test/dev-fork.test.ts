@@ -7,12 +7,12 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { CLI } from "./helpers/cli.ts";
 import { startTestChain, type TestChain, tempDir, waitFor } from "./helpers/index.ts";
 
-const BIN = resolve("bin/0xbtcpay");
 const run = promisify(execFile);
 const dir = tempDir();
 let parent: TestChain;
@@ -43,7 +43,7 @@ describe("0xbtcpay dev --fork-url", () => {
     child = spawn(
       process.execPath,
       [
-        BIN,
+        CLI,
         "dev",
         "--config",
         configPath,
@@ -84,7 +84,7 @@ describe("0xbtcpay dev --fork-url", () => {
       }),
     });
     const { result } = (await response.json()) as { result: { id: string; checkout_url: string } };
-    const pay = await run(process.execPath, [BIN, "dev", "pay", result.id, "--from", "4"], {
+    const pay = await run(process.execPath, [CLI, "dev", "pay", result.id, "--from", "4"], {
       cwd: dir.path,
       env: { PATH: process.env.PATH ?? "" },
     });
@@ -108,14 +108,14 @@ describe("0xbtcpay dev --fork-url", () => {
   });
 
   test("--token and --fork-block without --fork-url are refused; a bad --fork-url is refused", async () => {
-    const refused = await run(process.execPath, [BIN, "dev", "--token", parent.token], {
+    const refused = await run(process.execPath, [CLI, "dev", "--token", parent.token], {
       cwd: dir.path,
     }).catch((error: { code: number; stderr: string }) => error);
     expect(refused).toMatchObject({ code: 1 });
     expect((refused as { stderr: string }).stderr).toContain(
       "--fork-block and --token need --fork-url",
     );
-    const bad = await run(process.execPath, [BIN, "dev", "--fork-url", "ftp://x"], {
+    const bad = await run(process.execPath, [CLI, "dev", "--fork-url", "ftp://x"], {
       cwd: dir.path,
     }).catch((error: { code: number; stderr: string }) => error);
     expect((bad as { stderr: string }).stderr).toContain("expected an http(s) RPC URL");

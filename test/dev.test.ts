@@ -5,12 +5,12 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, test } from "vitest";
+import { CLI } from "./helpers/cli.ts";
 import { tempDir, waitFor } from "./helpers/index.ts";
 
-const BIN = resolve("bin/0xbtcpay");
 const dir = tempDir();
 let child: ChildProcess | undefined;
 /** Holds the port `dev` is asked for, so anvil has to take another. */
@@ -36,7 +36,7 @@ describe("0xbtcpay dev", () => {
     let stdout = "";
     child = spawn(
       process.execPath,
-      [BIN, "dev", "--config", configPath, "--chain-port", String(takenPort)],
+      [CLI, "dev", "--config", configPath, "--chain-port", String(takenPort)],
       {
         cwd: dir.path,
         env: { PATH: process.env.PATH ?? "" },
@@ -83,7 +83,7 @@ describe("0xbtcpay dev", () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<h1><span class="amount">0.29</span>');
 
-    const pay = await promisify(execFile)(process.execPath, [BIN, "dev", "pay", result.id], {
+    const pay = await promisify(execFile)(process.execPath, [CLI, "dev", "pay", result.id], {
       cwd: dir.path,
       env: { PATH: process.env.PATH ?? "" },
     });

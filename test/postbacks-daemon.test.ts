@@ -3,11 +3,9 @@
  * child-process daemon, and the operator's tools (`postbacks list/retry`
  * CLI, `resend_postback` JSON-RPC) on delivered and failed events.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import type { IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { Webhook } from "standardwebhooks";
 import type { Hex } from "viem";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
@@ -17,6 +15,7 @@ import { startDaemon } from "../src/daemon.ts";
 import type { Resolver } from "../src/postbacks/targets.ts";
 import type { EventRow } from "../src/store/events.ts";
 import { openDatabase } from "../src/store/index.ts";
+import { cli, spawnDaemon as spawnDaemonChild } from "./helpers/cli.ts";
 import {
   LOOPBACK_TARGETS,
   type ReceivedRequest,
@@ -31,8 +30,6 @@ import {
   waitFor,
 } from "./helpers/index.ts";
 
-const run = promisify(execFile);
-const BIN = "bin/0xbtcpay";
 const PAYER = ANVIL_ACCOUNTS[1];
 const SECRET = `whsec_${Buffer.alloc(32, 0x42).toString("base64")}`;
 
@@ -101,51 +98,11 @@ function eventsIn(dbPath: string, paymentId: string): EventRow[] {
   }
 }
 
-/** `0xbtcpay serve` as a child process; resolves once it logs its private URL. */
+/** `0xbtcpay serve` as a child process, killed after the test. */
 async function spawnDaemon(configPath: string) {
-  const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--config", configPath], {
-    env: { PATH: process.env.PATH ?? "" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-      await exited;
-    }
-  });
-  let log = "";
-  const privateUrl = await new Promise<string>((resolve, reject) => {
-    child.stderr?.on("data", (chunk) => {
-      log += chunk;
-      // Complete lines only: the last piece may be half a line.
-      for (const line of log.split("\n").slice(0, -1)) {
-        if (!line.includes('"daemon started"')) continue;
-        resolve((JSON.parse(line) as { private_url: string }).private_url);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`daemon exited with ${code}: ${log}`)));
-  });
-  return {
-    privateUrl,
-    async kill9() {
-      child.kill("SIGKILL");
-      await exited;
-    },
-  };
-}
-
-async function cli(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? "" },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  const daemon = await spawnDaemonChild(configPath);
+  cleanups.push(daemon.kill9);
+  return daemon;
 }
 
 describe("postbacks survive kill -9", () => {

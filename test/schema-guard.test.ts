@@ -3,10 +3,8 @@
  * database written by a newer 0xbtcpay is refused by every open (the daemon's
  * and the CLI's), and the CLI never creates or migrates a database.
  */
-import { execFile } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, test } from "vitest";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
@@ -16,23 +14,8 @@ import {
   SchemaTooOldError,
 } from "../src/internal/errors.ts";
 import { listMigrations, migrate, openDatabase } from "../src/store/index.ts";
+import { cli } from "./helpers/cli.ts";
 import { startTestDaemon, TEST_TOKEN, tempDir } from "./helpers/index.ts";
-
-const run = promisify(execFile);
-const BIN = "bin/0xbtcpay";
-
-async function cli(args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? "" },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const dir = tempDir();
 afterAll(() => dir.cleanup());

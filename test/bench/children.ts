@@ -1,7 +1,9 @@
 /**
  * Child processes of the bench: the daemon and the baseline servers, started
- * the same way (node --import tsx, IPC channel for "ready" and "stop"), and
- * what the bench reads about them from /proc.
+ * the same way (IPC channel for "ready" and "stop"), and what the bench reads
+ * about them from /proc. A bench run from the TypeScript sources starts its
+ * children through tsx; one compiled by `scripts/build.ts --bench` (what
+ * test/bench-smoke.test.ts runs) starts their compiled JavaScript.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -13,10 +15,13 @@ import type { DaemonChildMessage, DaemonMemory, PublicConnections } from "./daem
 import type { FloodChildMessage, FloodSpec, FloodStats } from "./flood-child.ts";
 import type { SseClientsMessage, SseClientsRequest } from "./sse-clients-child.ts";
 
-const DAEMON_CHILD = fileURLToPath(new URL("./daemon-child.ts", import.meta.url));
-const BASELINE_CHILD = fileURLToPath(new URL("./baseline-child.ts", import.meta.url));
-const FLOOD_CHILD = fileURLToPath(new URL("./flood-child.ts", import.meta.url));
-const SSE_CLIENTS_CHILD = fileURLToPath(new URL("./sse-clients-child.ts", import.meta.url));
+const COMPILED = import.meta.url.endsWith(".js");
+const child = (name: string) =>
+  fileURLToPath(new URL(`./${name}${COMPILED ? ".js" : ".ts"}`, import.meta.url));
+const DAEMON_CHILD = child("daemon-child");
+const BASELINE_CHILD = child("baseline-child");
+const FLOOD_CHILD = child("flood-child");
+const SSE_CLIENTS_CHILD = child("sse-clients-child");
 
 export type Child = {
   pid: number;
@@ -48,8 +53,7 @@ function spawnChild<T extends { type: string }>({
 }): Promise<{ child: ChildProcess; ready: T; stderr: () => string }> {
   const child = fork(script, [], {
     execArgv: [
-      "--import",
-      "tsx",
+      ...(COMPILED ? [] : ["--import", "tsx"]),
       ...(profile
         ? // One folder per child: tsx's loader thread writes a profile of its own.
           ["--cpu-prof", `--cpu-prof-dir=${join(profile.dir, profile.name)}`]

@@ -1,20 +1,23 @@
 /**
- * The real `bin/0xbtcpay` as a child process: one-shot commands, and `serve`
- * as a daemon the test can signal, read the log of and wait for.
+ * The real `0xbtcpay` command line as a child process (compiled once per test
+ * run, see ./build.ts): one-shot commands, and `serve` as a daemon the test
+ * can signal, read the log of and wait for.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { DEV_XPUB } from "../../src/chain/anvil.ts";
+import { built } from "./build.ts";
 import { LOOPBACK_TARGETS } from "./index.ts";
 
 const run = promisify(execFile);
-export const BIN = "bin/0xbtcpay";
+/** The compiled `0xbtcpay`: run it as `node CLI …args`. */
+export const CLI = built("src/cli/index.js");
 
 /**
  * Timeout for a test that runs several child processes: each starts slowly on
- * a loaded machine (tsx, then the command). A bound, not a measurement.
+ * a loaded machine. A bound, not a measurement.
  */
 export const CHILD_PROCESS_TIMEOUT_MS = 240_000;
 
@@ -23,7 +26,7 @@ export type CliResult = { code: number; stdout: string; stderr: string };
 /** Runs `0xbtcpay ...args` to completion with a bare environment. */
 export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
       env: { PATH: process.env.PATH ?? "", ...env },
       timeout: 120_000,
       maxBuffer: 16 * 1024 * 1024,
@@ -88,7 +91,7 @@ export type DaemonChild = {
  * logs "daemon started". Register `stop` from the result for cleanup.
  */
 export async function spawnDaemon(configPath: string): Promise<DaemonChild> {
-  const child = spawn(process.execPath, [BIN, "serve", "--config", configPath], {
+  const child = spawn(process.execPath, [CLI, "serve", "--config", configPath], {
     env: { PATH: process.env.PATH ?? "" },
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -93,7 +93,7 @@ export const checkoutPhase: Phase = {
   async run(context: BenchContext) {
     const { smoke, workDir, chain, emit } = context;
     const count = smoke ? 1_000 : 10_000;
-    const roundS = smoke ? 1 : 5;
+    const roundS = smoke ? 0.5 : 5;
     const warmupS = smoke ? 0 : 3;
     const rounds = smoke ? 1 : 3;
     const path = join(workDir, "checkout.sqlite");

@@ -141,8 +141,8 @@ export const publicFloodPhase: Phase = {
   async run(context: BenchContext) {
     const { smoke, workDir, chain, emit } = context;
     const plan = smoke ? SMOKE : FULL;
-    const roundS = smoke ? 1 : 10;
-    const warmupS = smoke ? 0.5 : 3;
+    const roundS = smoke ? 0.5 : 10;
+    const warmupS = smoke ? 0.25 : 3;
     const base = daemonConfig(chain, join(workDir, "public-flood.sqlite"));
     const daemon = await spawnDaemon({
       config: {

@@ -22,7 +22,7 @@ export const rssPhase: Phase = {
   async run(context: BenchContext) {
     const { smoke, workDir, chain, emit } = context;
     const total = smoke ? 10_000 : 1_000_000;
-    const durationS = smoke ? 2 : 60;
+    const durationS = smoke ? 1 : 60;
     const path = join(workDir, "rss.sqlite");
     progress(`rss: seeding ${total} payments`);
     const ids = seedPayments({

@@ -60,9 +60,9 @@ export const startPaymentPhase: Phase = {
   ],
   async run(context: BenchContext) {
     const { smoke, workDir, chain, emit } = context;
-    const durationS = smoke ? 1 : 30;
-    const baselineS = smoke ? 1 : 10;
-    const warmupS = smoke ? 0.5 : 3;
+    const durationS = smoke ? 0.5 : 30;
+    const baselineS = smoke ? 0.5 : 10;
+    const warmupS = smoke ? 0.25 : 3;
     const load = (url: string, pid: number, seconds: number) =>
       runLoad({
         url: `${url}/`,

@@ -38,8 +38,9 @@ export const statusPhase: Phase = {
   async run(context: BenchContext) {
     const { smoke, workDir, chain, emit } = context;
     const count = smoke ? 1_000 : 10_000;
-    const roundS = smoke ? 1 : 5;
-    const warmupS = smoke ? 1 : 3;
+    const roundS = smoke ? 0.5 : 5;
+    const warmupS = smoke ? 0 : 3;
+    const rounds = smoke ? 1 : 3;
     const path = join(workDir, "status.sqlite");
     progress(`status: seeding ${count} payments`);
     const ids = seedPayments({ path, counts: { pending: count } }).map((p) => p.id);
@@ -64,15 +65,17 @@ export const statusPhase: Phase = {
         const load = (url: string, pid: number, durationS: number) =>
           runLoad({ url, connections: CONNECTIONS, durationS, path, serverPid: pid });
         progress(`status: warm-up (${warmupS} s each), ${body.length} B body`);
-        await load(baseline.url, baseline.pid, warmupS);
-        await load(daemon.publicUrl, daemon.pid, warmupS);
+        if (warmupS > 0) {
+          await load(baseline.url, baseline.pid, warmupS);
+          await load(daemon.publicUrl, daemon.pid, warmupS);
+        }
         const baselineRps: number[] = [];
         const daemonRps: number[] = [];
-        for (let round = 1; round <= 3; round++) {
+        for (let round = 1; round <= rounds; round++) {
           const b = checked("baseline", await load(baseline.url, baseline.pid, roundS));
-          progress(`status round ${round}/3 baseline: ${describeLoad(b)}`);
+          progress(`status round ${round}/${rounds} baseline: ${describeLoad(b)}`);
           const d = checked("daemon", await load(daemon.publicUrl, daemon.pid, roundS));
-          progress(`status round ${round}/3 daemon:   ${describeLoad(d)}`);
+          progress(`status round ${round}/${rounds} daemon:   ${describeLoad(d)}`);
           baselineRps.push(b.rps);
           daemonRps.push(d.rps);
         }
