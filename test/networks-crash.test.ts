@@ -13,7 +13,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
-import { CHILD_PROCESS_TIMEOUT_MS, cli } from "./helpers/cli.ts";
+import { CHILD_PROCESS_TIMEOUT_MS, CLI, cli } from "./helpers/cli.ts";
 import {
   anvilCall,
   paymentsOn,
@@ -52,7 +52,7 @@ afterAll(async () => {
 });
 
 function startChild(configPath: string): ChildProcess {
-  return spawn(process.execPath, ["bin/0xbtcpay", "serve", "--config", configPath], {
+  return spawn(process.execPath, [CLI, "serve", "--config", configPath], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { PATH: process.env.PATH ?? "" },
   });
