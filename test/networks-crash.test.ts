@@ -250,8 +250,9 @@ describe("several networks, crash safety and the operator's commands", {
       startBlocks,
     );
     const back = heads.polygon - 5;
-    const [statusJson, ambiguous, rescan, doctor] = await Promise.all([
-      cli(["status", "--json", "--config", direct]),
+    // NOTE: status first: the rescan below moves polygon's cursor back.
+    const statusJson = await cli(["status", "--json", "--config", direct]);
+    const [ambiguous, rescan, doctor] = await Promise.all([
       cli(["rescan", "--from-block", String(back), "--config", direct]),
       cli(["rescan", "--network", "polygon", "--from-block", String(back), "--config", direct]),
       cli(["doctor", "--config", direct]),
