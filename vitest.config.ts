@@ -10,6 +10,13 @@ export default defineConfig({
     // Most files wait on anvil, sockets and child processes more than they
     // compute, so two at a time on 2 cores halves the suite's wall time.
     maxWorkers: Math.max(2, availableParallelism()),
+    // NOTE: a worker process runs file after file without re-importing the
+    // modules they share (a fresh process per file spent ~80 s of a 2-core
+    // run importing viem and our sources again). Nothing in src/ keeps
+    // process-wide state (each daemon has its own registry, caches and
+    // timers); a test file must also leave none behind: close what it opens
+    // in afterAll, and restore whatever global it changes.
+    isolate: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
