@@ -40,4 +40,31 @@ describe("logger", () => {
     expect(out).not.toContain("Bearer k");
     expect(out.match(/\[redacted\]/g)?.length).toBe(8);
   });
+
+  test("every network's RPC and websocket URLs are redacted (providers put API keys in both)", () => {
+    const { lines, logger } = capture();
+    const config = parseConfig({
+      networks: [
+        {
+          name: "ethereum",
+          chainId: 1,
+          rpcUrl: "https://rpc.example/v3/KEYONE",
+          wsUrl: "wss://rpc.example/ws/v3/KEYTWO",
+        },
+        {
+          name: "polygon",
+          chainId: 137,
+          rpcUrl: "https://polygon.example/KEYTHREE",
+          wsUrl: "wss://polygon.example/ws/KEYFOUR",
+        },
+      ],
+      wallet: { xpub: DEV_XPUB },
+      database: { path: "x" },
+    });
+    logger.info({ config }, "config");
+    for (const network of config.networks ?? []) logger.info({ network }, "network");
+    const out = lines.join("");
+    for (const key of ["KEYONE", "KEYTWO", "KEYTHREE", "KEYFOUR"]) expect(out).not.toContain(key);
+    expect(out).toContain("polygon");
+  });
 });

@@ -29,6 +29,11 @@ export const REDACT_PATHS = [
   "config.chain.rpcUrl",
   "networks[*].rpcUrl",
   "config.networks[*].rpcUrl",
+  "wsUrl",
+  "*.wsUrl",
+  "config.chain.wsUrl",
+  "networks[*].wsUrl",
+  "config.networks[*].wsUrl",
 ];
 
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
