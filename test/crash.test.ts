@@ -2,7 +2,6 @@
  * kill -9 at several moments of a long scan: after each restart every payment
  * must be exactly where the chain says (cursor and state commit together).
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -10,7 +9,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
-import { CLI } from "./helpers/cli.ts";
+import { exitOf, startServe } from "./helpers/cli.ts";
 import {
   anvilCall,
   paymentsOn,
@@ -37,20 +36,6 @@ afterAll(async () => {
   await chain?.stop();
   dir.cleanup();
 });
-
-function startChild(configPath: string): ChildProcess {
-  return spawn(process.execPath, [CLI, "serve", "--config", configPath], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { PATH: process.env.PATH ?? "" },
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once("exit", () => resolve());
-  });
-}
 
 describe("crash safety", () => {
   test("kill -9 at 6 moments of a 250-transfer scan: paid_amount equals balanceOf, no duplicate transfers", async () => {
@@ -129,10 +114,10 @@ describe("crash safety", () => {
     );
     const killedAt: number[] = [];
     for (const point of killPoints) {
-      const child = startChild(configPath);
+      const child = startServe(configPath);
       await waitFor(() => cursor() >= point, { timeoutMs: 30_000, what: `cursor at ${point}` });
       child.kill("SIGKILL");
-      await exited(child);
+      await exitOf(child);
       killedAt.push(cursor());
       // Invariant at every kill: what is recorded is exactly the chain's transfers up to the cursor.
       const recorded = reader
@@ -143,10 +128,10 @@ describe("crash safety", () => {
     }
     expect(new Set(killedAt).size).toBeGreaterThanOrEqual(5);
 
-    const final = startChild(configPath);
+    const final = startServe(configPath);
     await waitFor(() => cursor() >= head, { timeoutMs: 30_000, what: "scan finished" });
     final.kill("SIGTERM");
-    await exited(final);
+    await exitOf(final);
     await proxy.close();
 
     const transferCount = reader

@@ -5,7 +5,6 @@
  * and the transfers it covers committed together). Then `status`,
  * `rescan --network` and `doctor` on the same database.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -13,7 +12,7 @@ import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
-import { CHILD_PROCESS_TIMEOUT_MS, CLI, cli } from "./helpers/cli.ts";
+import { CHILD_PROCESS_TIMEOUT_MS, cli, exitOf, startServe } from "./helpers/cli.ts";
 import {
   anvilCall,
   paymentsOn,
@@ -50,20 +49,6 @@ afterAll(async () => {
   await Promise.all(NETWORKS.map((name) => chains[name]?.stop()));
   dir.cleanup();
 });
-
-function startChild(configPath: string): ChildProcess {
-  return spawn(process.execPath, [CLI, "serve", "--config", configPath], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { PATH: process.env.PATH ?? "" },
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once("exit", () => resolve());
-  });
-}
 
 /** A config of both networks, each through `rpcUrls`, on `dbPath`. */
 function writeConfig(
@@ -172,7 +157,7 @@ describe("several networks, crash safety and the operator's commands", {
 
     const killedAt: Array<Record<Network, number>> = [];
     for (const fraction of [0.3, 0.65]) {
-      const child = startChild(configPath);
+      const child = startServe(configPath);
       await waitFor(
         () => NETWORKS.every((network) => cursor(network) >= point(network, fraction)),
         {
@@ -181,7 +166,7 @@ describe("several networks, crash safety and the operator's commands", {
         },
       );
       child.kill("SIGKILL");
-      await exited(child);
+      await exitOf(child);
       const at = { ethereum: cursor("ethereum"), polygon: cursor("polygon") };
       killedAt.push(at);
       for (const network of NETWORKS) {
@@ -198,13 +183,13 @@ describe("several networks, crash safety and the operator's commands", {
     expect(killedAt[1]?.ethereum).toBeGreaterThan(killedAt[0]?.ethereum as number);
     expect(killedAt[1]?.polygon).toBeGreaterThan(killedAt[0]?.polygon as number);
 
-    const final = startChild(configPath);
+    const final = startServe(configPath);
     await waitFor(() => NETWORKS.every((network) => cursor(network) >= heads[network]), {
       timeoutMs: 60_000,
       what: "both scans finished",
     });
     final.kill("SIGTERM");
-    await exited(final);
+    await exitOf(final);
 
     expect(
       reader

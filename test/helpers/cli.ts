@@ -38,6 +38,25 @@ export async function cli(args: string[], env: Record<string, string> = {}): Pro
   }
 }
 
+/**
+ * `0xbtcpay serve --config configPath` as a bare child process (stderr piped,
+ * unread): for tests that kill it at moments of their choosing.
+ */
+export function startServe(configPath: string): ChildProcess {
+  return spawn(process.execPath, [CLI, "serve", "--config", configPath], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { PATH: process.env.PATH ?? "" },
+  });
+}
+
+/** Resolves once `child` has exited (at once if it already has). */
+export function exitOf(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", () => resolve());
+  });
+}
+
 /** Writes a daemon config (ports 0 on 127.0.0.1, info logs) to `dir`; returns its path. */
 export function writeDaemonConfig(
   dir: string,
