@@ -4,15 +4,35 @@
  * even by replicas opening together, the schema-version guard, amounts that
  * never pass through a float, and passwords kept out of messages.
  */
+import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SchemaTooNewError, SchemaTooOldError } from "../src/internal/errors.ts";
+import type { NewPaymentRow } from "../src/store/payments.ts";
 import {
+  inTransaction,
   listPostgresMigrations,
   openPostgres,
+  type PostgresDb,
   postgresSchemaVersion,
   redactUrl,
 } from "../src/store/postgres/index.ts";
+import {
+  allocateIndex,
+  CHANGES_CHANNEL,
+  claimDueEvents,
+  createCursor,
+  getCursor,
+  getPaymentByOrderId,
+  insertEvent,
+  insertPayment,
+  insertTransfer,
+  moveCursor,
+  notifyChanged,
+  recordAttempt,
+  UNIQUE_VIOLATION,
+} from "../src/store/postgres/queries.ts";
+import { waitFor } from "./helpers/index.ts";
 import { type PostgresCluster, startPostgres } from "./helpers/postgres.ts";
 
 let cluster: PostgresCluster;
@@ -173,3 +193,243 @@ describe("postgres store", () => {
     }
   });
 });
+
+/** A payment row as start_payment writes it; index and address are the caller's. */
+function newPayment(index: number, overrides: Partial<NewPaymentRow> = {}): NewPaymentRow {
+  return {
+    id: `p${String(index).padStart(15, "0")}`,
+    amount: "100000000",
+    derivation_index: index,
+    address: `0x${index.toString(16).padStart(40, "0")}`,
+    data: null,
+    postback_url: "http://127.0.0.1:1/hook",
+    created_at: 1_700_000_000_000 + index,
+    expires_at: 1_700_000_900_000,
+    order_id: null,
+    description: null,
+    return_url: null,
+    cancel_url: null,
+    postback_events: null,
+    networks: null,
+    ...overrides,
+  };
+}
+
+/** Creates a payment in one transaction, its index from the shared counter. */
+async function createPayment(db: PostgresDb, overrides: Partial<NewPaymentRow> = {}) {
+  return await inTransaction(db.pool, async (client) => {
+    const index = await allocateIndex(client);
+    return await insertPayment(client, {
+      ...newPayment(index, overrides),
+      id: overrides.id ?? `r${randomBytes(8).toString("hex").slice(0, 15)}`,
+    });
+  });
+}
+
+describe("postgres store across replicas", () => {
+  let url: string;
+  let replicas: PostgresDb[];
+  beforeAll(async () => {
+    url = await freshDatabase();
+    replicas = await Promise.all([1, 2, 3].map(() => openPostgres({ url, max: 5 })));
+  });
+  afterAll(async () => {
+    await Promise.all(replicas.map((db) => db.close()));
+  });
+
+  test("three replicas creating payments at once take every derivation index once, without gaps", async () => {
+    const created = await Promise.all(
+      replicas.flatMap((db) => Array.from({ length: 40 }, () => createPayment(db))),
+    );
+    const indexes = created.map((row) => row.derivation_index).sort((a, b) => a - b);
+    expect(indexes).toEqual(Array.from({ length: 120 }, (_, i) => i));
+    expect(new Set(created.map((row) => row.address)).size).toBe(120);
+  });
+
+  test("an order_id is taken once across replicas; the losers roll back and give their index back", async () => {
+    const before = await allocateIndexPeek(replicas[0] as PostgresDb);
+    const results = await Promise.allSettled(
+      replicas.map((db) => createPayment(db, { order_id: "order-42" })),
+    );
+    const won = results.filter((r) => r.status === "fulfilled");
+    const lost = results.filter((r) => r.status === "rejected");
+    expect(won).toHaveLength(1);
+    expect(lost.map((r) => (r.reason as { code: string }).code)).toEqual([
+      UNIQUE_VIOLATION,
+      UNIQUE_VIOLATION,
+    ]);
+    const existing = await getPaymentByOrderId((replicas[1] as PostgresDb).pool, "order-42");
+    expect(existing?.derivation_index).toBe(before);
+    expect(await allocateIndexPeek(replicas[0] as PostgresDb)).toBe(before + 1);
+  });
+
+  test("a transfer is recorded once, whichever replica writes it", async () => {
+    const payment = await createPayment(replicas[0] as PostgresDb);
+    const transfer = {
+      network: "ethereum",
+      tx_hash: `0x${"ab".repeat(32)}`,
+      log_index: 3,
+      block_number: 10,
+      block_hash: `0x${"cd".repeat(32)}`,
+      from_address: "0x01",
+      to_address: payment.address,
+      value: (2n ** 200n).toString(),
+      payment_id: payment.id,
+      recorded_at: 1,
+      block_timestamp: 2,
+    };
+    const inserted = await Promise.all(replicas.map((db) => insertTransfer(db.pool, transfer)));
+    expect(inserted.sort()).toEqual([false, false, true]);
+    // The same hash and log index on another network is another transfer.
+    expect(
+      await insertTransfer(replicas[0]?.pool as pg.Pool, { ...transfer, network: "polygon" }),
+    ).toBe(true);
+    const { rows } = await (replicas[0] as PostgresDb).pool.query(
+      "SELECT network, value FROM transfers WHERE payment_id = $1 ORDER BY network",
+      [payment.id],
+    );
+    expect(rows).toEqual([
+      { network: "ethereum", value: (2n ** 200n).toString() },
+      { network: "polygon", value: (2n ** 200n).toString() },
+    ]);
+  });
+
+  test("the cursor moves by compare-and-set: of two leaders moving it from the same block, one wins", async () => {
+    const cursor = {
+      network: "ethereum",
+      chain_id: 31337,
+      token: "0x0000000000000000000000000000000000000001",
+      block_number: 100,
+      block_hash: null,
+      head_number: 100,
+      updated_at: 1,
+    };
+    expect(await createCursor((replicas[0] as PostgresDb).pool, cursor)).toBe(true);
+    expect(
+      await createCursor((replicas[1] as PostgresDb).pool, { ...cursor, block_number: 5 }),
+    ).toBe(false);
+    const moves = await Promise.all(
+      replicas.slice(0, 2).map((db, i) =>
+        inTransaction(db.pool, (client) =>
+          moveCursor(client, "ethereum", 100, {
+            block_number: 110 + i,
+            block_hash: `0x${i}`,
+            head_number: 120,
+            updated_at: 2,
+          }),
+        ),
+      ),
+    );
+    expect(moves.sort()).toEqual([false, true]);
+    const after = await getCursor((replicas[2] as PostgresDb).pool, "ethereum");
+    expect([110, 111]).toContain(after?.block_number);
+    // A deposed leader that comes back late, from the old position, changes nothing.
+    expect(
+      await moveCursor((replicas[2] as PostgresDb).pool, "ethereum", 100, {
+        block_number: 200,
+        block_hash: null,
+        head_number: 200,
+        updated_at: 3,
+      }),
+    ).toBe(false);
+    expect(await getCursor((replicas[2] as PostgresDb).pool, "ethereum")).toEqual(after);
+  });
+
+  test("postback events: claims skip each other's rows, keep each payment's order, and expire", async () => {
+    const a = await createPayment(replicas[0] as PostgresDb);
+    const b = await createPayment(replicas[0] as PostgresDb);
+    await inTransaction((replicas[0] as PostgresDb).pool, async (client) => {
+      for (const [payment, type, id] of [
+        [a, "payment.seen", "ev-a1"],
+        [a, "payment.paid", "ev-a2"],
+        [b, "payment.paid", "ev-b1"],
+      ] as const) {
+        await insertEvent(client, {
+          id,
+          payment_id: payment.id,
+          type,
+          url: "http://127.0.0.1:1/hook",
+          created_at: 1_000,
+          next_attempt_at: 1_000,
+        });
+      }
+    });
+    const now = 2_000;
+    const claims = await Promise.all(
+      replicas.map((db) => claimDueEvents(db.pool, { now, leaseMs: 30_000, limit: 10 })),
+    );
+    // Each payment's first pending event, once; a's second waits for its first.
+    expect(
+      claims
+        .flat()
+        .map((event) => event.id)
+        .sort(),
+    ).toEqual(["ev-a1", "ev-b1"]);
+    expect(
+      await claimDueEvents((replicas[0] as PostgresDb).pool, { now, leaseMs: 30_000, limit: 10 }),
+    ).toEqual([]);
+    // The claim on ev-b1 expires (its replica died): another claims it, with the same id.
+    const later = now + 30_000;
+    const reclaimed = await claimDueEvents((replicas[2] as PostgresDb).pool, {
+      now: later,
+      leaseMs: 30_000,
+      limit: 10,
+    });
+    expect(reclaimed.map((event) => event.id).sort()).toEqual(["ev-a1", "ev-b1"]);
+    // ev-a1 delivered: ev-a2 becomes claimable, after it and not before.
+    const recorded = await inTransaction((replicas[1] as PostgresDb).pool, (client) =>
+      recordAttempt(
+        client,
+        { event_id: "ev-a1", attempted_at: later, duration_ms: 5, status: 200, error: null },
+        { state: "delivered", round_attempts: 0, next_attempt_at: later, delivered_at: later },
+      ),
+    );
+    expect(recorded).toBe(true);
+    const next = await claimDueEvents((replicas[1] as PostgresDb).pool, {
+      now: later + 1,
+      leaseMs: 30_000,
+      limit: 10,
+    });
+    expect(next.map((event) => [event.id, event.type])).toEqual([["ev-a2", "payment.paid"]]);
+  });
+
+  test("a change notification reaches every listening replica at commit, and not on rollback", async () => {
+    const listeners = await Promise.all(
+      replicas.map(async (db) => {
+        const client = await db.pool.connect();
+        const heard: string[] = [];
+        client.on("notification", (message) => heard.push(message.payload ?? ""));
+        await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+        return { client, heard };
+      }),
+    );
+    try {
+      await expect(
+        inTransaction((replicas[0] as PostgresDb).pool, async (client) => {
+          await notifyChanged(client, ["rolledbackxxxxxx"]);
+          throw new Error("rolled back");
+        }),
+      ).rejects.toThrow("rolled back");
+      await inTransaction((replicas[0] as PostgresDb).pool, (client) =>
+        notifyChanged(client, ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]),
+      );
+      await waitFor(() => listeners.every((l) => l.heard.length === 1), { what: "the nudges" });
+      expect(listeners.map((l) => l.heard)).toEqual(
+        replicas.map(() => ["aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb"]),
+      );
+    } finally {
+      for (const l of listeners) {
+        await l.client.query(`UNLISTEN ${CHANGES_CHANNEL}`);
+        l.client.release();
+      }
+    }
+  });
+});
+
+/** The derivation index the next payment would take (read, not taken). */
+async function allocateIndexPeek(db: PostgresDb): Promise<number> {
+  const { rows } = await db.pool.query<{ value: number }>(
+    "SELECT value FROM counters WHERE name = 'derivation_index'",
+  );
+  return rows[0]?.value as number;
+}
