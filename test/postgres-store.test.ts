@@ -8,7 +8,10 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SchemaTooNewError, SchemaTooOldError } from "../src/internal/errors.ts";
-import type { NewPaymentRow } from "../src/store/payments.ts";
+import { createEventStore } from "../src/store/events.ts";
+import { openDatabase } from "../src/store/index.ts";
+import { createPaymentStore, type NewPaymentRow } from "../src/store/payments.ts";
+import { CopyTargetNotEmptyError, copySqliteToPostgres } from "../src/store/postgres/copy.ts";
 import {
   inTransaction,
   listPostgresMigrations,
@@ -433,3 +436,142 @@ async function allocateIndexPeek(db: PostgresDb): Promise<number> {
   );
   return rows[0]?.value as number;
 }
+
+describe("copy from SQLite", () => {
+  /** A SQLite database at this build's schema with payments in several states, transfers, events. */
+  function populatedSqlite() {
+    const sqlite = openDatabase({ path: ":memory:" });
+    const store = createPaymentStore(sqlite);
+    const events = createEventStore(sqlite);
+    sqlite.transaction(() => {
+      for (let i = 0; i < 3; i++) {
+        const index = store.allocateIndex();
+        store.insertPayment({
+          ...newPayment(index, { order_id: i === 1 ? "order-1" : null }),
+          amount: (10n ** 8n * BigInt(i + 1)).toString(),
+        });
+      }
+      store.setCursor({
+        network: "ethereum",
+        chain_id: 31337,
+        token: "0x0000000000000000000000000000000000000001",
+        block_number: 40,
+        block_hash: "0x40",
+        head_number: 42,
+        updated_at: 5,
+      });
+      store.rememberBlock("ethereum", {
+        number: 40,
+        hash: "0x40",
+        parent_hash: "0x39",
+        timestamp: 9,
+      });
+      // A value beyond int64: SQLite keeps it as TEXT, PostgreSQL as NUMERIC.
+      store.insertTransfer({
+        network: "ethereum",
+        tx_hash: "0xaa",
+        log_index: 0,
+        block_number: 40,
+        block_hash: "0x40",
+        from_address: "0x01",
+        to_address: newPayment(0).address,
+        value: (2n ** 70n).toString(),
+        payment_id: newPayment(0).id,
+        recorded_at: 6,
+        block_timestamp: 9,
+      });
+      for (const [id, type] of [
+        ["ev-1", "payment.seen"],
+        ["ev-2", "payment.paid"],
+      ] as const) {
+        events.insert({
+          id,
+          payment_id: newPayment(0).id,
+          type,
+          url: "http://127.0.0.1:1/hook",
+          created_at: 7,
+          next_attempt_at: 7,
+        });
+      }
+    })();
+    events.setPayload("ev-1", '{"x":1}');
+    events.recordAttempt(
+      { event_id: "ev-1", attempted_at: 8, duration_ms: 3, status: 200, error: null },
+      { state: "delivered", round_attempts: 0, next_attempt_at: 8, delivered_at: 8 },
+    );
+    return sqlite;
+  }
+
+  test("copies every row, keeps each payment's event order and the counter, and verifies counts and sums", async () => {
+    const sqlite = populatedSqlite();
+    const db = await openPostgres({ url: await freshDatabase() });
+    try {
+      const summary = await copySqliteToPostgres({ from: sqlite, to: db });
+      expect(summary).toEqual({
+        rows: {
+          payments: 3,
+          transfers: 1,
+          blocks: 1,
+          chain_cursor: 1,
+          events: 2,
+          postback_attempts: 1,
+        },
+        sums: {
+          "payments.amount": "600000000",
+          "payments.paid_amount": "0",
+          "payments.late_amount": "0",
+          "payments.wrong_network_amount": "0",
+          "transfers.value": (2n ** 70n).toString(),
+        },
+        derivationIndex: 3,
+      });
+      for (const table of [
+        "payments",
+        "transfers",
+        "blocks",
+        "chain_cursor",
+        "postback_attempts",
+      ]) {
+        const source = sqlite.prepare(`SELECT * FROM ${table} ORDER BY 1, 2`).all();
+        const { rows } = await db.pool.query(`SELECT * FROM ${table} ORDER BY 1, 2`);
+        expect(rows, table).toEqual(source);
+      }
+      const { rows: events } = await db.pool.query(
+        "SELECT id, state, payload, attempts, lease_until FROM events ORDER BY seq",
+      );
+      expect(events).toEqual([
+        { id: "ev-1", state: "delivered", payload: '{"x":1}', attempts: 1, lease_until: null },
+        { id: "ev-2", state: "pending", payload: null, attempts: 0, lease_until: null },
+      ]);
+      // The pending event is claimable on PostgreSQL, and the next payment takes index 3.
+      expect(
+        (await claimDueEvents(db.pool, { now: 10, leaseMs: 1_000, limit: 5 })).map((e) => e.id),
+      ).toEqual(["ev-2"]);
+      expect((await createPayment(db)).derivation_index).toBe(3);
+    } finally {
+      sqlite.close();
+      await db.close();
+    }
+  });
+
+  test("refuses a target that is not empty, and changes nothing in it", async () => {
+    const url = await freshDatabase();
+    const db = await openPostgres({ url });
+    try {
+      await createPayment(db);
+      const sqlite = populatedSqlite();
+      const copy = copySqliteToPostgres({ from: sqlite, to: db });
+      await expect(copy).rejects.toThrow(CopyTargetNotEmptyError);
+      await expect(copy).rejects.toThrow(
+        `database ${redactUrl(url)} already holds payments, cursors or events: migrate-db copies only into an empty database`,
+      );
+      sqlite.close();
+      const { rows } = await db.pool.query<{ n: number }>(
+        "SELECT count(*)::bigint AS n FROM payments",
+      );
+      expect(rows).toEqual([{ n: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+});
