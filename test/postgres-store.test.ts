@@ -7,10 +7,12 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createClock } from "../src/internal/clock.ts";
 import { SchemaTooNewError, SchemaTooOldError } from "../src/internal/errors.ts";
 import { createEventStore } from "../src/store/events.ts";
 import { openDatabase } from "../src/store/index.ts";
 import { createPaymentStore, type NewPaymentRow } from "../src/store/payments.ts";
+import { listenForChanges } from "../src/store/postgres/changes.ts";
 import { CopyTargetNotEmptyError, copySqliteToPostgres } from "../src/store/postgres/copy.ts";
 import {
   inTransaction,
@@ -571,6 +573,54 @@ describe("copy from SQLite", () => {
       );
       expect(rows).toEqual([{ n: 1 }]);
     } finally {
+      await db.close();
+    }
+  });
+});
+
+// NOTE: last in the file: it stops and restarts the shared cluster.
+describe("change feed across a server restart", () => {
+  test("nudges reach the listener; while the server is down it is not listening; after, it reconnects and says so", async () => {
+    const url = await freshDatabase();
+    const db = await openPostgres({ url, max: 2 });
+    const heard: string[][] = [];
+    let reconnects = 0;
+    const controller = new AbortController();
+    const listener = listenForChanges({
+      url,
+      clock: createClock(),
+      retryIntervalMs: 100,
+      onChange: (ids) => heard.push(ids),
+      onReconnect: () => reconnects++,
+    });
+    const running = listener.run(controller.signal);
+    try {
+      await waitFor(() => listener.listening(), { what: "listening" });
+      await notifyChanged(db.pool, ["aaaaaaaaaaaaaaaa"]);
+      await waitFor(() => heard.length === 1, { what: "the first nudge" });
+      await cluster.stop();
+      await waitFor(() => !listener.listening(), { what: "not listening" });
+      await cluster.start();
+      await waitFor(() => listener.listening(), { what: "listening again", timeoutMs: 30_000 });
+      expect(reconnects).toBe(1);
+      // The pool reconnects too: its idle connections died with the server.
+      await waitFor(
+        async () => {
+          try {
+            await notifyChanged(db.pool, ["bbbbbbbbbbbbbbbb"]);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { what: "a query after the restart" },
+      );
+      await waitFor(() => heard.length >= 2, { what: "the nudge after the restart" });
+      expect(heard[0]).toEqual(["aaaaaaaaaaaaaaaa"]);
+      expect(heard.at(-1)).toEqual(["bbbbbbbbbbbbbbbb"]);
+    } finally {
+      controller.abort();
+      await running;
       await db.close();
     }
   });
