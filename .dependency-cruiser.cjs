@@ -52,6 +52,14 @@ module.exports = {
       to: { path: "^src/((rpc|public|postbacks|config|cli|ops)/|daemon[.]ts$)" },
     },
     {
+      name: "payments-sees-the-storage-interface",
+      comment:
+        "payments/ reaches the database through store/storage.ts (the interface both backends implement) and the row types of store/payments.ts and store/events.ts; a database handle, a migration or a backend's module imported there would tie the payment logic to one backend.",
+      severity: "error",
+      from: { path: "^src/payments/" },
+      to: { path: "^src/store/", pathNot: "^src/store/(storage|payments|events)[.]ts$" },
+    },
+    {
       name: "ports-stay-apart",
       comment:
         "rpc/, public/ and postbacks/ are peers: none imports another. What two of them share lives in a lower room (IP matching is internal/allowlist.ts); what one needs from another is injected by daemon.ts (rpc/ gets PostbackControl).",

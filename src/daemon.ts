@@ -33,6 +33,7 @@ import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
 import { lockDatabase } from "./store/lock.ts";
+import { createSqliteStorage } from "./store/storage.ts";
 
 export type Daemon = {
   privateUrl: string;
@@ -157,7 +158,7 @@ export async function startDaemon({
   const keepBlocksOf = (network: { finalityDepth: number }) =>
     Math.max(256, network.finalityDepth * 2);
   const payments = createPayments({
-    db,
+    storage: createSqliteStorage(db),
     deriver: addresses,
     clock,
     logger,

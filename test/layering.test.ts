@@ -46,7 +46,9 @@ const FIXTURE: Record<string, string> = {
   "src/store/index.ts": 'export { config } from "../config/index.ts";\nexport const store = 1;\n',
   "src/config/index.ts": 'export { exitOnError } from "../cli/run.ts";\nexport const config = 1;\n',
   "src/payments/index.ts":
-    'export { rpc } from "../rpc/index.ts";\nexport { store } from "../store/index.ts";\nexport const payments = 1;\n',
+    'export { rpc } from "../rpc/index.ts";\nexport { storage } from "../store/storage.ts";\nexport const payments = 1;\n',
+  "src/payments/sink.ts": 'export { store } from "../store/index.ts";\n',
+  "src/store/storage.ts": "export const storage = 1;\n",
   "src/rpc/index.ts":
     'export { method } from "./methods/start.ts";\nexport { now } from "../internal/clock.ts";\nexport const rpc = 1;\n',
   "src/rpc/methods/start.ts": "export const method = 1;\n",
@@ -80,6 +82,7 @@ describe("dependency rules", () => {
       "only-cli-starts-the-daemon: src/postbacks/index.ts -> src/daemon.ts",
       "ops-is-imported-by-the-wiring-only: src/public/live.ts -> src/ops/index.ts",
       "payments-below-the-ports: src/payments/index.ts -> src/rpc/index.ts",
+      "payments-sees-the-storage-interface: src/payments/sink.ts -> src/store/index.ts",
       "ports-stay-apart: src/public/index.ts -> src/rpc/index.ts",
       "src-not-to-dev-deps: src/internal/clock.ts -> node_modules/devonly/index.js",
       "src-not-to-test: src/internal/logger.ts -> test/helpers.ts",

@@ -17,6 +17,7 @@ import { createPostbackSender, sign } from "../src/postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "../src/postbacks/targets.ts";
 import { createEventStore } from "../src/store/events.ts";
 import { openDatabase } from "../src/store/index.ts";
+import { createSqliteStorage } from "../src/store/storage.ts";
 import {
   LOOPBACK_TARGETS,
   manualClock,
@@ -93,7 +94,7 @@ function setup({
   const clock = manualTime ?? createClock();
   let wake = () => {};
   const payments = createPayments({
-    db,
+    storage: createSqliteStorage(db),
     deriver: createAddressDeriver({ xpub: DEV_XPUB }),
     clock,
     logger: silentLogger,

@@ -12,6 +12,7 @@ import { ANVIL_ACCOUNTS } from "../src/chain/anvil.ts";
 import type { BlockHeader } from "../src/chain/types.ts";
 import { rescanFrom } from "../src/payments/rescan.ts";
 import { createPaymentStore } from "../src/store/payments.ts";
+import { createSqliteStorage } from "../src/store/storage.ts";
 import {
   CHILD_PROCESS_TIMEOUT_MS,
   cli,
@@ -227,7 +228,7 @@ describe("the sink follows a cursor moved under it", () => {
     payments.sink.initCursor(header(10), 12);
     const rescan = (fromBlock: number) =>
       rescanFrom({
-        db,
+        storage: createSqliteStorage(db),
         chainId: 31337,
         token: TEST_TOKEN,
         startBlock: undefined,

@@ -14,6 +14,7 @@ import {
 } from "../src/postbacks/targets.ts";
 import { createPrivateListener } from "../src/rpc/index.ts";
 import { openDatabase } from "../src/store/index.ts";
+import { createSqliteStorage } from "../src/store/storage.ts";
 import { silentLogger } from "./helpers/index.ts";
 import { listenNode, request } from "./helpers/private-app.ts";
 
@@ -226,7 +227,7 @@ describe("start_payment and resend_postback with the guard", () => {
   async function setup() {
     const db = openDatabase({ path: ":memory:" });
     const payments = createPayments({
-      db,
+      storage: createSqliteStorage(db),
       deriver: createAddressDeriver({ xpub: DEV_XPUB }),
       clock: createClock(),
       logger: silentLogger,

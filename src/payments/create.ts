@@ -5,8 +5,8 @@
  */
 import type { AddressDeriver } from "../addresses/index.ts";
 import type { Clock } from "../internal/clock.ts";
-import type { Db } from "../store/index.ts";
 import type { PaymentStore, StoredPayment } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 import { OrderIdConflictError } from "./errors.ts";
 import type { IdGenerator } from "./ids.ts";
 import type { EventType } from "./lifecycle.ts";
@@ -51,7 +51,7 @@ export type PaymentCreator = {
 };
 
 export function createPaymentCreator({
-  db,
+  storage,
   store,
   deriver,
   clock,
@@ -60,7 +60,7 @@ export function createPaymentCreator({
   onCreated,
   onGroupCommit,
 }: {
-  db: Db;
+  storage: Pick<Storage, "transaction">;
   store: PaymentStore;
   /** With `prefetch` (an address pool), told the next index after each create. */
   deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
@@ -72,7 +72,7 @@ export function createPaymentCreator({
   /** Called after each group commit (a burst of checkouts is under way). */
   onGroupCommit: () => void;
 }): PaymentCreator {
-  const insertPayment = db.transaction((params: NewPayment): Created => {
+  const insertPayment = storage.transaction((params: NewPayment): Created => {
     // NOTE: the order-id lookup and the insert share one transaction, so
     // duplicates (even concurrent ones) get the first payment and consume no index.
     const orderId = params.orderId ?? null;
@@ -131,7 +131,7 @@ export function createPaymentCreator({
   const queue: Queued[] = [];
   // NOTE: each create is a nested transaction (a savepoint), so one failing
   // (an order_id conflict) rolls back alone; the outer commit is the one fsync.
-  const insertAll = db.transaction((batch: Queued[]) =>
+  const insertAll = storage.transaction((batch: Queued[]) =>
     batch.map((item) => {
       try {
         return { row: createOne(item.params) };

@@ -7,8 +7,8 @@
 import type { Clock } from "../internal/clock.ts";
 import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import type { Db } from "../store/index.ts";
 import type { PaymentStore } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
@@ -27,7 +27,7 @@ export type DeadlineSweep = {
 };
 
 export function createDeadlineSweep({
-  db,
+  storage,
   store,
   transitions,
   changes,
@@ -35,7 +35,7 @@ export function createDeadlineSweep({
   logger,
   onEvents,
 }: {
-  db: Db;
+  storage: Pick<Storage, "transaction">;
   store: PaymentStore;
   transitions: Transitions;
   changes: ChangeFeed;
@@ -49,7 +49,7 @@ export function createDeadlineSweep({
   let wake: (() => void) | undefined;
 
   const sweepDue = changes.around(
-    db.transaction((): number => {
+    storage.transaction((): number => {
       const now = clock.now();
       const heads = store.heads();
       let queued = 0;

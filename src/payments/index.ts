@@ -12,9 +12,8 @@ import type { AddressDeriver } from "../addresses/index.ts";
 import type { ChainSink } from "../chain/types.ts";
 import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
-import { createEventStore } from "../store/events.ts";
-import type { Db } from "../store/index.ts";
-import { createPaymentStore, LEGACY_NETWORK, type StoredPayment } from "../store/payments.ts";
+import { LEGACY_NETWORK, type StoredPayment } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 import { type ChangeListener, createChangeFeed } from "./changes.ts";
 import { type Created, createPaymentCreator, type NewPayment } from "./create.ts";
 import { createDeadlineSweep, type DeadlineSweep } from "./deadlines.ts";
@@ -131,7 +130,8 @@ export type PaymentNetworksParams = {
 
 export function createPayments(
   params: {
-    db: Db;
+    /** The storage (store/storage.ts): the SQLite store. */
+    storage: Storage;
     /** With `prefetch` (an address pool), told the next index after each create. */
     deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
     clock: Clock;
@@ -152,7 +152,7 @@ export function createPayments(
   } & PaymentNetworksParams,
 ): Payments {
   const {
-    db,
+    storage,
     deriver,
     clock,
     logger,
@@ -184,7 +184,7 @@ export function createPayments(
   const requiredConfirmations = (network: string) =>
     byName.get(network)?.confirmations ?? strictest;
   return createPaymentLogic({
-    db,
+    storage,
     deriver,
     clock,
     logger,
@@ -203,7 +203,7 @@ export function createPayments(
 }
 
 function createPaymentLogic({
-  db,
+  storage,
   deriver,
   clock,
   logger,
@@ -219,7 +219,7 @@ function createPaymentLogic({
   showNetworks,
   requiredConfirmations,
 }: {
-  db: Db;
+  storage: Storage;
   deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
   clock: Clock;
   logger: Logger;
@@ -235,8 +235,7 @@ function createPaymentLogic({
   showNetworks: boolean;
   requiredConfirmations: (network: string) => number;
 }): Payments {
-  const store = createPaymentStore(db);
-  const events = createEventStore(db);
+  const { payments: store, events } = storage;
   const log = logger.child({ module: "payments" });
   const tallies = createTallies({ byStatus: store.countByStatus() });
   const changes = createChangeFeed({
@@ -252,7 +251,7 @@ function createPaymentLogic({
     logger,
   });
   const deadlines = createDeadlineSweep({
-    db,
+    storage,
     store,
     transitions,
     changes,
@@ -261,7 +260,7 @@ function createPaymentLogic({
     onEvents,
   });
   const creator = createPaymentCreator({
-    db,
+    storage,
     store,
     deriver,
     clock,
@@ -273,16 +272,11 @@ function createPaymentLogic({
     },
     onGroupCommit,
   });
-  // NOTE: total_changes() counts this connection's writes, data_version the
-  // other connections' (CLI commands): together they change on any write.
-  const versionQuery = db
-    .prepare("SELECT total_changes() || ':' || data_version FROM pragma_data_version()")
-    .pluck();
   const names = networks.map((network) => network.name);
   const views = createPaymentViews({
     store,
     events,
-    dataVersion: () => versionQuery.get() as string,
+    dataVersion: storage.dataVersion,
     decimals,
     networks: { names, requiredConfirmations, show: showNetworks },
   });
@@ -290,7 +284,7 @@ function createPaymentLogic({
     networks.map((network) => [
       network.name,
       createPaymentSink({
-        db,
+        storage,
         store,
         transitions,
         changes,
@@ -305,7 +299,7 @@ function createPaymentLogic({
   );
 
   const cancel = changes.around(
-    db.transaction((id: string): { row: StoredPayment; queued: number } => {
+    storage.transaction((id: string): { row: StoredPayment; queued: number } => {
       const payment = store.getPayment(id);
       if (!payment) throw new PaymentNotFoundError(`no payment ${id}`);
       if (payment.status === "paid") throw new PaymentAlreadyPaidError(`payment ${id} is paid`);

@@ -11,8 +11,8 @@
  * the sink (it no longer starts right after the stored cursor).
  */
 import { ChainMismatchError } from "../internal/errors.ts";
-import type { Db } from "../store/index.ts";
-import { createPaymentStore, LEGACY_NETWORK } from "../store/payments.ts";
+import { LEGACY_NETWORK } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 import { RescanError } from "./errors.ts";
 
 export type Rescan = {
@@ -27,7 +27,7 @@ export type Rescan = {
  * `token`) to `fromBlock − 1`. Other networks' cursors do not move.
  */
 export function rescanFrom({
-  db,
+  storage,
   network = LEGACY_NETWORK,
   chainId,
   token,
@@ -35,7 +35,7 @@ export function rescanFrom({
   fromBlock,
   now,
 }: {
-  db: Db;
+  storage: Storage;
   /** The network's name; default the single chain's ("ethereum"). */
   network?: string;
   chainId: number;
@@ -45,8 +45,8 @@ export function rescanFrom({
   fromBlock: number;
   now: number;
 }): Rescan {
-  const store = createPaymentStore(db);
-  return db
+  const store = storage.payments;
+  return storage
     .transaction((): Rescan => {
       const single = network === LEGACY_NETWORK;
       const cursor = store.getCursor(network);

@@ -15,13 +15,13 @@ import type {
 import type { Clock } from "../internal/clock.ts";
 import { ChainMismatchError } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import type { Db } from "../store/index.ts";
 import { LEGACY_NETWORK, type PaymentStore } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
 export function createPaymentSink({
-  db,
+  storage,
   store,
   transitions,
   changes,
@@ -32,7 +32,7 @@ export function createPaymentSink({
   keepBlocks,
   onEvents,
 }: {
-  db: Db;
+  storage: Pick<Storage, "transaction">;
   store: PaymentStore;
   transitions: Transitions;
   changes: ChangeFeed;
@@ -84,7 +84,7 @@ export function createPaymentSink({
     if (store.getCursor(name)?.head_number !== head) changes.headMoved();
   }
 
-  const applyBatch = db.transaction((batch: ScanBatch): number => {
+  const applyBatch = storage.transaction((batch: ScanBatch): number => {
     // NOTE: compare-and-set on the cursor. The watcher read it before it
     // fetched the batch; if it moved meanwhile (`0xbtcpay rescan` moved it
     // back), the batch no longer follows it: drop it, the watcher reads the
@@ -139,7 +139,7 @@ export function createPaymentSink({
     return reevaluate(touched, batch.head, now);
   });
 
-  const rewind = db.transaction(
+  const rewind = storage.transaction(
     (ancestor: { number: number; hash: string | null }, head: number): number => {
       const now = clock.now();
       changes.headMoved();
@@ -157,7 +157,7 @@ export function createPaymentSink({
     },
   );
 
-  const applyHead = db.transaction((head: number): number => {
+  const applyHead = storage.transaction((head: number): number => {
     const now = clock.now();
     noteHead(head);
     store.setHead(name, head, now);
@@ -179,26 +179,28 @@ export function createPaymentSink({
       }
       return { blockNumber: row.block_number, blockHash: row.block_hash };
     },
-    initCursor: db.transaction((block: BlockHeader | { number: -1; hash: null }, head: number) => {
-      // The chain may have been scanned under another name (a network renamed
-      // in the config): scanning it again from here would miss what it found.
-      const other = store.cursors().find((row) => row.chain_id === chainId);
-      if (other) {
-        throw new ChainMismatchError(
-          `the database scanned chain ${chainId} as network "${other.network}", and the config calls it "${name}": name it "${other.network}" again`,
-        );
-      }
-      if ("parentHash" in block) rememberBlocks([block], block.number);
-      store.setCursor({
-        network: name,
-        chain_id: chainId,
-        token,
-        block_number: block.number,
-        block_hash: block.hash,
-        head_number: head,
-        updated_at: clock.now(),
-      });
-    }),
+    initCursor: storage.transaction(
+      (block: BlockHeader | { number: -1; hash: null }, head: number) => {
+        // The chain may have been scanned under another name (a network renamed
+        // in the config): scanning it again from here would miss what it found.
+        const other = store.cursors().find((row) => row.chain_id === chainId);
+        if (other) {
+          throw new ChainMismatchError(
+            `the database scanned chain ${chainId} as network "${other.network}", and the config calls it "${name}": name it "${other.network}" again`,
+          );
+        }
+        if ("parentHash" in block) rememberBlocks([block], block.number);
+        store.setCursor({
+          network: name,
+          chain_id: chainId,
+          token,
+          block_number: block.number,
+          block_hash: block.hash,
+          head_number: head,
+          updated_at: clock.now(),
+        });
+      },
+    ),
     filter(transfers: readonly TokenTransfer[]) {
       return transfers.filter((t) => store.paymentIdByAddress(t.to) !== undefined);
     },

@@ -23,6 +23,7 @@ import type { StatusView } from "../../src/payments/index.ts";
 import { createPayments } from "../../src/payments/index.ts";
 import type { Resolver } from "../../src/postbacks/targets.ts";
 import { type Db, openDatabase } from "../../src/store/index.ts";
+import { createSqliteStorage } from "../../src/store/storage.ts";
 
 export const silentLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -361,7 +362,7 @@ export function paymentsOn({
 > = {}) {
   const database = db ?? openDatabase({ path });
   const payments = createPayments({
-    db: database,
+    storage: createSqliteStorage(database),
     deriver: createAddressDeriver({ xpub: DEV_XPUB }),
     clock: createClock(),
     logger: silentLogger,

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { networksOf } from "../../config/index.ts";
 import { rescanFrom } from "../../payments/rescan.ts";
 import { openDatabase } from "../../store/index.ts";
+import { createSqliteStorage } from "../../store/storage.ts";
 import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
@@ -60,7 +61,7 @@ Examples:
         let moved: ReturnType<typeof rescanFrom>;
         try {
           moved = rescanFrom({
-            db,
+            storage: createSqliteStorage(db),
             network: network.name,
             chainId: network.chainId,
             token: network.token,

@@ -12,6 +12,7 @@ import type { TokenTransfer } from "../../../src/chain/types.ts";
 import { createClock } from "../../../src/internal/clock.ts";
 import { createPayments } from "../../../src/payments/index.ts";
 import { openDatabase } from "../../../src/store/index.ts";
+import { createSqliteStorage } from "../../../src/store/storage.ts";
 import { silentLogger } from "../../helpers/index.ts";
 import type { Phase } from "../context.ts";
 import { figure, progress } from "../report.ts";
@@ -70,7 +71,7 @@ export const matchPhase: Phase = {
     const db = openDatabase({ path });
     try {
       const payments = createPayments({
-        db,
+        storage: createSqliteStorage(db),
         deriver: createFastAddressDeriver({ xpub: DEV_XPUB }),
         clock: createClock(),
         logger: silentLogger,
