@@ -340,7 +340,7 @@ function createPaymentLogic({
     sink: sinks.get(names[0] as string) as ChainSink,
     sinks,
     deadlines,
-    outbox: createOutbox({ events, store, showNetworks }),
+    outbox: createOutbox({ storage, showNetworks }),
     onChange: (listener) => changes.subscribe(listener),
   };
 }

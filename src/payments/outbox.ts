@@ -6,7 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AttemptRow, EventRow, EventState, EventStore } from "../store/events.ts";
-import type { PaymentRow, PaymentStore, StoredPayment } from "../store/payments.ts";
+import type { PaymentRow, StoredPayment } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 import { DEFAULT_EVENT_TYPES, type EventType, isEventType } from "./lifecycle.ts";
 
 /**
@@ -50,12 +51,10 @@ export function enabledEventsOf(
 }
 
 export function createOutbox({
-  events,
-  store,
+  storage: { events, payments: store },
   showNetworks,
 }: {
-  events: EventStore;
-  store: PaymentStore;
+  storage: Pick<Storage, "events" | "payments">;
   /** Bodies carry the network fields (a config with `networks`). */
   showNetworks: boolean;
 }): Outbox {

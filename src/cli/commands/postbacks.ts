@@ -1,14 +1,9 @@
 import { Command, InvalidArgumentError } from "commander";
 import { type Config, loadConfig } from "../../config/index.ts";
 import { createOutbox } from "../../payments/outbox.ts";
-import {
-  createEventStore,
-  EVENT_STATES,
-  type EventRow,
-  type EventState,
-} from "../../store/events.ts";
+import { EVENT_STATES, type EventRow, type EventState } from "../../store/events.ts";
 import { type Db, openDatabase } from "../../store/index.ts";
-import { createPaymentStore } from "../../store/payments.ts";
+import { createSqliteStorage } from "../../store/storage.ts";
 import { exitOnError } from "../run.ts";
 
 function state(value: string): EventState {
@@ -86,7 +81,11 @@ Example:
       const config = configFrom(options);
       try {
         const db = openExisting(config);
-        const rows = createEventStore(db).list(options.state);
+        const outbox = createOutbox({
+          storage: createSqliteStorage(db),
+          showNetworks: config.networks !== undefined,
+        });
+        const rows = outbox.list(options.state);
         db.close();
         process.stdout.write(`${[COLUMNS.join("\t"), ...rows.map(line)].join("\n")}\n`);
       } catch (error) {
@@ -115,8 +114,7 @@ Example:
       try {
         const db = openExisting(config);
         const outbox = createOutbox({
-          events: createEventStore(db),
-          store: createPaymentStore(db),
+          storage: createSqliteStorage(db),
           showNetworks: config.networks !== undefined,
         });
         requeued = outbox.requeue(id, Date.now());
