@@ -110,11 +110,16 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     // Some bulk first, so that the copy takes many steps of the backup API.
     const seeded = paymentsOn({ path: dbPath, token: chain.token });
     // One transaction (one fsync) for the lot: the seed is not what is tested.
-    seeded.db.transaction(() => {
-      for (let i = 0; i < 2000; i++) {
-        seeded.payments.create({ amount: tokens(1), data: "x".repeat(200), postbackUrl: null });
-      }
-    })();
+    // (createDurably: creates queued in one turn share one group commit.)
+    await Promise.all(
+      Array.from({ length: 2000 }, () =>
+        seeded.payments.createDurably({
+          amount: tokens(1),
+          data: "x".repeat(200),
+          postbackUrl: null,
+        }),
+      ),
+    );
     seeded.db.close();
     const daemon = await daemonOn(config);
 
@@ -236,7 +241,11 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("backup refuses an existing file unless --force, and the database itself; restore onto a host with no database yet", async () => {
     const { folder, dbPath, config } = setup();
     const seeded = paymentsOn({ path: dbPath, token: chain.token });
-    const payment = seeded.payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const payment = await seeded.payments.create({
+      amount: tokens(1),
+      data: null,
+      postbackUrl: null,
+    });
     seeded.db.close();
     const file = join(folder, "b.sqlite");
     writeFileSync(file, "an older backup");
@@ -272,11 +281,16 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("restore refuses a damaged file, a file that is no database, one from a newer 0xbtcpay and one for another token; the database stays", async () => {
     const { folder, dbPath, config } = setup();
     const seeded = paymentsOn({ path: dbPath, token: chain.token });
-    seeded.db.transaction(() => {
-      for (let i = 0; i < 300; i++) {
-        seeded.payments.create({ amount: tokens(1), data: "y".repeat(500), postbackUrl: null });
-      }
-    })();
+    // (createDurably: creates queued in one turn share one group commit.)
+    await Promise.all(
+      Array.from({ length: 300 }, () =>
+        seeded.payments.createDurably({
+          amount: tokens(1),
+          data: "y".repeat(500),
+          postbackUrl: null,
+        }),
+      ),
+    );
     seeded.payments.sink.initCursor({ number: -1, hash: null }, 0);
     seeded.db.close();
     const good = join(folder, "good.sqlite");
@@ -334,7 +348,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     const { folder, dbPath, config } = setup();
     const seeded = paymentsOn({ path: dbPath, token: chain.token });
     for (let i = 0; i < 26; i++) {
-      seeded.payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+      await seeded.payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     }
     // ~110 MB of payment data, written straight into the rows.
     seeded.db.prepare("UPDATE payments SET data = hex(zeroblob(2100000))").run();

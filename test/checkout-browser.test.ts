@@ -468,7 +468,7 @@ describe("every screen: axe-core, both languages, screenshots at 360 and 1280 px
     await chain.mine(2);
     await seen(reorged.id, "paid", (s) => s.status === "paid");
     const top = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber"));
-    await waitFor(() => (screens.payments.scanPosition()?.blockNumber ?? -1) >= top, {
+    await waitFor(async () => ((await screens.payments.scanPosition())?.blockNumber ?? -1) >= top, {
       what: "scanned to the head",
     });
     await anvilCall(chain.rpcUrl, "anvil_reorg", [3, []]);

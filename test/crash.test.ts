@@ -42,8 +42,10 @@ describe("crash safety", () => {
     const dbPath = join(dir.path, "crash.sqlite");
     // Payments exist before any scanning.
     const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
-    const rows = Array.from({ length: PAYMENTS }, () =>
-      payments.create({ amount: tokens(1), data: null, postbackUrl: null }),
+    const rows = await Promise.all(
+      Array.from({ length: PAYMENTS }, () =>
+        payments.create({ amount: tokens(1), data: null, postbackUrl: null }),
+      ),
     );
     db.close();
 

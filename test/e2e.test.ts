@@ -53,10 +53,13 @@ async function daemonOn(
 }
 
 /** Head block number as the daemon last recorded it, once it has scanned `block`. */
-function scannedTo(daemon: Daemon, block: bigint) {
-  return waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= Number(block), {
-    what: `daemon scanned block ${block}`,
-  });
+async function scannedTo(daemon: Daemon, block: bigint) {
+  return waitFor(
+    async () => ((await daemon.payments.scanPosition())?.blockNumber ?? -1) >= Number(block),
+    {
+      what: `daemon scanned block ${block}`,
+    },
+  );
 }
 
 async function pay(
@@ -142,7 +145,7 @@ describe("end to end on anvil", () => {
       confirmations: 3,
     });
     expect(paid.paid_at).toBeGreaterThanOrEqual(seen.seen_at ?? Number.POSITIVE_INFINITY);
-    expect(daemon.payments.get(payment.id)?.block_number).toBe(Number(block));
+    expect((await daemon.payments.get(payment.id))?.block_number).toBe(Number(block));
 
     const postback = await waitFor(() => receiver.received[0], { what: "postback" });
     expect(postback.method).toBe("POST");
@@ -251,7 +254,7 @@ describe("end to end on anvil", () => {
     const { daemon } = await daemonOn(undefined, proxy.url);
     const payment = await startPayment(daemon.privateUrl, { amount: "1" });
     await scannedTo(daemon, BigInt(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber")));
-    const cursorBefore = daemon.payments.scanPosition()?.blockNumber;
+    const cursorBefore = (await daemon.payments.scanPosition())?.blockNumber;
 
     for (const mode of ["http500", "drop"] as const) {
       proxy.setMode(mode);
@@ -262,7 +265,7 @@ describe("end to end on anvil", () => {
       await waitFor(() => proxy.requests.length >= seenRequests + 2, {
         what: `retries in ${mode} mode`,
       });
-      expect(daemon.payments.scanPosition()?.blockNumber).toBe(cursorBefore);
+      expect((await daemon.payments.scanPosition())?.blockNumber).toBe(cursorBefore);
       expect((await status(daemon.publicUrl, payment.id)).body.status).toBe("waiting");
       expect(hash).toMatch(/^0x/);
     }

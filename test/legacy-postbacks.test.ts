@@ -103,7 +103,7 @@ async function runEveryPath(postbackEvents: readonly EventType[] | undefined) {
     waitFor(async () => wanted((await status(daemon.publicUrl, id)).body), { what: `${id} state` });
   const caughtUp = async () => {
     const top = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber"));
-    await waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= top);
+    await waitFor(async () => ((await daemon.payments.scanPosition())?.blockNumber ?? -1) >= top);
   };
 
   await pay(paid.address, tokens(2));

@@ -75,7 +75,7 @@ async function scenario({ restarts }: { restarts: boolean }) {
   /** The daemon has scanned every block up to the chain's head. */
   async function caughtUp() {
     const top = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber"));
-    await waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= top, {
+    await waitFor(async () => ((await daemon.payments.scanPosition())?.blockNumber ?? -1) >= top, {
       what: `scan up to block ${top}`,
     });
   }

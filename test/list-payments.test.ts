@@ -75,14 +75,14 @@ async function setup() {
 describe("list_payments reads the stored status", () => {
   test("a payment completed by late funds is listed as expired, as get_payment and status.json say", async () => {
     const { payments, clock, pay, call } = await setup();
-    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const deadline = Math.floor(p.expires_at / 1000);
     clock.skewMs += 3600 * 1000 + 60_000;
     payments.deadlines.sweep();
     pay([p.address], tokens(1), deadline + 30);
     const got = await call("get_payment", { id: p.id });
     expect(got).toMatchObject({ status: "expired", paid_late: true, paid_amount: "1" });
-    expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("expired");
+    expect(JSON.parse((await payments.statusJson(p.id)) as string).status).toBe("expired");
     const expired = await call("list_payments", { status: "expired" });
     expect(expired.payments.map((row: { id: string }) => row.id)).toEqual([p.id]);
     expect((await call("list_payments", { status: "seen" })).payments).toEqual([]);
@@ -90,13 +90,15 @@ describe("list_payments reads the stored status", () => {
 
   test("a page of 1,000 payments with transfers and events costs the same few queries as a page of 2", async () => {
     const { payments, pay, call, statements } = await setup();
-    const rows = Array.from({ length: 1_000 }, () =>
-      payments.create({
-        amount: tokens(1),
-        data: null,
-        postbackUrl: "https://shop.example/pb",
-        postbackEvents: ["payment.seen", "payment.paid"],
-      }),
+    const rows = await Promise.all(
+      Array.from({ length: 1_000 }, () =>
+        payments.create({
+          amount: tokens(1),
+          data: null,
+          postbackUrl: "https://shop.example/pb",
+          postbackEvents: ["payment.seen", "payment.paid"],
+        }),
+      ),
     );
     pay(
       rows.map((row) => row.address),

@@ -247,8 +247,8 @@ describe("live streams on their own", () => {
       }
     });
     try {
-      const { id } = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-      const body = payments.statusJson(id) as string;
+      const { id } = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+      const body = (await payments.statusJson(id)) as string;
       const stream = await openEventStream(`${server.url}/${id}/events`);
       expect(await stream.next()).toEqual(RETRY);
       expect(await stream.next()).toEqual({ id: digest(body), data: body });
@@ -263,8 +263,8 @@ describe("live streams on their own", () => {
       expect(live.count()).toBe(1);
 
       // A cancellation is pushed from the change feed, then the stream ends.
-      payments.cancel(id);
-      const cancelled = payments.statusJson(id) as string;
+      await payments.cancel(id);
+      const cancelled = (await payments.statusJson(id)) as string;
       expect(await stream.nextMessage()).toEqual({ id: digest(cancelled), data: cancelled });
       expect(await stream.ended).toBe("end");
       expect(live.count()).toBe(0);

@@ -79,7 +79,7 @@ describe("start_payment: new optional params", () => {
       order_id: "A-1001",
       expires_at: Math.floor(clock.now() / 1000) + 900,
     });
-    expect(payments.get(body.result.id)).toMatchObject({
+    expect(await payments.get(body.result.id)).toMatchObject({
       order_id: "A-1001",
       description: "2 × coffee",
       return_url: "https://shop.example/thanks",
@@ -148,7 +148,7 @@ describe("start_payment: new optional params", () => {
     const data = "x".repeat(16 * 1024 - 2);
     const a = await rpc("start_payment", { amount: "1", order_id: "o".repeat(128), data });
     expect(a.result.order_id).toBe("o".repeat(128));
-    expect(payments.get(a.result.id)?.data).toHaveLength(16 * 1024);
+    expect((await payments.get(a.result.id))?.data).toHaveLength(16 * 1024);
     for (const expires_in of [60, 30 * 86_400]) {
       expect((await rpc("start_payment", { amount: "1", expires_in })).result).toBeDefined();
     }
@@ -274,7 +274,7 @@ describe("get_payment", () => {
       "id",
       ...Object.keys(status),
     ]);
-    expect(payments.get(id)?.order_id).toBe("A-7");
+    expect((await payments.get(id))?.order_id).toBe("A-7");
   });
 
   test("data comes back as the exact JSON that was sent (big numbers, key order, spacing)", async () => {
@@ -360,7 +360,7 @@ describe("list_payments", () => {
     for (let i = 0; i < 2_500; i++) {
       // Many share a millisecond: ties on created_at are broken by id.
       if (i % 7 === 0) clock.advance(1);
-      created.push(payments.create({ amount: 1n, data: null, postbackUrl: null }).id);
+      created.push((await payments.create({ amount: 1n, data: null, postbackUrl: null })).id);
     }
     const seen: Json[] = [];
     let cursor: string | null = null;
@@ -375,12 +375,14 @@ describe("list_payments", () => {
       pages++;
       // New payments between pages are newer than the cursor: they never show up later.
       clock.advance(1);
-      payments.create({ amount: 2n, data: null, postbackUrl: null });
+      await payments.create({ amount: 2n, data: null, postbackUrl: null });
     } while (cursor !== null);
     expect(pages).toBe(3);
     expect(seen).toHaveLength(2_500);
     expect(new Set(seen.map((p) => p.id))).toEqual(new Set(created));
-    const keys = seen.map((p) => [payments.get(p.id)?.created_at ?? 0, p.id as string] as const);
+    const keys = await Promise.all(
+      seen.map(async (p) => [(await payments.get(p.id))?.created_at ?? 0, p.id as string] as const),
+    );
     for (let i = 1; i < keys.length; i++) {
       const [t0, id0] = keys[i - 1] as readonly [number, string];
       const [t1, id1] = keys[i] as readonly [number, string];
@@ -390,7 +392,8 @@ describe("list_payments", () => {
 
   test("small pages: the default limit is 100, next_cursor is null on the last page", async () => {
     const { call: rpc, payments } = setupApps();
-    for (let i = 0; i < 101; i++) payments.create({ amount: 1n, data: null, postbackUrl: null });
+    for (let i = 0; i < 101; i++)
+      await payments.create({ amount: 1n, data: null, postbackUrl: null });
     const first = await rpc("list_payments", {});
     expect(first.result.payments).toHaveLength(100);
     expect(typeof first.result.next_cursor).toBe("string");
@@ -404,25 +407,25 @@ describe("list_payments", () => {
 
   test("status and since filter the listing", async () => {
     const { call: rpc, payments, clock } = setupApps();
-    const make = (amount: bigint, expiresIn?: number) => {
+    const make = async (amount: bigint, expiresIn?: number) => {
       clock.advance(1);
-      return payments.create({
+      return await payments.create({
         amount,
         data: null,
         postbackUrl: null,
         expiresInSeconds: expiresIn,
       });
     };
-    const expired = make(1n, 60);
+    const expired = await make(1n, 60);
     clock.advance(2000);
     // Whole seconds: payments from here on were created at or after `since`, `expired` before it.
     const sinceSeconds = Math.floor(clock.now() / 1000);
-    const paid = make(5n);
-    const seen = make(10n);
-    const cancelled = make(1n);
-    const waiting = make(1n);
+    const paid = await make(5n);
+    const seen = await make(10n);
+    const cancelled = await make(1n);
+    const waiting = await make(1n);
     clock.advance(1000);
-    const later = make(1n);
+    const later = await make(1n);
     transfer(payments, paid.address, 5n);
     transfer(payments, seen.address, 3n);
     await rpc("cancel_payment", { id: cancelled.id });
@@ -512,11 +515,11 @@ describe("cancel_payment", () => {
     const { post, call: rpc, payments } = setupApps();
     const made = await rpc("start_payment", { amount: "1" });
     transfer(payments, made.result.address, 100_000_000n);
-    expect(payments.get(made.result.id)?.paid_at).not.toBeNull();
+    expect((await payments.get(made.result.id))?.paid_at).not.toBeNull();
     expect(await (await post(call("cancel_payment", { id: made.result.id }, 3))).json()).toEqual(
       invalidParams("payment already paid", 3),
     );
-    expect(payments.get(made.result.id)?.cancelled_at).toBeNull();
+    expect((await payments.get(made.result.id))?.cancelled_at).toBeNull();
   });
 
   test.each([
@@ -571,8 +574,8 @@ describe("batches and notifications", () => {
     const body = `[{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1","data": {"n": 1.50}}},
       {"jsonrpc":"2.0","id":2,"method":"start_payment","params":{"data":[ 99999999999999999999 ],"amount":"1"}}]`;
     const [a, b] = (await (await post(body)).json()) as Json[];
-    expect(payments.get(a.result.id)?.data).toBe('{"n": 1.50}');
-    expect(payments.get(b.result.id)?.data).toBe("[ 99999999999999999999 ]");
+    expect((await payments.get(a.result.id))?.data).toBe('{"n": 1.50}');
+    expect((await payments.get(b.result.id))?.data).toBe("[ 99999999999999999999 ]");
   });
 
   test("a single notification and an all-notification batch get 204 and no body, and are executed", async () => {
@@ -675,7 +678,7 @@ describe("API keys", () => {
     expect(await refused.json()).toEqual(
       forbidden("Forbidden: missing permission payments:cancel", 5),
     );
-    expect(payments.get(id)?.cancelled_at).toBeNull();
+    expect((await payments.get(id))?.cancelled_at).toBeNull();
     const readable = await post(call("get_payment", { id }), { headers: bearer(readerKey) });
     expect(readable.status).toBe(200);
     const ok = await post(call("cancel_payment", { id }), { headers: bearer(shopKey) });

@@ -95,10 +95,13 @@ async function pay(to: Hex, value: bigint): Promise<{ hash: Hex; block: bigint }
   return { hash, block: receipt.blockNumber };
 }
 
-function scannedTo(block: bigint) {
-  return waitFor(() => (daemon.payments.scanPosition()?.blockNumber ?? -1) >= Number(block), {
-    what: `daemon scanned block ${block}`,
-  });
+async function scannedTo(block: bigint) {
+  return waitFor(
+    async () => ((await daemon.payments.scanPosition())?.blockNumber ?? -1) >= Number(block),
+    {
+      what: `daemon scanned block ${block}`,
+    },
+  );
 }
 
 describe("merchant API on a running daemon", () => {

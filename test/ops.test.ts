@@ -157,18 +157,18 @@ describe("readiness rules", () => {
     }
   });
 
-  test("payments by status: the tallies follow creates, transitions and cancels without a rollback's, and a reopened database seeds them from the table", () => {
+  test("payments by status: the tallies follow creates, transitions and cancels without a rollback's, and a reopened database seeds them from the table", async () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "tallies.sqlite");
       const { db, payments } = paymentsOn({ path });
-      const a = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-      const b = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-      payments.create({ amount: tokens(1), data: null, postbackUrl: null, orderId: "o-1" });
+      const a = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+      const b = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+      await payments.create({ amount: tokens(1), data: null, postbackUrl: null, orderId: "o-1" });
       // The same order id again creates nothing.
-      payments.create({ amount: tokens(1), data: null, postbackUrl: null, orderId: "o-1" });
-      payments.cancel(a.id);
-      payments.cancel(a.id);
+      await payments.create({ amount: tokens(1), data: null, postbackUrl: null, orderId: "o-1" });
+      await payments.cancel(a.id);
+      await payments.cancel(a.id);
       // A batch that fails rolls back: the transition it decided does not count.
       expect(() =>
         payments.sink.applyBatch({
@@ -179,7 +179,7 @@ describe("readiness rules", () => {
           transfers: [],
         }),
       ).toThrow("batch without its last block header");
-      payments.cancel(b.id);
+      await payments.cancel(b.id);
       const counts = (statusOf: typeof db) =>
         Object.fromEntries(
           PAYMENT_STATUSES.map((status) => [

@@ -45,9 +45,9 @@ describe("payment ids", () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  test("a created payment's row is the stored row, defaults included", () => {
+  test("a created payment's row is the stored row, defaults included", async () => {
     const { db, payments } = paymentsOn();
-    const row = payments.create({ amount: 5n, data: null, postbackUrl: null });
+    const row = await payments.create({ amount: 5n, data: null, postbackUrl: null });
     expect(row).toEqual({
       ...(db.prepare("SELECT * FROM payments WHERE id = ?").get(row.id) as object),
       created: true,
@@ -57,9 +57,9 @@ describe("payment ids", () => {
 });
 
 describe("late funds and the monitoring window", () => {
-  test("late funds within payments.monitorFor are recorded; after it they are ignored", () => {
+  test("late funds within payments.monitorFor are recorded; after it they are ignored", async () => {
     const { db, payments, block, transfer } = setup();
-    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const expiresAt = Math.floor(p.expires_at / 1000);
     const b1 = block();
     payments.sink.applyBatch({
@@ -78,7 +78,7 @@ describe("late funds and the monitoring window", () => {
       transfers: [transfer(p.address, tokens(5), b2.number, expiresAt + 86_401)],
     });
     expect(db.prepare("SELECT value FROM transfers").all()).toEqual([{ value: "40000000" }]);
-    const view = payments.view(p.id);
+    const view = await payments.view(p.id);
     expect(view).toMatchObject({
       late: true,
       late_amount: "0.4",
@@ -101,9 +101,9 @@ describe("late funds and the monitoring window", () => {
     expect(payments.sink.cursor()).toEqual({ blockNumber: b.number, blockHash: b.hash });
   });
 
-  test("filter keeps only transfers to payment addresses", () => {
+  test("filter keeps only transfers to payment addresses", async () => {
     const { payments, transfer } = setup();
-    const p = payments.create({ amount: 1n, data: null, postbackUrl: null });
+    const p = await payments.create({ amount: 1n, data: null, postbackUrl: null });
     const kept = payments.sink.filter([
       transfer("0xdead", 1n, 1, 0),
       transfer(p.address, 2n, 1, 0),
@@ -113,12 +113,12 @@ describe("late funds and the monitoring window", () => {
 });
 
 describe("status.json cache", () => {
-  test("a cached body follows every write and the deadline", () => {
+  test("a cached body follows every write and the deadline", async () => {
     const { clock, payments, block, transfer } = setup();
-    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-    const first = payments.statusJson(p.id);
+    const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const first = await payments.statusJson(p.id);
     expect(JSON.parse(first as string)).toMatchObject({ status: "waiting", paid_amount: "0" });
-    expect(payments.statusJson(p.id)).toBe(first);
+    expect(await payments.statusJson(p.id)).toBe(first);
     const b = block();
     payments.sink.applyBatch({
       fromBlock: b.number,
@@ -127,29 +127,33 @@ describe("status.json cache", () => {
       head: b.number,
       transfers: [transfer(p.address, 10_000_000n, b.number, 0)],
     });
-    expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({
+    expect(JSON.parse((await payments.statusJson(p.id)) as string)).toMatchObject({
       status: "seen",
       paid_amount: "0.1",
     });
     // The deadline sweep stores "expired": the cached body follows that write.
     clock.skewMs += 3600 * 1000;
-    expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({ status: "seen" });
+    expect(JSON.parse((await payments.statusJson(p.id)) as string)).toMatchObject({
+      status: "seen",
+    });
     payments.deadlines.sweep();
-    expect(JSON.parse(payments.statusJson(p.id) as string)).toMatchObject({ status: "expired" });
-    expect(payments.statusJson("0000000000000000")).toBeUndefined();
+    expect(JSON.parse((await payments.statusJson(p.id)) as string)).toMatchObject({
+      status: "expired",
+    });
+    expect(await payments.statusJson("0000000000000000")).toBeUndefined();
   });
 
-  test("a write by another connection (a CLI command) invalidates it too", () => {
+  test("a write by another connection (a CLI command) invalidates it too", async () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "cache.sqlite");
       const { db, payments } = setup(path);
-      const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-      expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("waiting");
+      const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+      expect(JSON.parse((await payments.statusJson(p.id)) as string).status).toBe("waiting");
       const other = paymentsOn({ path });
-      other.payments.cancel(p.id);
+      await other.payments.cancel(p.id);
       other.db.close();
-      expect(JSON.parse(payments.statusJson(p.id) as string).status).toBe("cancelled");
+      expect(JSON.parse((await payments.statusJson(p.id)) as string).status).toBe("cancelled");
       db.close();
     } finally {
       dir.cleanup();
@@ -158,10 +162,10 @@ describe("status.json cache", () => {
 });
 
 describe("change feed", () => {
-  test("a commit tells subscribers the payments it changed and whether the head moved; a rollback tells nothing", () => {
+  test("a commit tells subscribers the payments it changed and whether the head moved; a rollback tells nothing", async () => {
     const { payments, block, transfer } = setup();
-    const p = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-    const other = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const other = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const seen: Array<{ ids: readonly string[]; head: boolean }> = [];
     const unsubscribe = payments.onChange((change) => seen.push(change));
 
@@ -187,7 +191,7 @@ describe("change feed", () => {
     expect(seen).toEqual([{ ids: [p.id], head: true }]);
     payments.sink.applyHead(b.number);
     expect(seen).toHaveLength(1);
-    payments.cancel(other.id);
+    await payments.cancel(other.id);
     expect(seen.at(-1)).toEqual({ ids: [other.id], head: false });
     unsubscribe();
     payments.sink.applyHead(b.number + 1);
@@ -196,11 +200,13 @@ describe("change feed", () => {
 });
 
 describe("status bodies in bulk", () => {
-  test("statusJsonMany gives each payment the same body as statusJson, and leaves unknown ids out", () => {
+  test("statusJsonMany gives each payment the same body as statusJson, and leaves unknown ids out", async () => {
     const { payments, block, transfer } = setup();
-    const [a, b, c] = [1n, 2n, 3n].map((n) =>
-      payments.create({ amount: tokens(n), data: null, postbackUrl: null }),
-    ) as [PaymentRowWithCreated, PaymentRowWithCreated, PaymentRowWithCreated];
+    const [a, b, c] = (await Promise.all(
+      [1n, 2n, 3n].map((n) =>
+        payments.create({ amount: tokens(n), data: null, postbackUrl: null }),
+      ),
+    )) as [PaymentRowWithCreated, PaymentRowWithCreated, PaymentRowWithCreated];
     const first = block();
     payments.sink.applyBatch({
       fromBlock: first.number,
@@ -217,9 +223,9 @@ describe("status bodies in bulk", () => {
       head: second.number,
       transfers: [transfer(b.address, 5n, second.number, 0)],
     });
-    const bulk = payments.statusJsonMany([a.id, b.id, c.id, "0000000000000000"]);
+    const bulk = await payments.statusJsonMany([a.id, b.id, c.id, "0000000000000000"]);
     expect([...bulk.keys()].sort()).toEqual([a.id, b.id, c.id].sort());
-    for (const id of [a.id, b.id, c.id]) expect(bulk.get(id)).toBe(payments.statusJson(id));
+    for (const id of [a.id, b.id, c.id]) expect(bulk.get(id)).toBe(await payments.statusJson(id));
     expect(JSON.parse(bulk.get(a.id) as string)).toMatchObject({
       status: "paid",
       transfers: [{ amount: "1" }],
@@ -227,4 +233,6 @@ describe("status bodies in bulk", () => {
   });
 });
 
-type PaymentRowWithCreated = ReturnType<ReturnType<typeof paymentsOn>["payments"]["create"]>;
+type PaymentRowWithCreated = Awaited<
+  ReturnType<ReturnType<typeof paymentsOn>["payments"]["create"]>
+>;

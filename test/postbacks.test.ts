@@ -144,8 +144,8 @@ function setup({
 
   let block = 0;
   /** A payment with `url` as postback URL, paid by one transfer in a new block. */
-  function paidPayment(url: string) {
-    const payment = payments.create({
+  async function paidPayment(url: string) {
+    const payment = await payments.create({
       amount: 100_000_000n,
       data: '{"order":1}',
       postbackUrl: url,
@@ -226,7 +226,7 @@ describe("postback retries", () => {
   test("500, 500, then 200: exactly 3 attempts under one webhook-id, then delivered, all recorded", async () => {
     const shop = await receiver((_, i) => (i < 2 ? 500 : 200));
     const { paidPayment, deliverUntil, payments } = setup({ manual: true });
-    const { event, payment } = paidPayment(shop.url);
+    const { event, payment } = await paidPayment(shop.url);
     const delivered = await deliverUntil(event.id, "delivered");
 
     expect(shop.received).toHaveLength(3);
@@ -283,7 +283,7 @@ describe("postback retries", () => {
   test("the standardwebhooks library verifies every delivery, and rejects a tampered body, a wrong secret and a 10-minute-old timestamp", async () => {
     const shop = await receiver((_, i) => (i < 1 ? 503 : 200));
     const { paidPayment, settled } = setup({ secrets: [SECRET, OLD_SECRET] });
-    const { event } = paidPayment(shop.url);
+    const { event } = await paidPayment(shop.url);
     await settled(event.id, "delivered");
     expect(shop.received).toHaveLength(2);
 
@@ -329,7 +329,7 @@ describe("postback retries", () => {
   test("410 Gone: failed after one attempt, never retried", async () => {
     const shop = await receiver(() => 410);
     const { paidPayment, settled, payments } = setup({ schedule: [50, 50, 50] });
-    const { event } = paidPayment(shop.url);
+    const { event } = await paidPayment(shop.url);
     const failed = await settled(event.id, "failed");
     expect(failed).toMatchObject({ attempts: 1, last_status: 410, last_error: "HTTP 410" });
     expect(payments.outbox.attemptsOf(event.id)).toHaveLength(1);
@@ -340,7 +340,7 @@ describe("postback retries", () => {
     const target = await receiver();
     const shop = await receiver(() => ({ status: 302, headers: { location: target.url } }));
     const { paidPayment, deliverUntil } = setup({ schedule: [50], manual: true });
-    const { event } = paidPayment(shop.url);
+    const { event } = await paidPayment(shop.url);
     const failed = await deliverUntil(event.id, "failed");
     expect(failed).toMatchObject({
       attempts: 2,
@@ -359,7 +359,7 @@ describe("postback retries", () => {
       schedule: [50],
       manual: true,
     });
-    const { event } = paidPayment(shop.url);
+    const { event } = await paidPayment(shop.url);
     expect(await sender.deliverDue()).toBe(1);
     // The scheduled 50 ms (±20 %) gives way to the 2 s asked for.
     expect(eventOf(event.id)).toMatchObject({
@@ -380,7 +380,7 @@ describe("postback retries", () => {
   test("the schedule runs out: failed after 1 + schedule length attempts", async () => {
     const shop = await receiver(() => 500);
     const { paidPayment, deliverUntil } = setup({ schedule: [20, 20, 20], manual: true });
-    const { event } = paidPayment(shop.url);
+    const { event } = await paidPayment(shop.url);
     expect(await deliverUntil(event.id, "failed")).toMatchObject({ attempts: 4, last_status: 500 });
     expect(shop.received).toHaveLength(4);
   });
@@ -390,7 +390,7 @@ describe("postback retries", () => {
     const url = closed.url;
     await closed.close();
     const { paidPayment, payments, deliverUntil } = setup({ schedule: [20], manual: true });
-    const { event } = paidPayment(url);
+    const { event } = await paidPayment(url);
     const failed = await deliverUntil(event.id, "failed");
     expect(failed.attempts).toBe(2);
     expect(failed.last_status).toBeNull();
@@ -411,7 +411,7 @@ describe("ordering and concurrency", () => {
     });
     let first: string | undefined;
     const { paidPayment, db, deliverUntil } = setup({ schedule: [100, 100], manual: true });
-    const { event, payment } = paidPayment(shop.url);
+    const { event, payment } = await paidPayment(shop.url);
     first = event.id;
     // What the chain-watcher branch does in the transaction that changes state.
     const later = "evt_later000000000000000000";
@@ -436,7 +436,7 @@ describe("ordering and concurrency", () => {
   test("an endpoint that never answers: the attempt times out after timeoutMs and is retried", async () => {
     const dead = await receiver(() => "hang");
     const { paidPayment, settled, payments } = setup({ timeoutMs: 200, schedule: [50] });
-    const { event } = paidPayment(dead.url);
+    const { event } = await paidPayment(dead.url);
     const failed = await settled(event.id, "failed");
     expect(failed).toMatchObject({
       attempts: 2,
@@ -454,9 +454,9 @@ describe("ordering and concurrency", () => {
     const dead = await receiver(() => "hang");
     const shop = await receiver();
     const { paidPayment, settled, eventOf, stop } = setup({ timeoutMs: 60_000 });
-    const a = paidPayment(dead.url);
+    const a = await paidPayment(dead.url);
     await waitFor(() => dead.hits() === 1, { what: "A's attempt to reach the dead endpoint" });
-    const b = paidPayment(shop.url);
+    const b = await paidPayment(shop.url);
     await settled(b.event.id, "delivered");
     // A's only attempt is still in flight: nothing recorded yet.
     expect(eventOf(a.event.id)).toMatchObject({ state: "pending", attempts: 0 });
@@ -483,7 +483,7 @@ describe("SSRF at delivery time", () => {
     cleanups.push(() => guard.close());
     expect(await guard.checkUrl(url)).toEqual({ allowed: true });
 
-    const { event } = paidPayment(url);
+    const { event } = await paidPayment(url);
     const failed = await settled(event.id, "failed");
     expect(failed).toMatchObject({
       attempts: 1,
@@ -498,7 +498,7 @@ describe("SSRF at delivery time", () => {
     const shop = await receiver();
     const { paidPayment, settled } = setup({ allowTargets: [], schedule: [] });
     for (const host of ["127.0.0.1", "0x7f000001", "2130706433", "127.1", "[::ffff:127.0.0.1]"]) {
-      const { event } = paidPayment(`http://${host}:${shop.port}/payment_complete`);
+      const { event } = await paidPayment(`http://${host}:${shop.port}/payment_complete`);
       const failed = await settled(event.id, "failed");
       expect(failed.last_error, host).toMatch(
         /^target not allowed: (127\.0\.0\.1|::ffff:7f00:1) \(/,
@@ -511,7 +511,7 @@ describe("SSRF at delivery time", () => {
     const shop = await receiver();
     const resolve: Resolver = async () => [{ address: "127.0.0.1", family: 4 }];
     const { paidPayment, settled } = setup({ resolve });
-    const { event } = paidPayment(`http://shop.test:${shop.port}/payment_complete`);
+    const { event } = await paidPayment(`http://shop.test:${shop.port}/payment_complete`);
     await settled(event.id, "delivered");
     expect(shop.received[0]?.headers.host).toBe(`shop.test:${shop.port}`);
   });
@@ -522,8 +522,8 @@ describe("redelivery and signing", () => {
     let gone = true;
     const shop = await receiver((request) => (gone && request.url.endsWith("/gone") ? 410 : 200));
     const { paidPayment, settled, sender, eventOf } = setup();
-    const ok = paidPayment(shop.url);
-    const bad = paidPayment(shop.url.replace("/payment_complete", "/gone"));
+    const ok = await paidPayment(shop.url);
+    const bad = await paidPayment(shop.url.replace("/payment_complete", "/gone"));
     await settled(ok.event.id, "delivered");
     await settled(bad.event.id, "failed");
 
@@ -557,8 +557,8 @@ describe("redelivery and signing", () => {
     const shop = await receiver();
     const unsigned = captureLogs();
     const plain = setup({ secrets: [], logger: unsigned.logger });
-    const first = plain.paidPayment(shop.url);
-    const second = plain.paidPayment(shop.url);
+    const first = await plain.paidPayment(shop.url);
+    const second = await plain.paidPayment(shop.url);
     await plain.settled(first.event.id, "delivered");
     await plain.settled(second.event.id, "delivered");
     for (const request of shop.received) {
@@ -570,7 +570,7 @@ describe("redelivery and signing", () => {
 
     const signed = captureLogs();
     const withSecret = setup({ secrets: [SECRET, OLD_SECRET], logger: signed.logger });
-    const third = withSecret.paidPayment(shop.url);
+    const third = await withSecret.paidPayment(shop.url);
     await withSecret.settled(third.event.id, "delivered");
     expect(signed.lines.some((line) => line.includes("postback delivered"))).toBe(true);
     const text = signed.lines.join("\n");

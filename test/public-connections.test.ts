@@ -200,7 +200,7 @@ async function servePublic({
   statusPath: string;
 }> {
   const apps = setupApps();
-  const { id } = apps.payments.create({ amount: 29_000_000n, data: null, postbackUrl: null });
+  const { id } = await apps.payments.create({ amount: 29_000_000n, data: null, postbackUrl: null });
   let requests = 0;
   const server: Server = createServer((req, res) => {
     requests++;

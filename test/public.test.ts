@@ -65,7 +65,7 @@ describe("rate limiter", () => {
 describe("public port rate limit", () => {
   test("status.json answers 429 with Retry-After and the usual headers once a client is over the limit", async () => {
     const { getStatus, payments, clock } = setupApps({ rateLimit: { windowMs: 60_000, max: 2 } });
-    const { id } = payments.create({ amount: 1n, data: null, postbackUrl: null });
+    const { id } = await payments.create({ amount: 1n, data: null, postbackUrl: null });
     const path = `/${id}/status.json`;
     expect((await getStatus(path, { from: "127.0.0.2" })).status).toBe(200);
     expect((await getStatus("/nope", { from: "127.0.0.2" })).status).toBe(404);
@@ -87,7 +87,7 @@ describe("public port rate limit", () => {
       rateLimit: { windowMs: 60_000, max: 1 },
       publicTrustProxy: ["127.0.0.1", "::1"],
     });
-    const { id } = payments.create({ amount: 1n, data: null, postbackUrl: null });
+    const { id } = await payments.create({ amount: 1n, data: null, postbackUrl: null });
     const path = `/${id}/status.json`;
     const via = (from: string, forwardedFor: string) =>
       getStatus(path, { from, headers: { "x-forwarded-for": forwardedFor } });
@@ -106,11 +106,13 @@ describe("public port rate limit", () => {
     let id: string;
     beforeAll(async () => {
       const apps = setupApps({ rateLimit: { windowMs: 3_600_000, max: 3 } });
-      id = apps.payments.create({
-        amount: 29_000_000n,
-        data: '{"secret":"x"}',
-        postbackUrl: null,
-      }).id;
+      id = (
+        await apps.payments.create({
+          amount: 29_000_000n,
+          data: '{"secret":"x"}',
+          postbackUrl: null,
+        })
+      ).id;
       server = await listenNode(apps.publicListener);
     });
     afterAll(() => server.close());

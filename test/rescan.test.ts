@@ -212,9 +212,9 @@ describe("the sink follows a cursor moved under it", () => {
     timestamp: Math.floor(Date.now() / 1000),
   });
 
-  test("a batch fetched before a rescan is dropped; one from the new cursor is applied; a rewind keeps a cursor a rescan moved lower", () => {
+  test("a batch fetched before a rescan is dropped; one from the new cursor is applied; a rewind keeps a cursor a rescan moved lower", async () => {
     const { db, payments } = paymentsOn();
-    const payment = payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const payment = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const transfer = {
       txHash: hash(0xabc),
       logIndex: 0,
@@ -247,7 +247,7 @@ describe("the sink follows a cursor moved under it", () => {
       transfers: [transfer],
     });
     expect(payments.sink.cursor()?.blockNumber).toBe(5);
-    expect(payments.get(payment.id)?.paid_amount).toBe("0");
+    expect((await payments.get(payment.id))?.paid_amount).toBe("0");
     // From the new cursor: applied.
     payments.sink.applyBatch({
       fromBlock: 6,
@@ -257,7 +257,7 @@ describe("the sink follows a cursor moved under it", () => {
       transfers: [transfer],
     });
     expect(payments.sink.cursor()).toEqual({ blockNumber: 11, blockHash: hash(11) });
-    expect(payments.get(payment.id)?.paid_amount).toBe("100000000");
+    expect((await payments.get(payment.id))?.paid_amount).toBe("100000000");
     // The header of block 10 is known: a rescan from 11 keeps the reorg check on it.
     expect(rescan(11)).toEqual({ from: 11, to: 10 });
     expect(payments.sink.cursor()).toEqual({ blockNumber: 10, blockHash: hash(10) });
@@ -265,7 +265,7 @@ describe("the sink follows a cursor moved under it", () => {
     expect(rescan(3)).toEqual({ from: 10, to: 2 });
     payments.sink.rewind({ number: 8, hash: hash(8) }, 12);
     expect(payments.sink.cursor()).toEqual({ blockNumber: 2, blockHash: null });
-    expect(payments.get(payment.id)?.paid_amount).toBe("0");
+    expect((await payments.get(payment.id))?.paid_amount).toBe("0");
     db.close();
   });
 });

@@ -39,7 +39,7 @@ describe("start_payment wire compatibility", () => {
     expect(body.result.id).toMatch(/^[0-9a-f]{16}$/);
     expect(body.result.amount).toBe("222.333");
     expect(body.result.address).toBe(createAddressDeriver({ xpub: DEV_XPUB }).derive(0));
-    const row = payments.get(body.result.id as string);
+    const row = await payments.get(body.result.id as string);
     expect(row?.amount).toBe("22233300000");
     expect(row?.data).toBe('{"order_id":"444"}');
     expect(row?.postback_url).toBe("https://shop.example/payment_complete");
@@ -62,7 +62,7 @@ describe("start_payment wire compatibility", () => {
       };
       ids.push(body.result.id);
     }
-    const rows = ids.map((id) => payments.get(id));
+    const rows = await Promise.all(ids.map((id) => payments.get(id)));
     expect(rows.map((r) => r?.derivation_index)).toEqual([0, 1, 2, 3, 4]);
     expect(new Set(rows.map((r) => r?.address)).size).toBe(5);
   });
@@ -71,7 +71,7 @@ describe("start_payment wire compatibility", () => {
     const { post, payments } = setupApps();
     const raw = `{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"data": {"b":1, "a":12345678901234567890123, "s":"\\u00e9"} ,"amount":"1"}}`;
     const body = (await (await post(raw)).json()) as { result: { id: string } };
-    expect(payments.get(body.result.id)?.data).toBe(
+    expect((await payments.get(body.result.id))?.data).toBe(
       '{"b":1, "a":12345678901234567890123, "s":"\\u00e9"}',
     );
   });
@@ -82,8 +82,8 @@ describe("start_payment wire compatibility", () => {
     const b = (await (await post(request({ amount: "1", data: null }))).json()) as {
       result: { id: string };
     };
-    expect(payments.get(a.result.id)?.data).toBeNull();
-    expect(payments.get(b.result.id)?.data).toBe("null");
+    expect((await payments.get(a.result.id))?.data).toBeNull();
+    expect((await payments.get(b.result.id))?.data).toBe("null");
   });
 
   const errorCases: Array<[string, unknown, number, string, unknown]> = [

@@ -206,9 +206,9 @@ describe("status", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("a database before its first scan, no daemon: no cursor, payments by status, an empty queue", async () => {
     const dbPath = fresh("quiet.sqlite");
     const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
-    payments.create({ amount: tokens(1), data: null, postbackUrl: null });
-    const cancelled = payments.create({ amount: tokens(2), data: null, postbackUrl: null });
-    payments.cancel(cancelled.id);
+    await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
+    const cancelled = await payments.create({ amount: tokens(2), data: null, postbackUrl: null });
+    await payments.cancel(cancelled.id);
     db.close();
     const config = writeDaemonConfig(dir.path, {
       rpcUrl: chain.rpcUrl,

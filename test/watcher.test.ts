@@ -100,9 +100,11 @@ async function statusIs(d: Daemon, id: string, wanted: string) {
 }
 
 /** Creates payments in a database without running a watcher (so nothing is scanned yet). */
-function preparePayments(dbPath: string, amounts: bigint[]) {
+async function preparePayments(dbPath: string, amounts: bigint[]) {
   const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
-  const rows = amounts.map((amount) => payments.create({ amount, data: null, postbackUrl: null }));
+  const rows = await Promise.all(
+    amounts.map((amount) => payments.create({ amount, data: null, postbackUrl: null })),
+  );
   db.close();
   return rows;
 }
@@ -114,7 +116,7 @@ describe("catch-up after downtime", () => {
     const payments = [];
     for (const amount of ["1", "2.5", "0.00000001"])
       payments.push(await startPayment(first.privateUrl, { amount }));
-    await waitFor(() => first.payments.scanPosition());
+    await waitFor(async () => await first.payments.scanPosition());
     await first.stop();
 
     const paid: Array<{ hash: Hex; block: number }> = [];
@@ -129,7 +131,7 @@ describe("catch-up after downtime", () => {
     for (const [i, payment] of payments.entries()) {
       const view = await paidView(second, payment.id);
       expect(view.tx_hash).toBe(paid[i]?.hash);
-      expect(second.payments.get(payment.id)?.block_number).toBe(paid[i]?.block);
+      expect((await second.payments.get(payment.id))?.block_number).toBe(paid[i]?.block);
     }
     expect(second.watcher.stats().reorgs).toBe(0);
   });
@@ -311,7 +313,7 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     await chain.mine(2);
     const view = await paidView(d, p.id);
     expect(view.tx_hash).toBe(hash);
-    expect(d.payments.get(p.id)?.block_number).toBe(block + 1);
+    expect((await d.payments.get(p.id))?.block_number).toBe(block + 1);
     expect(
       d.db.prepare("SELECT count(*) AS n FROM transfers WHERE payment_id = ?").get(p.id),
     ).toEqual({ n: 1 });
@@ -326,7 +328,7 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     const raw = await anvilCall<Hex>(chain.rpcUrl, "eth_getRawTransactionByHash", [hash]);
     // Replace blocks `block` and `block + 1`; the tx lands in the second one.
     await anvilCall(chain.rpcUrl, "anvil_reorg", [2, [[raw, 1]]]);
-    await waitFor(() => d.payments.get(p.id)?.block_number === block + 1, {
+    await waitFor(async () => (await d.payments.get(p.id))?.block_number === block + 1, {
       what: "moved to the new block",
     });
     const moved = await status(d.publicUrl, p.id);
@@ -334,7 +336,7 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     await chain.mine(2);
     const view = await paidView(d, p.id);
     expect(view.tx_hash).toBe(hash);
-    expect(d.payments.get(p.id)?.block_number).toBe(block + 1);
+    expect((await d.payments.get(p.id))?.block_number).toBe(block + 1);
     expect(d.db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 1 });
   });
 
@@ -410,7 +412,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     chainConfig: Partial<ConfigInput["chain"]>,
   ) {
     const dbPath = newDbPath();
-    const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
+    const rows = await preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
     const d = await daemon(dbPath, { chain: chainConfig }, { rpcUrl });
     for (const [i, row] of rows.entries())
       expect((await paidView(d, row.id)).tx_hash).toBe(hashes[i]);
@@ -496,7 +498,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
       return undefined;
     });
     const dbPath = newDbPath();
-    const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
+    const rows = await preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
     const { db, payments } = paymentsOn({ path: dbPath, token: chain.token, clock });
     cleanups.push(() => db.close());
     const watcher = createChainWatcher({
@@ -524,7 +526,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     // Each time the watcher waits, move the clock to the end of its wait.
     const tip = await head();
     const waits: Array<{ ms: number; afterGetLogs: number }> = [];
-    while ((payments.scanPosition()?.blockNumber ?? -1) < tip) {
+    while (((await payments.scanPosition())?.blockNumber ?? -1) < tip) {
       const ms = await Promise.race([clock.sleeping(), stopped]);
       waits.push({ ms, afterGetLogs: getLogs });
       clock.advance(ms);
@@ -537,7 +539,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     expect((getLogsAt[2] as number) - (limitedAt[0] as number)).toBeGreaterThanOrEqual(1000);
     // It went on to the head and skipped nothing: each payment is paid by its transfer.
     for (const [i, row] of rows.entries()) {
-      expect(payments.get(row.id)).toMatchObject({
+      expect(await payments.get(row.id)).toMatchObject({
         tx_hash: hashes[i],
         paid_at: expect.any(Number),
       });
@@ -570,14 +572,14 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
       return undefined;
     });
     const dbPath = newDbPath();
-    const rows = preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
+    const rows = await preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
     const d = await daemon(
       dbPath,
       { chain: { startBlock: start, finalityDepth: 50, maxBlockRange: 25, pollIntervalMs: 50 } },
       { rpcUrl: proxy.url },
     );
-    const track = setInterval(() => {
-      const c = d.payments.scanPosition()?.blockNumber;
+    const track = setInterval(async () => {
+      const c = (await d.payments.scanPosition())?.blockNumber;
       if (c !== undefined) cursors.push(c);
     }, 5);
     cleanups.push(() => clearInterval(track));

@@ -106,9 +106,9 @@ export function createOpsListener({
   heartbeat.unref();
 
   /** A network's position: the head from its watcher's memory, the scan from its cursor's row. */
-  function chainPosition({ name, watcher }: OpsNetwork) {
+  async function chainPosition({ name, watcher }: OpsNetwork) {
     const stats = watcher.stats();
-    const position = payments.scanPosition(name);
+    const position = await payments.scanPosition(name);
     return {
       stats,
       // Before the node's first answer, the head stored with the cursor.
@@ -184,10 +184,10 @@ export function createOpsListener({
     help: "The newest block number a network's chain node reported.",
     labelNames: ["network"],
     registers: [],
-    collect() {
+    async collect() {
       for (const network of networks) {
         const labels = { network: network.name };
-        const position = chainPosition(network);
+        const position = await chainPosition(network);
         // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
         this.set(labels, position.head ?? Number.NaN);
         scanned.set(labels, position.scanned ?? Number.NaN);
@@ -291,8 +291,8 @@ export function createOpsListener({
   );
 
   /** What /readyz reads of one network. */
-  function inputsOf(network: OpsNetwork) {
-    const { head, headSince, scanned } = chainPosition(network);
+  async function inputsOf(network: OpsNetwork) {
+    const { head, headSince, scanned } = await chainPosition(network);
     const rpc = metrics.rpcHealth(network.name);
     return {
       rpcLastOkAt: rpc.lastOkAt,
@@ -303,22 +303,24 @@ export function createOpsListener({
     };
   }
 
-  function readiness(): HealthAnswer {
+  async function readiness(): Promise<HealthAnswer> {
     const first = networks[0];
     if (!first) throw new Error("the ops listener watches no network");
     const now = clock.now();
     const database = probeWritable(db, { busyTimeoutMs: first.bounds.dbBusyTimeoutMs });
     if (!checksPerNetwork) {
-      return checkReadiness({ now, database, ...inputsOf(first) }, first.bounds);
+      return checkReadiness({ now, database, ...(await inputsOf(first)) }, first.bounds);
     }
     return checkNetworksReadiness({
       now,
       database,
-      networks: networks.map((network) => ({
-        name: network.name,
-        inputs: inputsOf(network),
-        bounds: network.bounds,
-      })),
+      networks: await Promise.all(
+        networks.map(async (network) => ({
+          name: network.name,
+          inputs: await inputsOf(network),
+          bounds: network.bounds,
+        })),
+      ),
     });
   }
 
@@ -360,7 +362,16 @@ export function createOpsListener({
             checkLiveness({ uptimeMs: clock.now() - startedAt, eventLoopLagMs: lagMs }),
           );
         }
-        if (path === "/readyz") return sendJson(req, res, readiness());
+        if (path === "/readyz") {
+          readiness().then(
+            (answer) => sendJson(req, res, answer),
+            (error) => {
+              log.error({ err: error }, "ops port: health check failed");
+              send(res, 500, JSON.stringify({ error: "internal error" }));
+            },
+          );
+          return;
+        }
       } catch (error) {
         log.error({ err: error }, "ops port: health check failed");
         return send(res, 500, JSON.stringify({ error: "internal error" }));

@@ -64,30 +64,35 @@ export type PaymentNetwork = {
 };
 
 export type Payments = {
-  create(params: NewPayment): Created;
+  /**
+   * Creates a payment in its own transaction. Like every read and write
+   * below it is asynchronous, as a PostgreSQL store needs; on SQLite it
+   * resolves a result computed synchronously.
+   */
+  create(params: NewPayment): Promise<Created>;
   /** `create` under group commit: resolves once durably committed. */
   createDurably(params: NewPayment): Promise<Created>;
-  get(id: string): StoredPayment | undefined;
-  getByOrderId(orderId: string): StoredPayment | undefined;
+  get(id: string): Promise<StoredPayment | undefined>;
+  getByOrderId(orderId: string): Promise<StoredPayment | undefined>;
   /**
    * Cancels payment `id` unless it is paid; cancelling again changes
-   * nothing. Returns the payment's row. Throws PaymentNotFoundError or
-   * PaymentAlreadyPaidError.
+   * nothing. Resolves to the payment's row. Rejects with PaymentNotFoundError
+   * or PaymentAlreadyPaidError.
    */
-  cancel(id: string): StoredPayment;
-  view(id: string): StatusView | undefined;
+  cancel(id: string): Promise<StoredPayment>;
+  view(id: string): Promise<StatusView | undefined>;
   /** status.json's body (undefined: no such payment), cached until any database write. */
-  statusJson(id: string): string | undefined;
+  statusJson(id: string): Promise<string | undefined>;
   /** status.json's bodies of several payments in a few queries (unknown ids left out). */
-  statusJsonMany(ids: readonly string[]): Map<string, string>;
+  statusJsonMany(ids: readonly string[]): Promise<Map<string, string>>;
   /** Views and postback events of rows, in a bounded number of queries. */
-  details(rows: readonly StoredPayment[]): PaymentDetail[];
+  details(rows: readonly StoredPayment[]): Promise<PaymentDetail[]>;
   /** The hosted checkout page's view: status.json's, plus description and redirect URLs. */
-  checkout(id: string): CheckoutView | undefined;
+  checkout(id: string): Promise<CheckoutView | undefined>;
   /** One page of payments newest first, with their details. */
-  list(query: ListQuery): { payments: PaymentDetail[]; nextCursor: string | undefined };
+  list(query: ListQuery): Promise<{ payments: PaymentDetail[]; nextCursor: string | undefined }>;
   /** The scan position of `network` (default: the first one); undefined before its first scan. */
-  scanPosition(network?: string): ScanPosition | undefined;
+  scanPosition(network?: string): Promise<ScanPosition | undefined>;
   /** The names of the networks, in config order. */
   networks: readonly string[];
   /**
@@ -311,26 +316,28 @@ function createPaymentLogic({
     }),
   );
 
+  // NOTE: on SQLite every query runs synchronously; `async` turns a result
+  // or a throw into the promise the interface promises (no extra query).
   return {
-    create: creator.create,
+    create: async (params) => creator.create(params),
     createDurably: creator.createDurably,
-    get: (id) => store.getPayment(id),
-    getByOrderId: (orderId) => store.getPaymentByOrderId(orderId),
-    cancel(id) {
+    get: async (id) => store.getPayment(id),
+    getByOrderId: async (orderId) => store.getPaymentByOrderId(orderId),
+    async cancel(id) {
       const { row, queued } = cancel(id);
       if (queued > 0) onEvents();
       return row;
     },
-    view: views.view,
-    statusJson: views.statusJson,
-    statusJsonMany: views.statusJsonMany,
-    details: views.details,
-    checkout: views.checkout,
-    list(query) {
+    view: async (id) => views.view(id),
+    statusJson: async (id) => views.statusJson(id),
+    statusJsonMany: async (ids) => views.statusJsonMany(ids),
+    details: async (rows) => views.details(rows),
+    checkout: async (id) => views.checkout(id),
+    async list(query) {
       const page = listPayments(store, query);
       return { payments: views.details(page.rows), nextCursor: page.nextCursor };
     },
-    scanPosition(network = names[0] as string) {
+    async scanPosition(network = names[0] as string) {
       const cursor = store.getCursor(network);
       return cursor ? { blockNumber: cursor.block_number, head: cursor.head_number } : undefined;
     },

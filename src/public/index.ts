@@ -143,15 +143,16 @@ export function createPublicListener(
     if (events) {
       if (req.method !== "GET" || !live) return false;
       const lastEventId = req.headers["last-event-id"];
-      if (
-        !live.open(
-          res,
-          events[1] as string,
-          typeof lastEventId === "string" ? lastEventId : undefined,
-        )
-      ) {
-        send(req, res, { status: 404, headers: NO_STORE, body: NOT_FOUND });
-      }
+      const id = events[1] as string;
+      live.open(res, id, typeof lastEventId === "string" ? lastEventId : undefined).then(
+        (opened) => {
+          if (!opened) send(req, res, { status: 404, headers: NO_STORE, body: NOT_FOUND });
+        },
+        (error) => {
+          log.error({ err: error, payment_id: id }, "public port: event stream failed");
+          send(req, res, INTERNAL_ERROR);
+        },
+      );
       return true;
     }
     if (!PAGE_PATH.test(path)) return false;
@@ -188,14 +189,22 @@ export function createPublicListener(
       const isRead = method === "GET" || method === "HEAD";
       const match = isRead ? STATUS_PATH.exec(path) : null;
       if (match) {
-        const body = payments.statusJson(match[1] as string);
-        return send(
-          req,
-          res,
-          body === undefined
-            ? { status: 404, headers: NO_STORE, body: NOT_FOUND }
-            : { status: 200, headers: NO_STORE, body },
+        const id = match[1] as string;
+        payments.statusJson(id).then(
+          (body) =>
+            send(
+              req,
+              res,
+              body === undefined
+                ? { status: 404, headers: NO_STORE, body: NOT_FOUND }
+                : { status: 200, headers: NO_STORE, body },
+            ),
+          (error) => {
+            log.error({ err: error, payment_id: id }, "public port: status.json failed");
+            send(req, res, INTERNAL_ERROR);
+          },
         );
+        return;
       }
       if (isRead && routeCheckout(req, res, path, query === -1 ? "" : url.slice(query + 1))) return;
       const statusRoute = isRead && path.endsWith("/status.json");

@@ -22,7 +22,7 @@ const FINAL = new Set(["paid", "expired", "cancelled"]);
 
 export type LiveStreams = {
   /** Serves `GET /<id>/events`; false: no such payment (the caller answers 404). */
-  open(res: ServerResponse, id: string, lastEventId: string | undefined): boolean;
+  open(res: ServerResponse, id: string, lastEventId: string | undefined): Promise<boolean>;
   /** Streams open now. */
   count(): number;
   /** Ends every stream and stops listening (shutdown). */
@@ -112,15 +112,24 @@ export function createLiveStreams({
     }
   }
 
+  // NOTE: changes are pushed one after another, in commit order, even when
+  // reading the bodies takes a round trip: a stream never goes back in time.
+  let pushing: Promise<void> = Promise.resolve();
   const unsubscribe = payments.onChange(({ ids, head }) => {
     const changed = new Set(ids);
     // A new head moves the confirmations of the payments that have transfers.
     if (head) for (const id of headBound) changed.add(id);
-    const watched = [...changed].filter((id) => byPayment.has(id));
-    if (watched.length === 0) return;
-    // NOTE: one batch of queries for all of them: a block can pay a thousand at once.
-    const bodies = payments.statusJsonMany(watched);
-    for (const id of watched) push(id, bodies.get(id));
+    pushing = pushing
+      .then(async () => {
+        const watched = [...changed].filter((id) => byPayment.has(id));
+        if (watched.length === 0) return;
+        // NOTE: one batch of queries for all of them: a block can pay a thousand at once.
+        const bodies = await payments.statusJsonMany(watched);
+        for (const id of watched) push(id, bodies.get(id));
+      })
+      .catch((error: unknown) =>
+        log.error({ err: error }, "live streams: reading changed payments failed"),
+      );
   });
 
   const heartbeat = setInterval(() => {
@@ -129,9 +138,11 @@ export function createLiveStreams({
   heartbeat.unref();
 
   return {
-    open(res, id, lastEventId) {
-      const text = payments.statusJson(id);
+    async open(res, id, lastEventId) {
+      const text = await payments.statusJson(id);
       if (text === undefined) return false;
+      // The client left while its status was read: nothing to open.
+      if (res.destroyed) return true;
       const body = bodyOf(text);
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",

@@ -233,7 +233,7 @@ export function createCheckout({
 
   return {
     async page(id, request) {
-      const found = payments.checkout(id);
+      const found = await payments.checkout(id);
       if (!found) return notFound(request);
       const { lang, cookie } = languageOf(request);
       return htmlResponse(200, renderPage(await model(id, lang, found)), request, cookie);

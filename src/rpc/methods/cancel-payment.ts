@@ -19,12 +19,12 @@ export function cancelPaymentMethod({
   return {
     name: "cancel_payment",
     permission: "payments:cancel",
-    handler(p, { log }) {
+    async handler(p, { log }) {
       const id = paymentId(p);
       try {
-        const row = payments.cancel(id);
+        const row = await payments.cancel(id);
         log.info({ payment_id: id }, "payment cancelled");
-        return paymentJson(payments.details([row])[0] as PaymentDetail);
+        return paymentJson((await payments.details([row]))[0] as PaymentDetail);
       } catch (error) {
         if (error instanceof PaymentNotFoundError)
           throw new InvalidParamsError("payment not found");

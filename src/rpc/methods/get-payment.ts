@@ -16,7 +16,7 @@ export function getPaymentMethod({
   return {
     name: "get_payment",
     permission: "payments:read",
-    handler(p) {
+    async handler(p) {
       const byId = p.id !== undefined && p.id !== null;
       const orderId = optionalString(p, "order_id", {
         max: MAX_ORDER_ID_LENGTH,
@@ -25,9 +25,11 @@ export function getPaymentMethod({
       if (byId && orderId !== undefined)
         throw new InvalidParamsError("give id or order_id, not both");
       if (!byId && orderId === undefined) throw new InvalidParamsError("missing id or order_id");
-      const row = byId ? payments.get(paymentId(p)) : payments.getByOrderId(orderId as string);
+      const row = byId
+        ? await payments.get(paymentId(p))
+        : await payments.getByOrderId(orderId as string);
       if (!row) throw new InvalidParamsError("payment not found");
-      return paymentJson(payments.details([row])[0] as PaymentDetail);
+      return paymentJson((await payments.details([row]))[0] as PaymentDetail);
     },
   };
 }

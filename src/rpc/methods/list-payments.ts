@@ -25,7 +25,7 @@ export function listPaymentsMethod({
   return {
     name: "list_payments",
     permission: "payments:read",
-    handler(p) {
+    async handler(p) {
       const status = optionalString(p, "status", { max: 16, reason: "invalid status" });
       if (status !== undefined && !PAYMENT_STATUSES.includes(status as PaymentStatus)) {
         throw new InvalidParamsError("invalid status");
@@ -42,7 +42,7 @@ export function listPaymentsMethod({
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
       if (cursor !== undefined && after === undefined)
         throw new InvalidParamsError("invalid cursor");
-      const page = payments.list({
+      const page = await payments.list({
         status: status as PaymentStatus | undefined,
         sinceMs: since === undefined ? undefined : since * 1000,
         limit,

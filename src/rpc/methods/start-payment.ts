@@ -101,7 +101,7 @@ export function startPaymentMethod({
       }
       const networks = optionalNetworks(p, "networks", payments.networks);
 
-      let row: ReturnType<Payments["create"]>;
+      let row: Awaited<ReturnType<Payments["create"]>>;
       try {
         row = await payments.createDurably({
           amount: amount.value,
