@@ -100,6 +100,16 @@ describe("config", () => {
     ]);
   });
 
+  test("database.url is refused while the PostgreSQL backend is not wired, and the error does not echo its password", () => {
+    const url = "postgres://shop:hunter2@127.0.0.1:5432/pay";
+    const issues = issuesOf({ ...minimal, database: { url } });
+    expect(issues).toEqual(["database.path: is required", 'database: Unrecognized key: "url"']);
+    expect(issues.join("\n")).not.toContain("hunter2");
+    expect(issuesOf({ ...minimal, database: { path: "/tmp/x.sqlite", url } })).toEqual([
+      'database: Unrecognized key: "url"',
+    ]);
+  });
+
   test("an xprv in wallet.xpub is refused with the reason", () => {
     const xprv =
       "xprvA1RBzNvgwwwvNvUXoakDR7ZAYzs4HGgWCpyeZDBqDwcHAW9zHbAExhv8ReRd5bENcYypmCx9fPhb8gPnyF5pVXb4uhy3tNd2GpP1ZqHrC8k";
