@@ -167,39 +167,60 @@ export function createOpsListener({
   // NOTE: one collect sets the three position gauges (one cursor read per
   // network per scrape); prom-client collects metrics in registration
   // order, so the later two are set by the time they are written.
-  const scanned = new Gauge({
-    name: "oxbtcpay_chain_scanned_block",
-    help: "The last block of a network whose transfers are fully recorded (its scan cursor).",
-    labelNames: ["network"],
-    registers: [],
-  });
-  const behind = new Gauge({
-    name: "oxbtcpay_chain_blocks_behind",
-    help: "A network's head block minus its scanned block: blocks not scanned yet.",
-    labelNames: ["network"],
-    registers: [],
-  });
-  const head = new Gauge({
-    name: "oxbtcpay_chain_head_block",
-    help: "The newest block number a network's chain node reported.",
-    labelNames: ["network"],
-    registers: [],
-    async collect() {
-      for (const network of networks) {
-        const labels = { network: network.name };
-        const position = await chainPosition(network);
-        // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
-        this.set(labels, position.head ?? Number.NaN);
-        scanned.set(labels, position.scanned ?? Number.NaN);
-        behind.set(
-          labels,
-          position.head === null || position.scanned === null
-            ? Number.NaN
-            : Math.max(0, position.head - position.scanned),
-        );
-      }
-    },
-  });
+  // NOTE: the three chain gauges of one scrape read one snapshot of the
+  // positions: prom-client starts every metric's collect in the same turn, so
+  // they all get the promise the first one made.
+  type Position = Awaited<ReturnType<typeof chainPosition>>;
+  let snapshot: Promise<Array<[string, Position]>> | undefined;
+  function positionsOfScrape() {
+    if (snapshot === undefined) {
+      const current = Promise.all(
+        networks.map(
+          async (network): Promise<[string, Position]> => [
+            network.name,
+            await chainPosition(network),
+          ],
+        ),
+      );
+      snapshot = current;
+      const clear = () => {
+        if (snapshot === current) snapshot = undefined;
+      };
+      current.then(clear, clear);
+    }
+    return snapshot;
+  }
+  // NOTE: unknown (no head yet) is NaN, which Prometheus reads as "no value".
+  const chainGauge = (name: string, help: string, value: (position: Position) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["network"],
+      registers: [],
+      async collect() {
+        for (const [network, position] of await positionsOfScrape()) {
+          this.set({ network }, value(position));
+        }
+      },
+    });
+  const head = chainGauge(
+    "oxbtcpay_chain_head_block",
+    "The newest block number a network's chain node reported.",
+    (position) => position.head ?? Number.NaN,
+  );
+  const scanned = chainGauge(
+    "oxbtcpay_chain_scanned_block",
+    "The last block of a network whose transfers are fully recorded (its scan cursor).",
+    (position) => position.scanned ?? Number.NaN,
+  );
+  const behind = chainGauge(
+    "oxbtcpay_chain_blocks_behind",
+    "A network's head block minus its scanned block: blocks not scanned yet.",
+    (position) =>
+      position.head === null || position.scanned === null
+        ? Number.NaN
+        : Math.max(0, position.head - position.scanned),
+  );
   for (const metric of [head, scanned, behind]) registry.registerMetric(metric);
   networkGauge(
     "oxbtcpay_chain_head_age_seconds",
