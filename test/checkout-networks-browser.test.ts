@@ -21,6 +21,7 @@ import { type Daemon, startDaemon } from "../src/daemon.ts";
 import { erc20TransferUri, transferCalldata } from "../src/public/checkout/uri.ts";
 import { decodeQr, launchBrowser, recordRequests } from "./helpers/browser.ts";
 import {
+  anvilCall,
   LOOPBACK_TARGETS,
   offlineResolver,
   rpc,
@@ -250,6 +251,12 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
       to: p.address,
       value: 150_000_000n,
     });
+    // NOTE: across networks, transfers count in block-time order, and the two
+    // anvils date their blocks independently (a block mined within the same
+    // second as the last is dated a second later): Ethereum's block is dated
+    // after Polygon's here, so that it is the completing one.
+    const polygonTime = (await poly.client.getBlock()).timestamp;
+    await anvilCall(eth.rpcUrl, "evm_setNextBlockTimestamp", [Number(polygonTime) + 10]);
     await Promise.all([eth.mine(3), poly.mine(1)]);
     await page.waitForFunction(
       () => document.querySelector("#live")?.textContent === "Pagado. ¡Gracias!",
