@@ -52,7 +52,9 @@ const paidStatus = (checkoutUrl: string, what: string) =>
     { timeoutMs: 30_000, what },
   );
 
-describe("0xbtcpay dev --fork-url", () => {
+// NOTE: concurrent: each test runs its own dev daemon in its own folder, and
+// most of their time is waiting for blocks (one a second) and child processes.
+describe.concurrent("0xbtcpay dev --fork-url", () => {
   test("forks the parent chain, watches the token at the parent's address from the fork block, funds the accounts and gets a payment paid", async () => {
     const forkBlock = Number(await parent.client.getBlockNumber());
     const dev = await spawnDev(

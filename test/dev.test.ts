@@ -47,7 +47,9 @@ const statusWhen = <T>(
     { timeoutMs: 30_000, what },
   );
 
-describe("0xbtcpay dev", () => {
+// NOTE: concurrent: each test runs its own dev daemon in its own folder, and
+// most of their time is waiting for blocks (one a second) and child processes.
+describe.concurrent("0xbtcpay dev", () => {
   test("prints the URLs (anvil on a free port, the asked one being taken), takes a payment, `dev pay` pays it, the demo shop gets the postback, SIGINT stops all", async () => {
     await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
     const takenPort = (taken.address() as { port: number }).port;
