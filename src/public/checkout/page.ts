@@ -333,8 +333,7 @@ function screenData(model: PageModel) {
     final: isFinal(view),
     now: model.now,
     expiresAt: view.expires_at,
-    /** The network shown (null: the only one) and what its wallet needs. */
-    network: model.networks?.selected ?? null,
+    /** The network shown, and below what its wallet needs. */
     networkName: settings.networkName,
     chainId: `0x${settings.chainId.toString(16)}`,
     token: settings.token,
