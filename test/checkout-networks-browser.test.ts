@@ -267,6 +267,7 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
       rest,
       expect.stringMatching(/ UTC$/),
     ]);
+    await page.screenshot({ path: join(SHOTS, "paid-es-390.png"), fullPage: true });
     expect(requests.offMachine()).toEqual([]);
   });
 
