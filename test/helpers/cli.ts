@@ -57,7 +57,7 @@ export function exitOf(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Writes a daemon config (ports 0 on 127.0.0.1, info logs) to `dir`; returns its path. */
+/** Writes a daemon config (ports 0 on 127.0.0.1, the ops port too; info logs) to `dir`; returns its path. */
 export function writeDaemonConfig(
   dir: string,
   {
@@ -84,6 +84,9 @@ export function writeDaemonConfig(
       wallet: { xpub: DEV_XPUB },
       private: { host: "127.0.0.1", port: 0 },
       public: { host: "127.0.0.1", port: 0 },
+      // NOTE: not the default 9464: daemons of other test files (and of other
+      // checkouts on the same machine) run at the same time.
+      ops: { host: "127.0.0.1", port: 0 },
       postbacks: { allowTargets: LOOPBACK_TARGETS, ...postbacks },
       database: { path: dbPath },
       log: { level: "info" },
