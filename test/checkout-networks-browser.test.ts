@@ -6,7 +6,7 @@
  * switch changes the QR's chain id and token and the wallet button's chain,
  * in place with JavaScript and by links without it; a payment restricted to
  * one network has no switch; axe-core passes in English and Spanish.
- * Screenshots at 390 and 1280 px go to test-output/checkout-networks/.
+ * Screenshots at 360 and 1280 px go to test-output/checkout-networks/.
  * One browser and one daemon serve every test.
  */
 import { mkdirSync, readFileSync } from "node:fs";
@@ -100,7 +100,7 @@ afterAll(async () => {
 });
 
 async function newPage(options: Parameters<Browser["newContext"]>[0] = {}) {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, ...options });
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, ...options });
   contexts.push(context);
   const requests = recordRequests(context);
   const page = await context.newPage();
@@ -228,7 +228,7 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
     expect(await current(page)).toBe("Polygon");
     expect(await page.locator("#amount").textContent()).toBe("1.5");
     expect(await qrOf(page)).toBe(uriOn(poly, 31338, p.address, 150_000_000n));
-    await page.screenshot({ path: join(SHOTS, "partial-polygon-en-390.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "partial-polygon-en-360.png"), fullPage: true });
 
     // The language switch keeps the network.
     expect(await page.getByRole("link", { name: "Español" }).getAttribute("href")).toBe(
@@ -267,7 +267,7 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
       rest,
       expect.stringMatching(/ UTC$/),
     ]);
-    await page.screenshot({ path: join(SHOTS, "paid-es-390.png"), fullPage: true });
+    await page.screenshot({ path: join(SHOTS, "paid-es-360.png"), fullPage: true });
     expect(requests.offMachine()).toEqual([]);
   });
 
@@ -305,7 +305,7 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
     expect(requests.offMachine()).toEqual([]);
   });
 
-  test("axe-core finds no serious or critical violation with the switch, in English and Spanish, and dark; screenshots at 390 and 1280 px", async () => {
+  test("axe-core finds no serious or critical violation with the switch, in English and Spanish, and dark; screenshots at 360 and 1280 px", async () => {
     const p = await create({ amount: "2.5", description: "2 boxes of green tea" });
     const failures: string[] = [];
     const runs = [
@@ -331,8 +331,8 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
       }
       const name = `waiting-${lang}${colorScheme === "dark" ? "-dark" : ""}`;
       // The phone's first screen (the switch and the QR above the fold), the whole page, the desktop.
-      await page.screenshot({ path: join(SHOTS, `${name}-390.png`) });
-      await page.screenshot({ path: join(SHOTS, `${name}-390-full.png`), fullPage: true });
+      await page.screenshot({ path: join(SHOTS, `${name}-360.png`) });
+      await page.screenshot({ path: join(SHOTS, `${name}-360-full.png`), fullPage: true });
       if (colorScheme === "light") {
         await page.setViewportSize({ width: 1280, height: 900 });
         await page.screenshot({ path: join(SHOTS, `${name}-1280.png`) });
