@@ -33,8 +33,13 @@ const FIGURES = [
   "detect_latency_ms_seen_max",
   "detect_latency_ms_postback_p50",
   "detect_latency_ms_postback_max",
+  "detect_latency_ms_seen_p50_polygon",
+  "detect_latency_ms_seen_max_polygon",
+  "detect_latency_ms_postback_p50_polygon",
+  "detect_latency_ms_postback_max_polygon",
   "backfill_blocks_per_s",
   "backfill_blocks_per_s_capped",
+  "backfill_blocks_per_s_polygon",
   "backfill_missed_payments",
   "rss_mb_1m",
   "rss_peak_mb",
@@ -87,6 +92,7 @@ test("npm run bench -- --smoke prints every figure and a summary as JSON lines",
     "start_payment_rps_flooded",
     "derive_per_s",
     "checkout_page_rps",
+    "backfill_blocks_per_s_polygon",
   ]) {
     const f = figures.find((x) => x.name === name);
     expect(typeof f?.baseline).toBe("number");

@@ -162,6 +162,8 @@ describe("the checkout page in Chromium", () => {
     expect(await page.locator("a.button", { hasText: "Open in wallet" }).getAttribute("href")).toBe(
       decodeQr(png),
     );
+    // One network (the single chain section): no network switch.
+    expect(await page.locator("nav.networks, .send-only").count()).toBe(0);
     await expect(page.locator("figure.qr-address").isVisible()).resolves.toBe(false);
     await page.locator("label[for=qr-address]").click();
     expect(decodeQr(await page.locator("figure.qr-address svg").screenshot())).toBe(p.address);

@@ -173,11 +173,11 @@ describe("leadership", () => {
       try {
         await clock.sleep(300);
         expect(contender.leadership.isLeader()).toBe(false);
-        const killedAt = Date.now();
         child.kill("SIGKILL");
+        // The server frees the dead session's lock: the contender takes it at
+        // its next retry. How fast is the bench's to measure (failover_ms),
+        // not a test's to assert.
         await waitFor(() => contender.leadership.isLeader(), { what: "the takeover" });
-        // Bounded by the retry interval plus a query, with room for a loaded machine.
-        expect(Date.now() - killedAt).toBeLessThan(5_000);
       } finally {
         await contender.stop();
       }

@@ -239,8 +239,9 @@ describe("several networks, crash safety and the operator's commands", {
     const back = heads.polygon - 5;
     // NOTE: status first: the rescan below moves polygon's cursor back.
     const statusJson = await cli(["status", "--json", "--config", direct]);
-    const [ambiguous, rescan, doctor] = await Promise.all([
+    const [ambiguous, unknown, rescan, doctor] = await Promise.all([
       cli(["rescan", "--from-block", String(back), "--config", direct]),
+      cli(["rescan", "--network", "polgon", "--from-block", String(back), "--config", direct]),
       cli(["rescan", "--network", "polygon", "--from-block", String(back), "--config", direct]),
       cli(["doctor", "--config", direct]),
     ]);
@@ -259,6 +260,11 @@ describe("several networks, crash safety and the operator's commands", {
       stdout: "",
       stderr:
         "0xbtcpay: the config has several networks: give --network (one of ethereum, polygon)\n",
+    });
+    expect(unknown).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: '0xbtcpay: no network named "polgon" in the config (ethereum, polygon)\n',
     });
     expect(rescan).toEqual({
       code: 0,

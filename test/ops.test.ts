@@ -13,13 +13,15 @@ import type { Daemon } from "../src/daemon.ts";
 import { ConfigError } from "../src/internal/errors.ts";
 import {
   type Check,
+  checkNetworksReadiness,
   checkReadiness,
+  httpStatusOf,
   type ReadinessInputs,
   readinessBounds,
 } from "../src/ops/readiness.ts";
 import { PAYMENT_STATUSES } from "../src/payments/index.ts";
 import { PENDING_SUMMARY_SQL } from "../src/store/events.ts";
-import { openDatabase, probeWritable } from "../src/store/index.ts";
+import { openDatabase, probeWritable, type WriteProbe } from "../src/store/index.ts";
 import { COUNT_BY_STATUS_SQL } from "../src/store/payments.ts";
 import {
   paymentsOn,
@@ -39,7 +41,7 @@ import { rpcError, startRpcProxy } from "./helpers/proxy.ts";
 
 const PAYER = ANVIL_ACCOUNTS[1] as Hex;
 
-type Health = { status: "ok" | "failing"; checks: Record<string, Check> };
+type Health = { status: "ok" | "degraded" | "failing"; checks: Record<string, Check> };
 
 async function health(url: string): Promise<{ status: number; body: Health }> {
   const response = await fetch(url);
@@ -128,6 +130,74 @@ describe("readiness rules", () => {
     );
     expect(failing(fresh)).toEqual(["rpc", "rpc_latency", "blocks_behind", "head_age"]);
     expect(fresh.checks.blocks_behind?.value).toBeNull();
+  });
+
+  test("several networks: ok (200) when all pass, degraded (200) while one network fails and another passes, failing (503) when every network fails or the database does", () => {
+    const bounds = readinessBounds({
+      ready: { maxHeadAge: 180_000, maxRpcAge: 60_000, maxRpcLatency: 10_000 },
+      confirmations: 3,
+      pollIntervalMs: 2_000,
+    });
+    const now = 1_000_000;
+    const current = {
+      rpcLastOkAt: 999_000,
+      rpcLastOkLatencyMs: 12,
+      head: 120,
+      headSince: 990_000,
+      scanned: 119,
+    };
+    const down = { ...current, rpcLastOkAt: now - 60_001 };
+    const answer = (
+      ethereum: typeof current,
+      polygon: typeof current,
+      database: WriteProbe = { ok: true },
+    ) =>
+      checkNetworksReadiness({
+        now,
+        database,
+        networks: [
+          { name: "ethereum", inputs: ethereum, bounds },
+          { name: "polygon", inputs: polygon, bounds },
+        ],
+      });
+    const summary = (result: ReturnType<typeof answer>) => ({
+      status: result.status,
+      http: httpStatusOf(result),
+      networks: result.networks,
+      failing: failing(result),
+    });
+    expect(summary(answer(current, current))).toEqual({
+      status: "ok",
+      http: 200,
+      networks: { ethereum: "ok", polygon: "ok" },
+      failing: [],
+    });
+    expect(summary(answer(current, down))).toEqual({
+      status: "degraded",
+      http: 200,
+      networks: { ethereum: "ok", polygon: "failing" },
+      failing: ["polygon.rpc"],
+    });
+    expect(summary(answer(down, current))).toMatchObject({ status: "degraded", http: 200 });
+    expect(summary(answer(down, down))).toEqual({
+      status: "failing",
+      http: 503,
+      networks: { ethereum: "failing", polygon: "failing" },
+      failing: ["ethereum.rpc", "polygon.rpc"],
+    });
+    expect(
+      summary(
+        answer(current, current, { ok: false, error: "attempt to write a readonly database" }),
+      ),
+    ).toEqual({
+      status: "failing",
+      http: 503,
+      networks: { ethereum: "ok", polygon: "ok" },
+      failing: ["database"],
+    });
+    // The single chain's answer has no degraded state: its one network failing is 503.
+    const single = checkReadiness({ now, database: { ok: true }, ...down }, bounds);
+    expect([single.status, httpStatusOf(single)]).toEqual(["failing", 503]);
   });
 
   test("the write probe fails while another connection holds the write lock, and on a read-only connection; it leaves the busy timeout as it was", () => {

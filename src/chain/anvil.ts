@@ -221,6 +221,14 @@ export async function startLocalChain({
     async deal(token: Hex, to: Hex, value: bigint) {
       await rpcCall(rpcUrl, "anvil_dealERC20", [to, token, `0x${value.toString(16)}`]);
     },
+    /**
+     * Mines a block every `seconds` from now on (`evm_setIntervalMining`):
+     * `dev` sets its chains up mining on demand (each setup transaction in
+     * a block at once), then lets them tick like a real network.
+     */
+    async startMining(seconds: number) {
+      await rpcCall(rpcUrl, "evm_setIntervalMining", [seconds]);
+    },
     stop: () => anvil.stop(),
   };
 }

@@ -23,6 +23,7 @@ import {
   checkNetworksReadiness,
   checkReadiness,
   type HealthAnswer,
+  httpStatusOf,
   type ReadinessBounds,
 } from "./readiness.ts";
 
@@ -347,7 +348,7 @@ export function createOpsListener({
 
   function sendJson(req: IncomingMessage, res: ServerResponse, answer: HealthAnswer) {
     const body = JSON.stringify(answer);
-    res.writeHead(answer.status === "ok" ? 200 : 503, {
+    res.writeHead(httpStatusOf(answer), {
       "content-type": "application/json",
       "cache-control": "no-store",
       "content-length": Buffer.byteLength(body),

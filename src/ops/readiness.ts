@@ -13,12 +13,24 @@ export type Check = {
   unit?: string;
 };
 
+/**
+ * "ok": every check passes (HTTP 200). "degraded" (with `networks` only,
+ * HTTP 200): the database and at least one network pass, another network
+ * fails. "failing" (HTTP 503): anything else.
+ */
+export type HealthStatus = "ok" | "degraded" | "failing";
+
 export type HealthAnswer = {
-  status: "ok" | "failing";
+  status: HealthStatus;
   checks: Record<string, Check>;
   /** With `networks`: each network's own verdict (its checks are named "<network>.<check>"). */
   networks?: Record<string, "ok" | "failing">;
 };
+
+/** The HTTP status of a health answer: 503 only when it is failing. */
+export function httpStatusOf(answer: Pick<HealthAnswer, "status">): 200 | 503 {
+  return answer.status === "failing" ? 503 : 200;
+}
 
 /** The bounds of /readyz, in ms and blocks. */
 export type ReadinessBounds = {
@@ -138,9 +150,12 @@ export type NetworkReadiness = {
 /**
  * /readyz with `networks`: the database, then each network's checks named
  * "<network>.rpc", "<network>.blocks_behind", …, and each network's verdict
- * in `networks`. Ready only if every check of every network passes: a
- * network that is down fails readiness (and says which), though the others
- * go on detecting payments.
+ * in `networks`. "ok" when every check passes; "degraded" (still ready)
+ * when the database and at least one network pass: payments keep
+ * completing on that network and status pages keep answering, so one
+ * flaky provider does not take the replica out of a load balancer (its
+ * metrics, labelled by network, are what to alert on); "failing" when the
+ * database fails or every network does.
  */
 export function checkNetworksReadiness({
   now,
@@ -164,11 +179,14 @@ export function checkNetworksReadiness({
   }
   if (databaseCheck) checks.database = databaseCheck;
   for (const [name, check] of perNetwork) checks[name] = check;
-  return {
-    status: Object.values(checks).every((c) => c.ok) ? "ok" : "failing",
-    checks,
-    networks: verdicts,
-  };
+  const current = Object.values(verdicts).filter((verdict) => verdict === "ok").length;
+  const status: HealthStatus =
+    databaseCheck?.ok !== true || current === 0
+      ? "failing"
+      : current === networks.length
+        ? "ok"
+        : "degraded";
+  return { status, checks, networks: verdicts };
 }
 
 /** /livez: the process runs and its event loop turns (it answered; no database, no RPC). */

@@ -43,3 +43,39 @@ export function daemonConfig(
     database: { path: dbPath },
   };
 }
+
+/** A network of {@link daemonNetworksConfig}: its name, chain id and chain, and overrides. */
+export type BenchNetwork = {
+  name: string;
+  chainId: number;
+  chain: { rpcUrl: string; token: string };
+  overrides?: Partial<NonNullable<ConfigInput["networks"]>[number]>;
+};
+
+/**
+ * The daemon's config for a phase that watches several networks: as
+ * {@link daemonConfig}, with `networks` (each network's chain settings at
+ * their defaults but the overrides) instead of `chain`.
+ */
+export function daemonNetworksConfig(
+  networks: readonly BenchNetwork[],
+  dbPath: string,
+): ConfigInput {
+  const { chain: _chain, ...rest } = daemonConfig(
+    networks[0]?.chain ?? { rpcUrl: "", token: "" },
+    dbPath,
+  );
+  return {
+    ...rest,
+    networks: networks.map(({ name, chainId, chain, overrides }) => ({
+      name,
+      chainId,
+      rpcUrl: chain.rpcUrl,
+      token: chain.token,
+      ...overrides,
+    })),
+  };
+}
+
+/** The chain id of the bench's second network, "polygon" (the shared chain is 31337, "ethereum"). */
+export const SECOND_CHAIN_ID = 31338;

@@ -4,12 +4,12 @@
  * can signal, read the log of and wait for.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { DEV_XPUB } from "../../src/chain/anvil.ts";
 import { built } from "./build.ts";
-import { LOOPBACK_TARGETS } from "./index.ts";
+import { LOOPBACK_TARGETS, waitFor } from "./index.ts";
 
 const run = promisify(execFile);
 /** The compiled `0xbtcpay`: run it as `node CLI …args`. */
@@ -57,7 +57,7 @@ export function exitOf(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Writes a daemon config (ports 0 on 127.0.0.1, info logs) to `dir`; returns its path. */
+/** Writes a daemon config (ports 0 on 127.0.0.1, the ops port too; info logs) to `dir`; returns its path. */
 export function writeDaemonConfig(
   dir: string,
   {
@@ -84,6 +84,9 @@ export function writeDaemonConfig(
       wallet: { xpub: DEV_XPUB },
       private: { host: "127.0.0.1", port: 0 },
       public: { host: "127.0.0.1", port: 0 },
+      // NOTE: not the default 9464: daemons of other test files (and of other
+      // checkouts on the same machine) run at the same time.
+      ops: { host: "127.0.0.1", port: 0 },
       postbacks: { allowTargets: LOOPBACK_TARGETS, ...postbacks },
       database: { path: dbPath },
       log: { level: "info" },
@@ -159,4 +162,74 @@ export async function spawnDaemon(configPath: string): Promise<DaemonChild> {
       await exited;
     },
   };
+}
+
+/** config/dev.json with free ports and warn-level logs, written to `dir/name`; returns its path. */
+export function writeDevConfig(dir: string, name = "dev.json"): string {
+  const config = JSON.parse(readFileSync("config/dev.json", "utf8"));
+  config.private.port = 0;
+  config.public.port = 0;
+  config.ops = { port: 0 };
+  config.log.level = "warn";
+  const path = join(dir, name);
+  writeFileSync(path, JSON.stringify(config));
+  return path;
+}
+
+export type DevChild = {
+  child: ChildProcess;
+  privateUrl: string;
+  publicUrl: string;
+  /** Everything written to stdout so far. */
+  stdout(): string;
+  /** The exit code (null if killed by a signal) once the process has exited. */
+  exit: Promise<number | null>;
+};
+
+/**
+ * `0xbtcpay dev ...args` in `cwd` (where it keeps `.0xbtcpay-dev/`) as a
+ * child process; resolves once it printed its URLs. Kill it in afterAll.
+ */
+export async function spawnDev(args: string[], cwd: string): Promise<DevChild> {
+  let stdout = "";
+  let stderr = "";
+  const child = spawn(process.execPath, [CLI, "dev", ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const urls = await waitFor(
+    () => {
+      const privateUrl = /private JSON-RPC \(shop server\):\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(
+        stdout,
+      )?.[1];
+      const publicUrl = /public status \(browsers\):\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(
+        stdout,
+      )?.[1];
+      return privateUrl && publicUrl ? { privateUrl, publicUrl } : undefined;
+    },
+    { timeoutMs: 60_000, what: "the dev URLs" },
+  ).catch((error) => {
+    child.kill("SIGKILL");
+    throw new Error(`${error}; stdout: ${stdout}; stderr: ${stderr}`);
+  });
+  return { child, ...urls, stdout: () => stdout, exit };
+}
+
+/** `0xbtcpay dev pay ...args` in `cwd`, run to completion. */
+export function devPay(args: string[], cwd: string): Promise<CliResult> {
+  return run(process.execPath, [CLI, "dev", "pay", ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "" },
+  }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: CliResult) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
 }

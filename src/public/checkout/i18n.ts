@@ -25,6 +25,8 @@ const en = {
   token_contract: "{symbol} token contract on {network}: {token}",
   warning:
     "Send only {symbol} on {network} to this address. Any other token, or {symbol} on another network, is lost.",
+  network_switch: "Pay on",
+  send_only_on: "Send only on {network}. The QR code and the buttons below are for {network}.",
   qr_label: "QR code",
   qr_wallet: "Payment QR",
   qr_address: "Address only",
@@ -57,6 +59,7 @@ const en = {
   paid_body: "Your payment of {amount} {symbol} is complete.",
   receipt: "Receipt",
   receipt_amount: "Amount paid",
+  receipt_network: "Network",
   receipt_tx: "Transaction",
   receipt_time: "Paid at",
   return_to_shop: "Return to the shop",
@@ -108,6 +111,8 @@ const es: Messages = {
   token_contract: "Contrato del token {symbol} en {network}: {token}",
   warning:
     "Envía solo {symbol} en {network} a esta dirección. Cualquier otro token, o {symbol} en otra red, se pierde.",
+  network_switch: "Pagar en",
+  send_only_on: "Envía solo en {network}. El código QR y los botones de abajo son para {network}.",
   qr_label: "Código QR",
   qr_wallet: "QR de pago",
   qr_address: "Solo dirección",
@@ -140,6 +145,7 @@ const es: Messages = {
   paid_body: "Tu pago de {amount} {symbol} se ha completado.",
   receipt: "Recibo",
   receipt_amount: "Importe pagado",
+  receipt_network: "Red",
   receipt_tx: "Transacción",
   receipt_time: "Pagado el",
   return_to_shop: "Volver a la tienda",

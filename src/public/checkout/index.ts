@@ -89,6 +89,18 @@ export type CheckoutNetwork = Pick<
   "chainId" | "token" | "networkName" | "symbol" | "explorerUrl"
 >;
 
+/** The part of the settings that follows the network shown. */
+function onNetwork(settings: CheckoutSettings, network: CheckoutNetwork): CheckoutSettings {
+  return {
+    ...settings,
+    chainId: network.chainId,
+    token: network.token,
+    networkName: network.networkName,
+    symbol: network.symbol,
+    explorerUrl: network.explorerUrl,
+  };
+}
+
 export function createCheckout({
   payments,
   settings,
@@ -103,8 +115,9 @@ export function createCheckout({
   settings: CheckoutSettings;
   /**
    * Each network by name: a payment whose view lists the networks it
-   * accepts is shown on the first of them (the QR's chain id, the token,
-   * the wallet's chain). Undefined: always `settings`' network.
+   * accepts is shown on one of them (the QR's chain id, the token, the
+   * wallet's chain): the one `?network=` names, else the first; with two
+   * or more the page has a switch. Undefined: always `settings`' network.
    */
   networks?: ReadonlyMap<string, CheckoutNetwork> | undefined;
   decimals: number;
@@ -189,16 +202,40 @@ export function createCheckout({
     return { lang, cookie };
   }
 
-  /** The settings for a payment: on the first network it accepts. */
-  function settingsFor(view: CheckoutView["view"]): CheckoutSettings {
-    const chosen = view.networks?.[0];
-    const network = chosen === undefined ? undefined : networks?.get(chosen);
-    return network ? { ...settings, ...network } : settings;
+  /**
+   * The networks a payment's page offers (those it accepts, in its order)
+   * and the one it shows: `requested` if it is one of them, else the first.
+   * Without a network list (the single `chain`), `settings`' network alone.
+   */
+  function networksFor(view: CheckoutView["view"], requested: string | null) {
+    const offered = (view.networks ?? []).flatMap((name) => {
+      const network = networks?.get(name);
+      return network ? [{ name, network }] : [];
+    });
+    const shown = offered.find((choice) => choice.name === requested) ?? offered[0];
+    const paidOn = view.network ? networks?.get(view.network) : undefined;
+    return {
+      settings: shown ? onNetwork(settings, shown.network) : settings,
+      // NOTE: one network is shown as it always was: no switch.
+      choices:
+        shown && offered.length > 1
+          ? {
+              selected: shown.name,
+              choices: offered.map(({ name, network }) => ({ name, label: network.networkName })),
+            }
+          : undefined,
+      paidOn: paidOn ? onNetwork(settings, paidOn) : undefined,
+    };
   }
 
-  async function model(id: string, lang: Language, found: CheckoutView): Promise<PageModel> {
+  async function model(
+    id: string,
+    lang: Language,
+    found: CheckoutView,
+    requestedNetwork: string | null,
+  ): Promise<PageModel> {
     const { view, amounts } = found;
-    const settings = settingsFor(view);
+    const { settings, choices, paidOn } = networksFor(view, requestedNetwork);
     const inTime = amounts.paid - amounts.late;
     const remainingUnits = amounts.amount > inTime ? amounts.amount - inTime : 0n;
     const paymentUri = erc20TransferUri({
@@ -222,6 +259,8 @@ export function createCheckout({
       qr: { payment: paymentQr, address: addressQr },
       now: now(),
       settings,
+      networks: choices,
+      paidOn: paidOn ?? settings,
       assets: urls,
     };
   }
@@ -236,7 +275,8 @@ export function createCheckout({
       const found = await payments.checkout(id);
       if (!found) return notFound(request);
       const { lang, cookie } = languageOf(request);
-      return htmlResponse(200, renderPage(await model(id, lang, found)), request, cookie);
+      const page = renderPage(await model(id, lang, found, request.query.get("network")));
+      return htmlResponse(200, page, request, cookie);
     },
     asset(path, acceptEncoding) {
       const item = assets.get(path);

@@ -77,8 +77,22 @@ export type PageModel = {
   qr: { payment: string; address: string };
   /** UNIX ms when the page was rendered (the countdown's reference). */
   now: number;
+  /** The shop's settings on the network shown (its chain id, token, name, explorer). */
   settings: CheckoutSettings;
+  /**
+   * The network switch of a payment that accepts several networks: each by
+   * name with its display name, in the payment's order, and the one shown.
+   * Undefined: one network, no switch (the page as it was before networks).
+   */
+  networks: NetworkChoices | undefined;
+  /** The receipt's network: the completing transfer's (its name and explorer). */
+  paidOn: Pick<CheckoutSettings, "networkName" | "explorerUrl">;
   assets: { css: string; theme: string; js: string };
+};
+
+export type NetworkChoices = {
+  selected: string;
+  choices: ReadonlyArray<{ name: string; label: string }>;
 };
 
 type T = (key: MessageKey, values?: Record<string, string | number>) => string;
@@ -99,6 +113,28 @@ function formatTime(seconds: number, lang: Language): string {
     .concat(" UTC");
 }
 
+const listFormats = new Map<Language, Intl.ListFormat>();
+
+/** "Ethereum or Polygon", "Ethereum o Polygon": the networks a payment accepts, in words. */
+function eitherOf(labels: readonly string[], lang: Language): string {
+  let format = listFormats.get(lang);
+  if (!format) {
+    format = new Intl.ListFormat(lang, { type: "disjunction" });
+    listFormats.set(lang, format);
+  }
+  return format.format(labels);
+}
+
+/** The network(s) to name where the page says where to send: all it accepts, or the one. */
+function acceptedNetworks(model: PageModel): string {
+  return model.networks
+    ? eitherOf(
+        model.networks.choices.map((choice) => choice.label),
+        model.lang,
+      )
+    : model.settings.networkName;
+}
+
 /** JSON for a data block inside HTML: `<` escaped so no text ends the script element. */
 function jsonBlock(value: unknown): string {
   return JSON.stringify(value).replace(/</g, "\\u003c");
@@ -112,13 +148,33 @@ function supportLink(support: string | undefined, t: T) {
 }
 
 function languageSwitch(model: PageModel, t: T) {
+  // With a network switch, changing the language keeps the network shown.
+  const network = model.networks ? `&network=${model.networks.selected}` : "";
   return html`<nav class="languages" aria-label="${t("language_switch")}">
     ${LANGUAGES.map((lang) =>
       lang === model.lang
         ? html`<span aria-current="true" lang="${lang}">${messagesOf(lang).language_name}</span>`
-        : html`<a href="?lang=${lang}" hreflang="${lang}" lang="${lang}">${messagesOf(lang).language_name}</a>`,
+        : html`<a href="?lang=${lang}${network}" hreflang="${lang}" lang="${lang}">${messagesOf(lang).language_name}</a>`,
     )}
   </nav>`;
+}
+
+/**
+ * The network switch: a link per network the payment accepts (`?network=`,
+ * so it works without JavaScript; the script swaps the screen in place),
+ * then which network the QR, link and wallet button below are for.
+ */
+function networkSwitch(model: PageModel, t: T) {
+  const { networks, settings } = model;
+  if (!networks) return "";
+  return html`<nav class="networks" aria-labelledby="networks-label">
+      <span class="label" id="networks-label">${t("network_switch")}</span>
+      ${networks.choices.map(
+        ({ name, label }) =>
+          html`<a href="?network=${name}" data-network="${name}"${raw(name === networks.selected ? ' aria-current="true"' : "")}>${label}</a>`,
+      )}
+    </nav>
+    <p class="send-only" role="note">${t("send_only_on", { network: settings.networkName })}</p>`;
 }
 
 function copyRow({
@@ -156,6 +212,7 @@ function payScreen(model: PageModel, t: T) {
         })}</p>`
       : html`<p class="note">${t("waiting_body")}</p>`
   }
+    ${networkSwitch(model, t)}
     <div class="qr-switch">
       <input type="radio" name="qr" id="qr-payment" value="payment" checked>
       <label for="qr-payment">${t("qr_wallet")}</label>
@@ -184,19 +241,20 @@ function payScreen(model: PageModel, t: T) {
     </div>
     <p class="wallet-message" id="wallet-message" role="status" aria-live="polite"></p>
     <p class="countdown"><span>${t("expires_in")}</span> <time id="countdown" datetime="${new Date(view.expires_at * 1000).toISOString()}" data-expires="${view.expires_at}">${t("expires_at", { time: formatTime(view.expires_at, model.lang) })}</time></p>
-    <p class="warning" role="note">${t("warning", { symbol: settings.symbol, network: settings.networkName })}</p>`;
+    <p class="warning" role="note">${t("warning", { symbol: settings.symbol, network: acceptedNetworks(model) })}</p>`;
 }
 
 function receipt(model: PageModel, t: T) {
-  const { view, settings } = model;
+  const { view, settings, paidOn } = model;
   const tx = view.tx_hash ?? "";
-  const txCell = settings.explorerUrl
-    ? html`<a class="mono" href="${settings.explorerUrl}/tx/${tx}" rel="noreferrer">${tx}</a>`
+  const txCell = paidOn.explorerUrl
+    ? html`<a class="mono" href="${paidOn.explorerUrl}/tx/${tx}" rel="noreferrer">${tx}</a>`
     : html`<span class="mono">${tx}</span>`;
   return html`<section class="receipt" aria-labelledby="receipt-title">
     <h2 id="receipt-title">${t("receipt")}</h2>
     <dl>
       <dt>${t("receipt_amount")}</dt><dd>${view.paid_amount} ${settings.symbol}</dd>
+      ${model.networks ? html`<dt>${t("receipt_network")}</dt><dd>${paidOn.networkName}</dd>` : ""}
       <dt>${t("receipt_tx")}</dt><dd>${txCell}</dd>
       <dt>${t("receipt_time")}</dt><dd>${view.paid_at === null ? "" : formatTime(view.paid_at, model.lang)}</dd>
     </dl>
@@ -245,7 +303,7 @@ function screenBody(model: PageModel, t: T) {
         ${redirect}`;
     }
     case "reorged":
-      return html`<p class="note">${t("reorged_body", { network: settings.networkName })}</p>${support}`;
+      return html`<p class="note">${t("reorged_body", { network: model.paidOn.networkName })}</p>${support}`;
     case "expired":
       return html`<p class="note">${t("expired_body")}</p>${support}`;
     case "expired_funds":
@@ -275,6 +333,8 @@ function screenData(model: PageModel) {
     final: isFinal(view),
     now: model.now,
     expiresAt: view.expires_at,
+    /** The network shown, and below what its wallet needs. */
+    networkName: settings.networkName,
     chainId: `0x${settings.chainId.toString(16)}`,
     token: settings.token,
     calldata: model.calldata,
@@ -353,7 +413,7 @@ ${refresh}
 </header>
 <main>
   <h1><span class="amount">${view.amount}</span> <span class="symbol">${settings.symbol}</span></h1>
-  <p class="network">${t("network", { symbol: settings.symbol, network: settings.networkName })}</p>
+  <p class="network">${t("network", { symbol: settings.symbol, network: acceptedNetworks(model) })}</p>
   ${model.description === null ? "" : html`<p class="description"><span class="label">${t("for")}:</span> ${model.description}</p>`}
   <p id="live" class="headline" role="status" aria-live="polite" aria-atomic="true">${headline(model.screen, model.lang)}</p>
   ${raw(renderScreen(model))}
@@ -363,7 +423,6 @@ ${refresh}
       id: model.id,
       lang: model.lang,
       frameAncestors: settings.frameAncestors,
-      networkName: settings.networkName,
       messages: scriptMessages,
     }),
   )}</script>

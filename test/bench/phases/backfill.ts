@@ -8,6 +8,12 @@
  * included), once straight against anvil and once through a proxy that
  * refuses eth_getLogs ranges over 1,000 blocks, as hosted providers do.
  * Then every payment is checked: the 200 paid, exactly, and no other.
+ *
+ * backfill_blocks_per_s_polygon: a second chain (chain id 31338) of the same
+ * shape, whose transfers pay 200 other payments, and a daemon watching both
+ * networks ("ethereum" and "polygon"), both 5,000 blocks behind, catching up
+ * at once; the figure is polygon's rate (ethereum's is in the progress
+ * line), its baseline the single network's. Every payment is checked again.
  */
 import { randomBytes } from "node:crypto";
 import { copyFileSync } from "node:fs";
@@ -19,7 +25,13 @@ import { openDatabase } from "../../../src/store/index.ts";
 import { anvilCall, startTestChain, type TestChain, waitFor } from "../../helpers/index.ts";
 import { type RpcCall, rpcError, startRpcProxy } from "../../helpers/proxy.ts";
 import { spawnDaemon } from "../children.ts";
-import { type BenchContext, daemonConfig, type Phase } from "../context.ts";
+import {
+  type BenchContext,
+  daemonConfig,
+  daemonNetworksConfig,
+  type Phase,
+  SECOND_CHAIN_ID,
+} from "../context.ts";
 import { figure, progress } from "../report.ts";
 import { seedPayments } from "../seed.ts";
 
@@ -158,16 +170,105 @@ async function catchUp({
   }
 }
 
+/**
+ * The catch-up of a daemon watching two networks at once: blocks per second
+ * of each (to its own head), and how many payments came out wrong.
+ */
+async function catchUpTwo({
+  context,
+  templatePath,
+  networks,
+}: {
+  context: BenchContext;
+  templatePath: string;
+  networks: Array<{
+    name: string;
+    chainId: number;
+    chain: TestChain;
+    start: number;
+    head: number;
+    paidAddresses: readonly string[];
+  }>;
+}): Promise<{ blocksPerS: Map<string, number>; missed: number; wrong: number }> {
+  const path = join(context.workDir, "backfill-two.sqlite");
+  copyFileSync(templatePath, path);
+  const daemon = await spawnDaemon({
+    config: daemonNetworksConfig(
+      networks.map(({ name, chainId, chain, start }) => ({
+        name,
+        chainId,
+        chain,
+        overrides: { startBlock: start },
+      })),
+      path,
+    ),
+  });
+  const db = openDatabase({ path, readonly: true });
+  try {
+    const cursors = db.prepare("SELECT network, block_number FROM chain_cursor");
+    const reached = new Map<string, number>();
+    await waitFor(
+      () => {
+        const now = Date.now();
+        for (const row of cursors.all() as Array<{ network: string; block_number: number }>) {
+          const network = networks.find((n) => n.name === row.network);
+          if (network && row.block_number >= network.head && !reached.has(row.network)) {
+            reached.set(row.network, now);
+          }
+        }
+        return reached.size === networks.length;
+      },
+      { timeoutMs: 240_000, intervalMs: 10, what: "both cursors to reach their heads" },
+    );
+    const blocksPerS = new Map(
+      networks.map(({ name, start, head }) => [
+        name,
+        (head - start + 1) / (((reached.get(name) as number) - daemon.startingAt) / 1000),
+      ]),
+    );
+    const paid = new Map(
+      (
+        db
+          .prepare("SELECT address, paid_amount FROM payments WHERE paid_at IS NOT NULL")
+          .all() as Array<{ address: string; paid_amount: string }>
+      ).map((row) => [row.address, row.paid_amount]),
+    );
+    const expected = networks.flatMap((network) => network.paidAddresses);
+    const missed = expected.filter((a) => paid.get(a) !== AMOUNT.toString()).length;
+    const wanted = new Set(expected);
+    const wrong = [...paid.keys()].filter((a) => !wanted.has(a)).length;
+    const transfers = db.prepare("SELECT count(*) FROM transfers").pluck().get() as number;
+    progress(
+      `backfill two networks: ${networks
+        .map(
+          ({ name, start, head }) =>
+            `${name} ${head - start + 1} blocks at ${blocksPerS.get(name)?.toFixed(0)} blocks/s`,
+        )
+        .join(
+          ", ",
+        )}; ${paid.size} paid, ${missed} missed, ${wrong} wrongly paid, ${transfers} transfers recorded`,
+    );
+    return { blocksPerS, missed, wrong: wrong + Math.abs(transfers - expected.length) };
+  } finally {
+    db.close();
+    await daemon.stop();
+  }
+}
+
 export const backfillPhase: Phase = {
   name: "backfill",
   figures: [
     { name: "backfill_blocks_per_s", unit: "blocks/s" },
     { name: "backfill_blocks_per_s_capped", unit: "blocks/s" },
+    { name: "backfill_blocks_per_s_polygon", unit: "blocks/s" },
     { name: "backfill_missed_payments", unit: "payments" },
   ],
   async run(context: BenchContext) {
     const shape = context.smoke ? SMOKE : FULL;
-    const chain = await startTestChain();
+    const [chain, polygon] = await Promise.all([
+      startTestChain(),
+      startTestChain({ chainId: SECOND_CHAIN_ID }),
+    ]);
     try {
       const templatePath = join(context.workDir, "backfill-template.sqlite");
       const addresses = seedPayments({
@@ -176,9 +277,13 @@ export const backfillPhase: Phase = {
         amount: AMOUNT,
       }).map((p) => p.address);
       progress(
-        `backfill: building ${shape.blocks} blocks with ${shape.transfers} transfers (${shape.transfers / 100} to payments)`,
+        `backfill: building ${shape.blocks} blocks with ${shape.transfers} transfers (${shape.transfers / 100} to payments) on each of two chains`,
       );
-      const { start, head, paidAddresses } = await buildChain(chain, shape, addresses);
+      // The second chain pays the second half of the payments: no payment is paid twice.
+      const [{ start, head, paidAddresses }, second] = await Promise.all([
+        buildChain(chain, shape, addresses),
+        buildChain(polygon, shape, addresses.slice(shape.payments / 2)),
+      ]);
       const common = { context, chain, templatePath, start, head, paidAddresses };
       const direct = await catchUp({ ...common, rpcUrl: chain.rpcUrl, name: "backfill-direct" });
 
@@ -205,6 +310,15 @@ export const backfillPhase: Phase = {
       const getLogs = proxy.calls.filter((c) => c.method === "eth_getLogs").length;
       progress(`backfill capped: ${getLogs} eth_getLogs calls, ${refused} refused as too large`);
 
+      const two = await catchUpTwo({
+        context,
+        templatePath,
+        networks: [
+          { name: "ethereum", chainId: 31337, chain, start, head, paidAddresses },
+          { name: "polygon", chainId: SECOND_CHAIN_ID, chain: polygon, ...second },
+        ],
+      });
+
       const check = (run: { missed: number; wrong: number }) => ({
         on: "check" as const,
         text: "no payment missed",
@@ -219,18 +333,24 @@ export const backfillPhase: Phase = {
           target: check(capped),
         }),
       );
-      const missed = direct.missed + capped.missed;
+      context.emit(
+        figure("backfill_blocks_per_s_polygon", two.blocksPerS.get("polygon") ?? 0, "blocks/s", {
+          baseline: direct.blocksPerS,
+          target: check(two),
+        }),
+      );
+      const missed = direct.missed + capped.missed + two.missed;
       context.emit(
         figure("backfill_missed_payments", missed, "payments", {
           target: {
             on: "check",
             text: "== 0",
-            passed: missed === 0 && direct.wrong + capped.wrong === 0,
+            passed: missed === 0 && direct.wrong + capped.wrong + two.wrong === 0,
           },
         }),
       );
     } finally {
-      await chain.stop();
+      await Promise.all([chain.stop(), polygon.stop()]);
     }
   },
 };

@@ -1,6 +1,10 @@
 /**
- * detect_latency_ms, with chain.pollIntervalMs at its default (2000 ms) and
- * the default 3 confirmations, over 20 payments paid one after another:
+ * detect_latency_ms, per network: a daemon watches two networks, the bench's
+ * chain as "ethereum" and a second anvil (chain id 31338) as "polygon",
+ * each with pollIntervalMs at its default (2000 ms) and the default 3
+ * confirmations; 20 payments per network, paid one after another,
+ * alternately on each. The figures without a suffix are the first
+ * network's, those ending in `_polygon` the second's:
  *
  * - seen: from anvil's mine call returning (the block with the transfer
  *   exists) to the first status.json poll that no longer says "waiting".
@@ -15,12 +19,29 @@
 import { join } from "node:path";
 import { ANVIL_ACCOUNTS } from "../../../src/chain/anvil.ts";
 import { openDatabase } from "../../../src/store/index.ts";
-import { startPayment, startReceiver, tokens, waitFor } from "../../helpers/index.ts";
+import {
+  startPayment,
+  startReceiver,
+  startTestChain,
+  type TestChain,
+  tokens,
+  waitFor,
+} from "../../helpers/index.ts";
 import { spawnDaemon } from "../children.ts";
-import { type BenchContext, daemonConfig, type Phase } from "../context.ts";
+import {
+  type BenchContext,
+  daemonNetworksConfig,
+  type Phase,
+  SECOND_CHAIN_ID,
+} from "../context.ts";
 import { figure, percentile, progress } from "../report.ts";
 
 export const PAYER = ANVIL_ACCOUNTS[1];
+/** The networks, in config order; a figure's suffix names the network (none for the first). */
+const NETWORKS = ["ethereum", "polygon"] as const;
+type NetworkName = (typeof NETWORKS)[number];
+const suffixOf = (network: NetworkName) => (network === NETWORKS[0] ? "" : `_${network}`);
+const FIGURES = ["seen_p50", "seen_max", "postback_p50", "postback_max"] as const;
 const DEFAULT_POLL_INTERVAL_MS = 2000;
 const CONFIRMATIONS = 3; // the default of chain.confirmations
 const POSTBACK_TARGET_MS = 250;
@@ -42,45 +63,75 @@ function paidLogTimes(logs: string): Map<string, number> {
 
 export const detectPhase: Phase = {
   name: "detect",
-  figures: [
-    { name: "detect_latency_ms_seen_p50", unit: "ms" },
-    { name: "detect_latency_ms_seen_max", unit: "ms" },
-    { name: "detect_latency_ms_postback_p50", unit: "ms" },
-    { name: "detect_latency_ms_postback_max", unit: "ms" },
-  ],
+  figures: NETWORKS.flatMap((network) =>
+    FIGURES.map((name) => ({ name: `detect_latency_ms_${name}${suffixOf(network)}`, unit: "ms" })),
+  ),
   async run(context: BenchContext) {
-    const { smoke, workDir, chain, emit } = context;
+    const { smoke, workDir, emit } = context;
     // NOTE: the smoke run only checks the figures are produced: a short
     // interval keeps it to seconds. The full run keeps the default.
     const pollIntervalMs = smoke ? 250 : DEFAULT_POLL_INTERVAL_MS;
-    const count = smoke ? 2 : 20;
+    const perNetwork = smoke ? 2 : 20;
+    const count = perNetwork * NETWORKS.length;
     const path = join(workDir, "detect.sqlite");
+    const second = await startTestChain({ chainId: SECOND_CHAIN_ID });
+    const chains: Record<NetworkName, TestChain> = { ethereum: context.chain, polygon: second };
     const receiver = await startReceiver();
-    const daemon = await spawnDaemon({
-      config: daemonConfig(chain, path, smoke ? { pollIntervalMs } : {}),
-    });
-    const seen: number[] = [];
+    const overrides = smoke ? { pollIntervalMs } : {};
+    let daemon: Awaited<ReturnType<typeof spawnDaemon>> | undefined;
+    const seen: Record<NetworkName, number[]> = { ethereum: [], polygon: [] };
+    /** Each payment's network, by id. */
+    const networkOf = new Map<string, NetworkName>();
     try {
+      await second.mint(second.token, PAYER, tokens(count));
+      daemon = await spawnDaemon({
+        config: daemonNetworksConfig(
+          [
+            { name: "ethereum", chainId: 31337, chain: chains.ethereum, overrides },
+            { name: "polygon", chainId: SECOND_CHAIN_ID, chain: chains.polygon, overrides },
+          ],
+          path,
+        ),
+      });
       const payments = [];
       for (let i = 0; i < count; i++) {
-        payments.push(
-          await startPayment(daemon.privateUrl, { amount: "1", postback_url: receiver.url }),
-        );
+        const payment = await startPayment(daemon.privateUrl, {
+          amount: "1",
+          postback_url: receiver.url,
+        });
+        const network = NETWORKS[i % NETWORKS.length] as NetworkName;
+        networkOf.set(payment.id, network);
+        payments.push({ ...payment, network });
       }
-      // Start from a daemon that has caught up with the chain.
-      const head = Number(await chain.client.getBlockNumber());
+      // Start from a daemon that has caught up with both chains.
+      const heads = Object.fromEntries(
+        await Promise.all(
+          NETWORKS.map(async (network) => [
+            network,
+            Number(await chains[network].client.getBlockNumber()),
+          ]),
+        ),
+      ) as Record<NetworkName, number>;
       const db = openDatabase({ path, readonly: true });
       try {
+        const cursors = db.prepare("SELECT network, block_number FROM chain_cursor");
         await waitFor(
-          () =>
-            (db.prepare("SELECT block_number FROM chain_cursor").pluck().get() as number) >= head,
-          { timeoutMs: 30_000, what: "the daemon to reach the head" },
+          () => {
+            const rows = cursors.all() as Array<{ network: NetworkName; block_number: number }>;
+            return NETWORKS.every((network) =>
+              rows.some((row) => row.network === network && row.block_number >= heads[network]),
+            );
+          },
+          { timeoutMs: 30_000, what: "the daemon to reach both heads" },
         );
       } finally {
         db.close();
       }
-      progress(`detect: ${count} payments, poll interval ${pollIntervalMs} ms`);
+      progress(
+        `detect: ${perNetwork} payments on each of ${NETWORKS.join(" and ")}, poll interval ${pollIntervalMs} ms`,
+      );
       for (const payment of payments) {
+        const chain = chains[payment.network];
         await sleep(Math.random() * pollIntervalMs);
         await chain.submitTransfer({
           token: chain.token,
@@ -102,50 +153,52 @@ export const detectPhase: Phase = {
           }
           await sleep(2);
         }
-        seen.push(performance.now() - minedAt);
+        const done = seen[payment.network];
+        done.push(performance.now() - minedAt);
         progress(
-          `detect: payment ${seen.length}/${count} seen after ${seen.at(-1)?.toFixed(0)} ms`,
+          `detect: ${payment.network} payment ${done.length}/${perNetwork} seen after ${done.at(-1)?.toFixed(0)} ms`,
         );
       }
-      // The last payments still need their confirming blocks.
+      // The last payments still need their confirming blocks, on each chain.
       for (let i = 1; i < CONFIRMATIONS; i++) {
         await sleep(Math.random() * pollIntervalMs);
-        await chain.mine(1);
+        await Promise.all(NETWORKS.map((network) => chains[network].mine(1)));
       }
       await waitFor(() => receiver.received.length >= count, {
         timeoutMs: pollIntervalMs * 3 + 15_000,
         what: `${count} postbacks`,
       });
     } finally {
-      await daemon.stop();
+      await daemon?.stop();
       await receiver.close();
+      await second.stop();
     }
     const paidAt = paidLogTimes(daemon.logs());
-    const postback: number[] = [];
+    const postback: Record<NetworkName, number[]> = { ethereum: [], polygon: [] };
     for (const request of receiver.received) {
       const { id } = JSON.parse(request.body) as { id: string };
       const observed = paidAt.get(id);
+      const network = networkOf.get(id);
       if (observed === undefined) throw new Error(`no "payment paid" log line for payment ${id}`);
-      postback.push(request.at - observed);
+      if (network === undefined) throw new Error(`a postback for an unknown payment ${id}`);
+      postback[network].push(request.at - observed);
     }
-    if (postback.length !== count)
-      throw new Error(`${postback.length} postbacks for ${count} payments`);
-    progress(
-      `detect: postbacks ${postback.map((ms) => ms.toFixed(0)).join(", ")} ms after "payment paid"`,
-    );
     const seenTarget = { on: "value", op: "<=", limit: pollIntervalMs + 250 } as const;
     const postbackTarget = { on: "value", op: "<=", limit: POSTBACK_TARGET_MS } as const;
-    emit(figure("detect_latency_ms_seen_p50", percentile(seen, 50), "ms", { target: seenTarget }));
-    emit(figure("detect_latency_ms_seen_max", percentile(seen, 100), "ms", { target: seenTarget }));
-    emit(
-      figure("detect_latency_ms_postback_p50", percentile(postback, 50), "ms", {
-        target: postbackTarget,
-      }),
-    );
-    emit(
-      figure("detect_latency_ms_postback_max", percentile(postback, 100), "ms", {
-        target: postbackTarget,
-      }),
-    );
+    for (const network of NETWORKS) {
+      const times = postback[network];
+      if (times.length !== perNetwork)
+        throw new Error(`${times.length} postbacks for ${perNetwork} payments on ${network}`);
+      progress(
+        `detect: ${network} postbacks ${times.map((ms) => ms.toFixed(0)).join(", ")} ms after "payment paid"`,
+      );
+      const name = (what: (typeof FIGURES)[number]) =>
+        `detect_latency_ms_${what}${suffixOf(network)}`;
+      const seenOn = seen[network];
+      emit(figure(name("seen_p50"), percentile(seenOn, 50), "ms", { target: seenTarget }));
+      emit(figure(name("seen_max"), percentile(seenOn, 100), "ms", { target: seenTarget }));
+      emit(figure(name("postback_p50"), percentile(times, 50), "ms", { target: postbackTarget }));
+      emit(figure(name("postback_max"), percentile(times, 100), "ms", { target: postbackTarget }));
+    }
   },
 };

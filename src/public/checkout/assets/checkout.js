@@ -1,7 +1,8 @@
 // The hosted checkout page's script: live updates (Server-Sent Events, else
-// polling status.json), the countdown, copy buttons, the browser-wallet
-// button (EIP-6963, else window.ethereum) and messages to an embedding
-// page. The page works without it; the daemon's status is the only truth.
+// polling status.json), the countdown, copy buttons, the network switch
+// (in place, without a reload), the browser-wallet button (EIP-6963, else
+// window.ethereum) and messages to an embedding page. The page works
+// without it; the daemon's status is the only truth.
 (() => {
   const page = JSON.parse(document.getElementById("page-data").textContent);
   const messages = page.messages;
@@ -15,6 +16,8 @@
   const clockOffset = data.now - Date.now();
   let lastBody = "";
   let walletBusy = false;
+  // The network the shopper chose (the switch or the link's ?network=); null: the server's default.
+  let network = new URLSearchParams(window.location.search).get("network");
   const providers = [];
 
   // ---- the parent window, when the shop embeds the page ----
@@ -67,9 +70,11 @@
   }
 
   async function refreshScreen() {
-    const url = `${window.location.pathname}?lang=${encodeURIComponent(page.lang)}`;
+    const query = new URLSearchParams({ lang: page.lang });
+    if (network) query.set("network", network);
+    const url = `${window.location.pathname}?${query}`;
     const response = await fetch(url, { headers: { accept: "text/html" }, cache: "no-store" });
-    if (!response.ok) return;
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const doc = new DOMParser().parseFromString(await response.text(), "text/html");
     const next = doc.getElementById("screen");
     const live = doc.getElementById("live");
@@ -100,6 +105,25 @@
     ].join("|");
 
   let refreshing = Promise.resolve();
+
+  // ---- network switch: the screen of the chosen network, swapped in place ----
+  function switchNetwork(link) {
+    network = link.dataset.network;
+    const url = new URL(window.location.href);
+    url.searchParams.set("network", network);
+    window.history.replaceState(window.history.state, "", url);
+    for (const other of document.querySelectorAll(".languages a")) {
+      const href = new URL(other.href);
+      href.searchParams.set("network", network);
+      other.setAttribute("href", href.search);
+    }
+    refreshing = refreshing
+      .then(refreshScreen)
+      .then(() => document.querySelector(`a[data-network="${network}"]`)?.focus())
+      // Offline or refused: the link itself still works.
+      .catch(() => window.location.assign(link.href));
+  }
+
   function onStatus(body) {
     if (body === lastBody) return;
     lastBody = body;
@@ -200,13 +224,13 @@
     if (message) message.textContent = text;
   }
 
-  function walletErrorText(error) {
+  function walletErrorText(error, target) {
     const code = error?.code ?? error?.data?.originalError?.code;
     if (code === 4001) return messages.wallet_rejected;
     if (code === 4902) {
       return fill(messages.wallet_unknown_chain, {
-        network: page.networkName,
-        chainId: Number.parseInt(data.chainId, 16),
+        network: target.networkName,
+        chainId: Number.parseInt(target.chainId, 16),
       });
     }
     if (code === -32002) return messages.wallet_pending;
@@ -218,20 +242,23 @@
     if (!found || walletBusy) return;
     walletBusy = true;
     button.disabled = true;
+    // NOTE: the screen (and the network shown) may change while the wallet
+    // asks: the chain switched to and the transaction sent stay one network's.
+    const target = data;
     const ask = (method, params) =>
       found.provider.request(params ? { method, params } : { method });
     try {
       say(messages.wallet_confirm);
       const accounts = await ask("eth_requestAccounts");
-      say(fill(messages.wallet_switch, { network: page.networkName }));
-      await ask("wallet_switchEthereumChain", [{ chainId: data.chainId }]);
+      say(fill(messages.wallet_switch, { network: target.networkName }));
+      await ask("wallet_switchEthereumChain", [{ chainId: target.chainId }]);
       say(messages.wallet_confirm);
       const hash = await ask("eth_sendTransaction", [
-        { from: accounts[0], to: data.token, data: data.calldata, value: "0x0" },
+        { from: accounts[0], to: target.token, data: target.calldata, value: "0x0" },
       ]);
       say(fill(messages.wallet_submitted, { hash }));
     } catch (error) {
-      say(walletErrorText(error));
+      say(walletErrorText(error, target));
     } finally {
       walletBusy = false;
       const current = document.getElementById("wallet-pay");
@@ -240,7 +267,14 @@
   }
 
   document.addEventListener("click", (event) => {
-    const target = event.target instanceof Element ? event.target.closest("button") : null;
+    const element = event.target instanceof Element ? event.target : null;
+    const link = element?.closest("a[data-network]");
+    if (link && !event.metaKey && !event.ctrlKey && !event.shiftKey && event.button === 0) {
+      event.preventDefault();
+      switchNetwork(link);
+      return;
+    }
+    const target = element?.closest("button");
     if (!target) return;
     if (target.classList.contains("copy")) void copy(target);
     if (target.id === "wallet-pay") void payWithWallet(target);
