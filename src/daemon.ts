@@ -157,7 +157,7 @@ export async function startDaemon({
   const decimals = first.decimals;
   const keepBlocksOf = (network: { finalityDepth: number }) =>
     Math.max(256, network.finalityDepth * 2);
-  const payments = createPayments({
+  const payments = await createPayments({
     storage: createSqliteStorage(db),
     deriver: addresses,
     clock,

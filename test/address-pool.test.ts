@@ -111,7 +111,7 @@ describe("address pool lifecycle", () => {
 
 describe("group commit", () => {
   test("concurrent creates commit together; each gets its own index; one failing does not fail the others", async () => {
-    const { payments, db } = paymentsOn();
+    const { payments, db } = await paymentsOn();
     const first = await payments.createDurably({
       amount: tokens(1),
       data: null,

@@ -34,7 +34,7 @@ function ours(k: bigint, parent: AffinePoint): AffinePoint | undefined {
 const scalar = fc.bigInt({ min: 1n, max: n - 1n });
 
 describe("k·G + parent by table walk (src/addresses/curve.ts)", () => {
-  test("equals noble's result for random scalars and parents", () => {
+  test("equals noble's result for random scalars and parents", async () => {
     fc.assert(
       fc.property(scalar, scalar, (k, parentKey) => {
         const parent = Point.BASE.multiply(parentKey).toAffine();
@@ -47,7 +47,7 @@ describe("k·G + parent by table walk (src/addresses/curve.ts)", () => {
     );
   });
 
-  test("equals noble's result for scalars that stress the signed digits", () => {
+  test("equals noble's result for scalars that stress the signed digits", async () => {
     const parent = Point.BASE.multiply(0xc0ffeen).toAffine();
     const edges = [
       1n,
@@ -69,7 +69,7 @@ describe("k·G + parent by table walk (src/addresses/curve.ts)", () => {
       expect(ours(k, parent), `k = ${k.toString(16)}`).toEqual(reference(k, parent));
   });
 
-  test("leaves the doubling and the point at infinity to the caller (undefined)", () => {
+  test("leaves the doubling and the point at infinity to the caller (undefined)", async () => {
     const k = 0x1234567n;
     const kG = Point.BASE.multiply(k).toAffine();
     // k·G + k·G is a doubling; k·G + (−k·G) is infinity: same x both times.
@@ -77,14 +77,14 @@ describe("k·G + parent by table walk (src/addresses/curve.ts)", () => {
     expect(addMultipleOfBase(k, Point.BASE.multiply(n - k).toAffine())).toBeUndefined();
   });
 
-  test("batch conversion to affine equals one-by-one conversion", () => {
+  test("batch conversion to affine equals one-by-one conversion", async () => {
     const parent = Point.BASE.multiply(99n).toAffine();
     const scalars = Array.from({ length: 50 }, (_, i) => BigInt(i + 1) * 0x1000000000001n);
     const batch = toAffineBatch(scalars.map((k) => addMultipleOfBase(k, parent) as JacobianPoint));
     expect(batch).toEqual(scalars.map((k) => reference(k, parent)));
   });
 
-  test("refuses to return a point that is not on the curve", () => {
+  test("refuses to return a point that is not on the curve", async () => {
     const g = Point.BASE.toAffine();
     expect(toAffineBatch([{ X: g.x, Y: g.y, Z: 1n }])).toEqual([g]);
     expect(() => toAffineBatch([{ X: g.x, Y: g.y + 1n, Z: 1n }])).toThrow(
@@ -94,7 +94,7 @@ describe("k·G + parent by table walk (src/addresses/curve.ts)", () => {
 });
 
 describe("k·G + parent for many scalars at once, affine (addMultiplesOfBase)", () => {
-  test("equals noble's result for random batches", () => {
+  test("equals noble's result for random batches", async () => {
     fc.assert(
       fc.property(fc.array(scalar, { minLength: 1, maxLength: 40 }), scalar, (ks, parentKey) => {
         const parent = Point.BASE.multiply(parentKey).toAffine();
@@ -108,7 +108,7 @@ describe("k·G + parent for many scalars at once, affine (addMultiplesOfBase)", 
     );
   });
 
-  test("a doubling or infinity in one entry leaves the others right", () => {
+  test("a doubling or infinity in one entry leaves the others right", async () => {
     const parentKey = 0x1234567n;
     const parent = Point.BASE.multiply(parentKey).toAffine();
     const ks = [1n, parentKey, 2n ** 255n, n - parentKey, n - 1n, 129n];
@@ -120,7 +120,7 @@ describe("k·G + parent for many scalars at once, affine (addMultiplesOfBase)", 
     }
   });
 
-  test("the signed-digit edge scalars", () => {
+  test("the signed-digit edge scalars", async () => {
     const parent = Point.BASE.multiply(0xc0ffeen).toAffine();
     const ks = [1n, 128n, 129n, 2n ** 256n - 2n ** 224n, BigInt(`0x${"80".repeat(32)}`), n - 1n];
     expect(addMultiplesOfBase(ks, parent)).toEqual(ks.map((k) => reference(k, parent)));
@@ -133,11 +133,11 @@ describe("child point of the fast deriver (childJacobian)", () => {
   const affine = (il: bigint) =>
     toAffineBatch([childJacobian(parent, parent.toAffine(), numberToBytesBE(il, 32), 9)])[0];
 
-  test("a doubling (IL = parent's key) is computed by noble, not refused", () => {
+  test("a doubling (IL = parent's key) is computed by noble, not refused", async () => {
     expect(affine(parentKey)).toEqual(Point.BASE.multiply(2n * parentKey).toAffine());
   });
 
-  test("IL = 0 is the parent; IL ≥ n and a sum at infinity are invalid children", () => {
+  test("IL = 0 is the parent; IL ≥ n and a sum at infinity are invalid children", async () => {
     expect(affine(0n)).toEqual(parent.toAffine());
     expect(() => affine(n)).toThrow("BIP32 child 9 is invalid (IL ≥ n)");
     expect(() => affine(n - parentKey)).toThrow("BIP32 child 9 is invalid (point at infinity)");
@@ -145,7 +145,7 @@ describe("child point of the fast deriver (childJacobian)", () => {
 });
 
 describe("fast deriver, batched", () => {
-  test("deriveRange gives the @scure/bip32 addresses, in order, for any range", () => {
+  test("deriveRange gives the @scure/bip32 addresses, in order, for any range", async () => {
     const scure = createAddressDeriver({ xpub: DEV_XPUB });
     const fast = createFastAddressDeriver({ xpub: DEV_XPUB });
     fc.assert(
@@ -162,7 +162,7 @@ describe("fast deriver, batched", () => {
     );
   });
 
-  test("deriveRange refuses a range that leaves the non-hardened indexes", () => {
+  test("deriveRange refuses a range that leaves the non-hardened indexes", async () => {
     const fast = createFastAddressDeriver({ xpub: DEV_XPUB });
     expect(() => fast.deriveRange(MAX_DERIVATION_INDEX, 2)).toThrow(
       "derivation index out of range: 2147483648",
@@ -172,7 +172,7 @@ describe("fast deriver, batched", () => {
     expect(fast.deriveRange(5, 0)).toEqual([]);
   });
 
-  test("an account-level key (two levels above the address) works the same", () => {
+  test("an account-level key (two levels above the address) works the same", async () => {
     const account = HDKey.fromMasterSeed(new Uint8Array(32).fill(1)).derive("m/44'/60'/0'");
     const scure = createAddressDeriver({ xpub: account.publicExtendedKey });
     const fast = createFastAddressDeriver({ xpub: account.publicExtendedKey });

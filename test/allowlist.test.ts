@@ -29,11 +29,11 @@ describe("allowlist matcher", () => {
     expect(list.allows(peer)).toBe(expected);
   });
 
-  test("an unknown peer is refused", () => {
+  test("an unknown peer is refused", async () => {
     expect(list.allows(undefined)).toBe(false);
   });
 
-  test("loopback exemption can be turned off (trusted-proxy lists, tests)", () => {
+  test("loopback exemption can be turned off (trusted-proxy lists, tests)", async () => {
     const strict = createAllowlist({ allow: ["10.0.0.1"], loopback: false });
     expect(strict.allows("127.0.0.1")).toBe(false);
     expect(strict.allows("10.0.0.1")).toBe(true);
@@ -50,19 +50,19 @@ describe("allowlist matcher", () => {
 describe("X-Forwarded-For", () => {
   const proxies = createAllowlist({ allow: ["10.0.0.2"], loopback: false });
 
-  test("is ignored without a trusted proxy", () => {
+  test("is ignored without a trusted proxy", async () => {
     expect(
       clientAddress({ peer: "203.0.113.1", forwardedFor: "127.0.0.1", trustProxy: undefined }),
     ).toBe("203.0.113.1");
   });
 
-  test("is ignored when the peer is not a trusted proxy", () => {
+  test("is ignored when the peer is not a trusted proxy", async () => {
     expect(
       clientAddress({ peer: "203.0.113.1", forwardedFor: "127.0.0.1", trustProxy: proxies }),
     ).toBe("203.0.113.1");
   });
 
-  test("gives the right-most untrusted hop behind a trusted proxy", () => {
+  test("gives the right-most untrusted hop behind a trusted proxy", async () => {
     expect(
       clientAddress({
         peer: "10.0.0.2",
@@ -72,7 +72,7 @@ describe("X-Forwarded-For", () => {
     ).toBe("198.51.100.4");
   });
 
-  test("a garbage hop gives no address (refused)", () => {
+  test("a garbage hop gives no address (refused)", async () => {
     expect(
       clientAddress({ peer: "10.0.0.2", forwardedFor: "nonsense", trustProxy: proxies }),
     ).toBeUndefined();
@@ -86,7 +86,7 @@ describe("allowlist config", () => {
     database: { path: ":memory:" },
   };
 
-  test("garbage entries are rejected at config load, naming the key", () => {
+  test("garbage entries are rejected at config load, naming the key", async () => {
     let error: unknown;
     try {
       parseConfig({ ...base, private: { allow: ["10.0.0.1", "10.0.0.0/99", "bogus"] } });
@@ -100,7 +100,7 @@ describe("allowlist config", () => {
     ]);
   });
 
-  test("valid entries load", () => {
+  test("valid entries load", async () => {
     const config = parseConfig({ ...base, private: { allow: ["10.0.0.1", "fd00::/8"] } });
     expect(config.private.allow).toEqual(["10.0.0.1", "fd00::/8"]);
   });

@@ -49,14 +49,14 @@ describe("parseAmount (0xBTC, 8 decimals)", () => {
     expect(parse(input)).toEqual({ ok: false });
   });
 
-  test("derives the decimal limit from the token's decimals", () => {
+  test("derives the decimal limit from the token's decimals", async () => {
     expect(parseAmount("1.123", { decimals: 2 })).toEqual({ ok: false });
     expect(parseAmount("1.12", { decimals: 2 })).toEqual({ ok: true, value: 112n });
     expect(parseAmount("1.5", { decimals: 0 })).toEqual({ ok: false });
     expect(parseAmount("15", { decimals: 0 })).toEqual({ ok: true, value: 15n });
   });
 
-  test("honours a lower configured maximum", () => {
+  test("honours a lower configured maximum", async () => {
     expect(parseAmount("100", { decimals: 8, maxWholeTokens: 100n }).ok).toBe(true);
     expect(parseAmount("100.00000001", { decimals: 8, maxWholeTokens: 100n }).ok).toBe(false);
   });

@@ -14,13 +14,13 @@ import {
 import { cli } from "./helpers/cli.ts";
 
 describe("API keys", () => {
-  test("generated keys are oxk_ plus 32 random bytes in base64url", () => {
+  test("generated keys are oxk_ plus 32 random bytes in base64url", async () => {
     const keys = new Set(Array.from({ length: 50 }, generateApiKey));
     expect(keys.size).toBe(50);
     for (const key of keys) expect(key).toMatch(/^oxk_[A-Za-z0-9_-]{43}$/);
   });
 
-  test("sha256 hashes are the hex digest of the whole key", () => {
+  test("sha256 hashes are the hex digest of the whole key", async () => {
     const key = "oxk_example";
     expect(hashApiKey(key)).toBe(`sha256:${createHash("sha256").update(key).digest("hex")}`);
     expect(parseKeyHash(hashApiKey(key))?.kind).toBe("sha256");

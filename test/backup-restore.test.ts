@@ -108,7 +108,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("a backup taken while start_payment runs under load restores to a database that passes integrity_check and holds every payment acknowledged before the backup began", async () => {
     const { folder, dbPath, config } = setup();
     // Some bulk first, so that the copy takes many steps of the backup API.
-    const seeded = paymentsOn({ path: dbPath, token: chain.token });
+    const seeded = await paymentsOn({ path: dbPath, token: chain.token });
     // One transaction (one fsync) for the lot: the seed is not what is tested.
     // (createDurably: creates queued in one turn share one group commit.)
     await Promise.all(
@@ -240,7 +240,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
 
   test("backup refuses an existing file unless --force, and the database itself; restore onto a host with no database yet", async () => {
     const { folder, dbPath, config } = setup();
-    const seeded = paymentsOn({ path: dbPath, token: chain.token });
+    const seeded = await paymentsOn({ path: dbPath, token: chain.token });
     const payment = await seeded.payments.create({
       amount: tokens(1),
       data: null,
@@ -280,7 +280,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
 
   test("restore refuses a damaged file, a file that is no database, one from a newer 0xbtcpay and one for another token; the database stays", async () => {
     const { folder, dbPath, config } = setup();
-    const seeded = paymentsOn({ path: dbPath, token: chain.token });
+    const seeded = await paymentsOn({ path: dbPath, token: chain.token });
     // (createDurably: creates queued in one turn share one group commit.)
     await Promise.all(
       Array.from({ length: 300 }, () =>
@@ -291,7 +291,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
         }),
       ),
     );
-    seeded.payments.sink.initCursor({ number: -1, hash: null }, 0);
+    await seeded.payments.sink.initCursor({ number: -1, hash: null }, 0);
     seeded.db.close();
     const good = join(folder, "good.sqlite");
     expect((await cli(["backup", "--to", good, "--config", config])).code).toBe(0);
@@ -346,7 +346,7 @@ describe("backup and restore", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
 
   test("a big database: progress lines on stderr from 0% to 100%", async () => {
     const { folder, dbPath, config } = setup();
-    const seeded = paymentsOn({ path: dbPath, token: chain.token });
+    const seeded = await paymentsOn({ path: dbPath, token: chain.token });
     for (let i = 0; i < 26; i++) {
       await seeded.payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     }

@@ -13,13 +13,13 @@ const TOKEN = "0xb6ed7644c69416d67b522e20bc294a9a9b405b31";
 const TO = "0x8c8d35429f74ec245f8ef2f4fd1e551cff97d650";
 
 describe("EIP-681 payment link", () => {
-  test("an ERC-20 transfer with the integer amount in base units, no value parameter", () => {
+  test("an ERC-20 transfer with the integer amount in base units, no value parameter", async () => {
     expect(erc20TransferUri({ token: TOKEN, chainId: 1, to: TO, amount: 29_000_000n })).toBe(
       `ethereum:${TOKEN}@1/transfer?address=${TO}&uint256=29000000`,
     );
   });
 
-  test("any amount up to 2^256 is plain digits: never exponent notation, never a fraction", () => {
+  test("any amount up to 2^256 is plain digits: never exponent notation, never a fraction", async () => {
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), (amount) => {
         const uri = erc20TransferUri({ token: TOKEN, chainId: 137, to: TO, amount });
@@ -32,7 +32,7 @@ describe("EIP-681 payment link", () => {
     );
   });
 
-  test("a negative amount or a bad chain id is refused", () => {
+  test("a negative amount or a bad chain id is refused", async () => {
     expect(() => erc20TransferUri({ token: TOKEN, chainId: 1, to: TO, amount: -1n })).toThrow(
       "amount must not be negative",
     );
@@ -41,7 +41,7 @@ describe("EIP-681 payment link", () => {
     );
   });
 
-  test("transfer calldata: selector a9059cbb, the address and the amount as 32-byte words", () => {
+  test("transfer calldata: selector a9059cbb, the address and the amount as 32-byte words", async () => {
     expect(transferCalldata({ to: TO, amount: 29_000_000n })).toBe(
       `0xa9059cbb${"0".repeat(24)}${TO.slice(2)}${(29_000_000).toString(16).padStart(64, "0")}`,
     );
@@ -60,7 +60,7 @@ describe("language", () => {
       ...over,
     });
 
-  test("?lang= first, then the saved choice, then Accept-Language (any es-*), then the default", () => {
+  test("?lang= first, then the saved choice, then Accept-Language (any es-*), then the default", async () => {
     expect(choose({ query: "es", cookie: "lang=en", acceptLanguage: "en" })).toBe("es");
     expect(choose({ query: "fr", cookie: "a=1; lang=es", acceptLanguage: "en" })).toBe("es");
     expect(choose({ acceptLanguage: "es-MX,es;q=0.9,en;q=0.8" })).toBe("es");
@@ -71,7 +71,7 @@ describe("language", () => {
     expect(choose({ fallback: "es", acceptLanguage: "de" })).toBe("es");
   });
 
-  test("every message exists in both languages with the same placeholders", () => {
+  test("every message exists in both languages with the same placeholders", async () => {
     const en = messagesOf("en");
     const es = messagesOf("es");
     expect(Object.keys(es).sort()).toEqual(Object.keys(en).sort());
@@ -113,7 +113,7 @@ describe("screens", () => {
   });
 });
 
-test("the CSP allows nothing but this origin, and framing only by the configured origins", () => {
+test("the CSP allows nothing but this origin, and framing only by the configured origins", async () => {
   expect(contentSecurityPolicy([])).toBe(
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   );

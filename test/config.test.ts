@@ -27,7 +27,7 @@ function issuesOf(raw: unknown, env: Record<string, string> = {}): string[] {
 }
 
 describe("config", () => {
-  test("a minimal config gets the documented defaults", () => {
+  test("a minimal config gets the documented defaults", async () => {
     const config = parseConfig(minimal);
     expect(config).toEqual({
       chain: {
@@ -78,7 +78,7 @@ describe("config", () => {
     });
   });
 
-  test("every error names the key and the problem", () => {
+  test("every error names the key and the problem", async () => {
     expect(
       issuesOf({
         chain: { rpcUrl: "not a url", chainId: -1, token: "0x12", confirmations: 0 },
@@ -100,7 +100,7 @@ describe("config", () => {
     ]);
   });
 
-  test("database.url is refused while the PostgreSQL backend is not wired, and the error does not echo its password", () => {
+  test("database.url is refused while the PostgreSQL backend is not wired, and the error does not echo its password", async () => {
     const url = "postgres://shop:hunter2@127.0.0.1:5432/pay";
     const issues = issuesOf({ ...minimal, database: { url } });
     expect(issues).toEqual(["database.path: is required", 'database: Unrecognized key: "url"']);
@@ -110,14 +110,14 @@ describe("config", () => {
     ]);
   });
 
-  test("an xprv in wallet.xpub is refused with the reason", () => {
+  test("an xprv in wallet.xpub is refused with the reason", async () => {
     const xprv =
       "xprvA1RBzNvgwwwvNvUXoakDR7ZAYzs4HGgWCpyeZDBqDwcHAW9zHbAExhv8ReRd5bENcYypmCx9fPhb8gPnyF5pVXb4uhy3tNd2GpP1ZqHrC8k";
     const [issue] = issuesOf({ ...minimal, wallet: { xpub: xprv } });
     expect(issue).toMatch(/^wallet\.xpub: this is an extended PRIVATE key \(xprv\)/);
   });
 
-  test("secrets may come from the environment instead of the file", () => {
+  test("secrets may come from the environment instead of the file", async () => {
     const config = parseConfig(
       { chain: { chainId: 1 }, database: { path: "x" } },
       {
@@ -133,7 +133,7 @@ describe("config", () => {
     expect(config.postbacks.previousSecrets).toEqual([OLD_SECRET, OLDER_SECRET]);
   });
 
-  test("postback keys: secrets must be whsec_ base64 of 24+ bytes, delays parse to ms, targets are CIDRs", () => {
+  test("postback keys: secrets must be whsec_ base64 of 24+ bytes, delays parse to ms, targets are CIDRs", async () => {
     const short = `whsec_${Buffer.alloc(23, 1).toString("base64")}`;
     const issues = issuesOf({
       ...minimal,
@@ -177,7 +177,7 @@ describe("config", () => {
     expect(ok.postbacks.allowTargets).toEqual(["10.1.2.0/24", "fd00::/8"]);
   });
 
-  test("the environment wins over the file", () => {
+  test("the environment wins over the file", async () => {
     const config = parseConfig(minimal, { OXBTCPAY_RPC_URL: "https://env.example/rpc" });
     expect(config.chain.rpcUrl).toBe("https://env.example/rpc");
   });
@@ -204,7 +204,7 @@ describe("config", () => {
       private: { apiKeys, ...extra },
     });
 
-    test("private.apiKeys takes names, hashes and known permissions", () => {
+    test("private.apiKeys takes names, hashes and known permissions", async () => {
       const config = parseConfig(
         withKeys([{ name: "shop", hash: sha, permissions: ["payments:create", "payments:read"] }]),
       );
@@ -213,7 +213,7 @@ describe("config", () => {
       ]);
     });
 
-    test("a plain key, an unknown permission, duplicates and extra members are refused", () => {
+    test("a plain key, an unknown permission, duplicates and extra members are refused", async () => {
       expect(
         issuesOf(
           withKeys([
@@ -248,7 +248,7 @@ describe("config", () => {
       ]);
     });
 
-    test("scrypt hashes are checked for sane costs", () => {
+    test("scrypt hashes are checked for sane costs", async () => {
       const salt = Buffer.alloc(16, 1).toString("base64url");
       const digest = Buffer.alloc(32, 2).toString("base64url");
       const ok = `scrypt:16384:8:1:${salt}:${digest}`;
@@ -267,7 +267,7 @@ describe("config", () => {
       }
     });
 
-    test("public.rateLimit and public.trustProxy are validated", () => {
+    test("public.rateLimit and public.trustProxy are validated", async () => {
       expect(
         issuesOf({
           ...minimal,
@@ -290,7 +290,7 @@ describe("config", () => {
       });
     });
 
-    test("public.url and checkout.* are validated", () => {
+    test("public.url and checkout.* are validated", async () => {
       expect(
         issuesOf({
           ...minimal,
@@ -344,7 +344,7 @@ describe("config", () => {
       for (const d of dirs.splice(0)) d.cleanup();
     });
 
-    test("a missing file and invalid JSON are config errors", () => {
+    test("a missing file and invalid JSON are config errors", async () => {
       const dir = tempDir();
       dirs.push(dir);
       expect(() => loadConfig({ path: join(dir.path, "nope.json") })).toThrow(/cannot read/);
@@ -353,14 +353,14 @@ describe("config", () => {
       expect(() => loadConfig({ path: bad })).toThrow(/is not valid JSON/);
     });
 
-    test("the shipped example and dev configs validate", () => {
+    test("the shipped example and dev configs validate", async () => {
       for (const file of ["config/example.json", "config/dev.json"]) {
         expect(() => loadConfig({ path: file })).not.toThrow();
       }
     });
   });
 
-  test("the chain-watching and late-funds keys reject bad values, naming the key", () => {
+  test("the chain-watching and late-funds keys reject bad values, naming the key", async () => {
     expect(
       issuesOf({
         ...minimal,

@@ -41,7 +41,7 @@ describe("crash safety", () => {
   test("kill -9 at 6 moments of a 250-transfer scan: paid_amount equals balanceOf, no duplicate transfers", async () => {
     const dbPath = join(dir.path, "crash.sqlite");
     // Payments exist before any scanning.
-    const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
+    const { db, payments } = await paymentsOn({ path: dbPath, token: chain.token });
     const rows = await Promise.all(
       Array.from({ length: PAYMENTS }, () =>
         payments.create({ amount: tokens(1), data: null, postbackUrl: null }),

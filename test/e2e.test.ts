@@ -162,8 +162,8 @@ describe("end to end on anvil", () => {
     expect(typeof body.data).toBe("string");
     expect(JSON.parse(body.data)).toEqual(data);
 
-    const event = await waitFor(() => {
-      const [e] = daemon.payments.outbox.byPayment(payment.id);
+    const event = await waitFor(async () => {
+      const [e] = await daemon.payments.outbox.byPayment(payment.id);
       return e?.state === "delivered" ? e : undefined;
     });
     expect(event).toMatchObject({
@@ -172,7 +172,7 @@ describe("end to end on anvil", () => {
       last_status: 200,
       url: receiver.url,
     });
-    expect(daemon.payments.outbox.attemptsOf(event.id)).toMatchObject([
+    expect(await daemon.payments.outbox.attemptsOf(event.id)).toMatchObject([
       { status: 200, error: null },
     ]);
     expect(receiver.received).toHaveLength(1);

@@ -9,7 +9,7 @@ const t = (txHash: string, blockNumber: number, value: bigint, logIndex = 0) => 
 });
 
 describe("evaluatePayment", () => {
-  test("nothing received", () => {
+  test("nothing received", async () => {
     expect(
       evaluatePayment({ amount: 10n, transfers: [], head: 100, requiredConfirmations: 3 }),
     ).toEqual({
@@ -24,7 +24,7 @@ describe("evaluatePayment", () => {
     });
   });
 
-  test("the exact amount is paid once the block has the required confirmations", () => {
+  test("the exact amount is paid once the block has the required confirmations", async () => {
     const transfers = [t("0xa", 98, 10n)];
     expect(
       evaluatePayment({ amount: 10n, transfers, head: 99, requiredConfirmations: 3 }).paid,
@@ -38,7 +38,7 @@ describe("evaluatePayment", () => {
     });
   });
 
-  test("the transfer that brings the running sum to the amount is the completing one", () => {
+  test("the transfer that brings the running sum to the amount is the completing one", async () => {
     const transfers = [
       t("0xa", 90, 4n),
       t("0xb", 91, 5n),
@@ -51,7 +51,7 @@ describe("evaluatePayment", () => {
     expect(result.referenceBlock).toBe(95);
   });
 
-  test("a partial payment counts confirmations from its latest transfer and is not paid", () => {
+  test("a partial payment counts confirmations from its latest transfer and is not paid", async () => {
     const result = evaluatePayment({
       amount: 10n,
       transfers: [t("0xa", 90, 4n), t("0xb", 95, 5n)],
@@ -66,7 +66,7 @@ describe("evaluatePayment", () => {
     });
   });
 
-  test("confirmationsOf counts the block itself and never goes negative", () => {
+  test("confirmationsOf counts the block itself and never goes negative", async () => {
     expect(confirmationsOf(10, 10)).toBe(1);
     expect(confirmationsOf(10, 12)).toBe(3);
     expect(confirmationsOf(12, 10)).toBe(0);
@@ -88,7 +88,7 @@ describe("evaluatePayment", () => {
       blockTimestamp,
     });
 
-    test("in-time funds complete the payment even if they confirm after the deadline", () => {
+    test("in-time funds complete the payment even if they confirm after the deadline", async () => {
       const result = evaluatePayment({
         amount: 10n,
         transfers: [at("0xa", 10, 10n, 999_999)],
@@ -99,7 +99,7 @@ describe("evaluatePayment", () => {
       expect(result).toMatchObject({ paid: true, lateAmount: 0n, paidLate: false });
     });
 
-    test("a transfer exactly at the deadline is in time; one second later is late", () => {
+    test("a transfer exactly at the deadline is in time; one second later is late", async () => {
       const onTime = evaluatePayment({
         amount: 10n,
         transfers: [at("0xa", 10, 10n, 1_000_000)],
@@ -124,7 +124,7 @@ describe("evaluatePayment", () => {
       expect(late.lateCompleting?.txHash).toBe("0xa");
     });
 
-    test("partial in time, rest late: paid late with the completing late transfer", () => {
+    test("partial in time, rest late: paid late with the completing late transfer", async () => {
       const result = evaluatePayment({
         amount: 10n,
         transfers: [at("0xa", 10, 4n, 999_000), at("0xb", 20, 6n, 1_000_500)],
@@ -141,7 +141,7 @@ describe("evaluatePayment", () => {
       });
     });
 
-    test("an unknown block time (rows from before block times were kept) counts as in time", () => {
+    test("an unknown block time (rows from before block times were kept) counts as in time", async () => {
       const result = evaluatePayment({
         amount: 10n,
         transfers: [at("0xa", 10, 10n, null)],

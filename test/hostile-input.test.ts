@@ -153,7 +153,7 @@ const rpcCall = mostly(
 
 describe("private port: hostile input (fast-check)", () => {
   test("arbitrary JSON values as the body: always a JSON-RPC error, never a 5xx, never a payment", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     await fc.assert(
       fc.asyncProperty(fc.jsonValue(), async (value) => {
         const response = await post(JSON.stringify(value));
@@ -166,7 +166,7 @@ describe("private port: hostile input (fast-check)", () => {
   });
 
   test("arbitrary strings as the body: always a JSON-RPC error, never a 5xx, never a payment", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     await fc.assert(
       fc.asyncProperty(anyString, async (text) => {
         const response = await post(text);
@@ -181,7 +181,7 @@ describe("private port: hostile input (fast-check)", () => {
   });
 
   test("JSON-RPC-shaped calls and batches: never a 5xx or Internal error; a payment row only for a valid start_payment", async () => {
-    const { post, countPayments, payments } = setupApps();
+    const { post, countPayments, payments } = await setupApps();
     const known = new Set<string>();
     await fc.assert(
       fc.asyncProperty(
@@ -226,7 +226,7 @@ describe("private port: hostile input (fast-check)", () => {
       [keys.read]: ["payments:read"],
       [keys.all]: ["payments:create", "payments:read", "payments:cancel", "postbacks:resend"],
     };
-    const { post, countPayments } = setupApps({
+    const { post, countPayments } = await setupApps({
       apiKeys: Object.entries(granted).map(([key, permissions], i) => ({
         name: `k${i}`,
         hash: hashApiKey(key),
@@ -293,7 +293,7 @@ describe("private port: hostile input (fast-check)", () => {
   });
 
   test("arbitrary paths and methods on the private port: 404 or a JSON-RPC answer, never a 5xx", async () => {
-    const { sendPrivate } = setupApps();
+    const { sendPrivate } = await setupApps();
     await fc.assert(
       fc.asyncProperty(
         fc.array(anyString, { maxLength: 4 }),
@@ -319,7 +319,7 @@ describe("public port: hostile input (fast-check)", () => {
   const statusKeys = STATUS_KEYS;
 
   test("arbitrary path segments: 404 or a valid status, never a 5xx", async () => {
-    const { payments, sendPublic } = setupApps();
+    const { payments, sendPublic } = await setupApps();
     const ids = (
       await Promise.all(
         Array.from({ length: 5 }, () =>
@@ -377,7 +377,7 @@ describe("public port: hostile input (fast-check)", () => {
 
   test("with a rate limit: 200, 404 or 429 with Retry-After, never a 5xx", async () => {
     // The shoppers, IPv6 ones included, are named by a local proxy (127.0.0.1).
-    const { payments, getStatus, clock } = setupApps({
+    const { payments, getStatus, clock } = await setupApps({
       rateLimit: { windowMs: 10_000, max: 3 },
       publicTrustProxy: ["127.0.0.1"],
     });

@@ -21,13 +21,13 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter(value, 1_000_000_000_000)).toBe(expected);
   });
 
-  test("an HTTP-date counts from `now`", () => {
+  test("an HTTP-date counts from `now`", async () => {
     expect(
       parseRetryAfter("Wed, 21 Oct 2015 07:28:10 GMT", Date.parse("Wed, 21 Oct 2015 07:28:00 GMT")),
     ).toBe(10_000);
   });
 
-  test("the cap is a day unless the caller names another", () => {
+  test("the cap is a day unless the caller names another", async () => {
     expect(MAX_RETRY_AFTER_MS).toBe(86_400_000);
     expect(parseRetryAfter("86401", 0)).toBe(86_400_000);
     expect(parseRetryAfter("86401", 0, 2 ** 31 - 1)).toBe(86_401_000);

@@ -144,15 +144,17 @@ async function runEveryPath(postbackEvents: readonly EventType[] | undefined) {
   await statusOf(cancelled.id, (s) => s.paid_late && s.status === "cancelled");
 
   // Every queued event delivered (after its one failed attempt).
-  await waitFor(() => daemon.payments.outbox.list("pending").length === 0, {
+  await waitFor(async () => (await daemon.payments.outbox.list("pending")).length === 0, {
     what: "no pending postback",
   });
   const ids = { paid, expired, late, cancelled, reorged, unseen };
   const queued = Object.fromEntries(
-    Object.entries(ids).map(([name, p]) => [
-      name,
-      daemon.payments.outbox.byPayment(p.id).map((e) => e.type),
-    ]),
+    await Promise.all(
+      Object.entries(ids).map(async ([name, p]) => [
+        name,
+        (await daemon.payments.outbox.byPayment(p.id)).map((e) => e.type),
+      ]),
+    ),
   );
   return { shop, ids, queued, outbox: daemon.payments.outbox };
 }
@@ -174,7 +176,9 @@ describe("postbacks to a shop written for the original 0xBTCpay", () => {
     );
     // Two events, each tried twice under one webhook-id.
     expect([...shop.attempts.values()]).toEqual([2, 2]);
-    expect(outbox.list().every((e) => e.state === "delivered" && e.attempts === 2)).toBe(true);
+    expect((await outbox.list()).every((e) => e.state === "delivered" && e.attempts === 2)).toBe(
+      true,
+    );
   });
 
   test("with an opt-in to every event, each transition's event arrives once, in order per payment", async () => {

@@ -158,8 +158,8 @@ async function scenario({ restarts }: { restarts: boolean }) {
       return view;
     },
     /** The event types queued for the payment, in order. */
-    events(): EventType[] {
-      return daemon.payments.outbox.byPayment(payment.id).map((e) => e.type as EventType);
+    async events(): Promise<EventType[]> {
+      return (await daemon.payments.outbox.byPayment(payment.id)).map((e) => e.type as EventType);
     },
   };
   return t;
@@ -277,7 +277,7 @@ describe("the lifecycle, on anvil: status.json, get_payment and list_payments ag
       test(`${name}${restarts ? " (daemon restarted midway)" : ""}: events ${events.join(", ")}`, async () => {
         const t = await scenario({ restarts });
         await path(t);
-        expect(t.events()).toEqual(events);
+        expect(await t.events()).toEqual(events);
       });
     }
   }

@@ -23,13 +23,13 @@ async function setup() {
   const db = new Database(":memory:", { verbose: () => statements++ });
   migrate(db);
   const clock = skewedClock();
-  const { payments } = paymentsOn({
+  const { payments } = await paymentsOn({
     db,
     clock,
     requiredConfirmations: 1,
     expiresAfterSeconds: 3600,
   });
-  payments.sink.initCursor({ number: 0, hash: "0xb0", parentHash: "0x", timestamp: 0 }, 0);
+  await payments.sink.initCursor({ number: 0, hash: "0xb0", parentHash: "0x", timestamp: 0 }, 0);
   const server = await listenNode(
     createPrivateListener({
       payments,
@@ -42,7 +42,7 @@ async function setup() {
   cleanups.push(server.close, () => db.close());
   let n = 0;
   /** Mines one synthetic block (block time `seconds`) paying `value` to each address. */
-  const pay = (addresses: string[], value: bigint, seconds: number) => {
+  const pay = async (addresses: string[], value: bigint, seconds: number) => {
     n++;
     const block: BlockHeader = {
       number: n,
@@ -50,7 +50,7 @@ async function setup() {
       parentHash: `0xb${n - 1}`,
       timestamp: seconds,
     };
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: n,
       toBlock: n,
       blocks: [block],
@@ -78,8 +78,8 @@ describe("list_payments reads the stored status", () => {
     const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const deadline = Math.floor(p.expires_at / 1000);
     clock.skewMs += 3600 * 1000 + 60_000;
-    payments.deadlines.sweep();
-    pay([p.address], tokens(1), deadline + 30);
+    await payments.deadlines.sweep();
+    await pay([p.address], tokens(1), deadline + 30);
     const got = await call("get_payment", { id: p.id });
     expect(got).toMatchObject({ status: "expired", paid_late: true, paid_amount: "1" });
     expect(JSON.parse((await payments.statusJson(p.id)) as string).status).toBe("expired");
@@ -100,7 +100,7 @@ describe("list_payments reads the stored status", () => {
         }),
       ),
     );
-    pay(
+    await pay(
       rows.map((row) => row.address),
       tokens(1),
       Math.floor(Date.now() / 1000),

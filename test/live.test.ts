@@ -237,7 +237,7 @@ describe("live status stream on a daemon", () => {
 
 describe("live streams on their own", () => {
   test("an idle stream gets a heartbeat comment every heartbeatMs", async () => {
-    const { payments } = paymentsOn();
+    const { payments } = await paymentsOn();
     const live = createLiveStreams({ payments, logger: silentLogger, heartbeatMs: 25 });
     const server = await listenNode((req, res) => {
       const id = (req.url ?? "").split("/")[1] ?? "";

@@ -16,7 +16,7 @@ function capture() {
 }
 
 describe("logger", () => {
-  test("the xpub, signing secrets and RPC URL (it may hold an API key) are redacted", () => {
+  test("the xpub, signing secrets and RPC URL (it may hold an API key) are redacted", async () => {
     const { lines, logger } = capture();
     const config = parseConfig({
       chain: { rpcUrl: "https://rpc.example/v3/SECRETKEY", chainId: 1 },
@@ -41,7 +41,7 @@ describe("logger", () => {
     expect(out.match(/\[redacted\]/g)?.length).toBe(8);
   });
 
-  test("every network's RPC and websocket URLs are redacted (providers put API keys in both)", () => {
+  test("every network's RPC and websocket URLs are redacted (providers put API keys in both)", async () => {
     const { lines, logger } = capture();
     const config = parseConfig({
       networks: [

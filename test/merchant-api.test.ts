@@ -33,7 +33,7 @@ const PAYER = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
 let txCounter = 0;
 
 /** Feeds the payment logic one confirmed transfer to `to`, as the chain watcher would. */
-function transfer(payments: Payments, to: string, value: bigint, blockNumber = 100) {
+async function transfer(payments: Payments, to: string, value: bigint, blockNumber = 100) {
   txCounter++;
   const batch: ScanBatch = {
     fromBlock: blockNumber,
@@ -59,12 +59,12 @@ function transfer(payments: Payments, to: string, value: bigint, blockNumber = 1
       },
     ],
   } as ScanBatch;
-  payments.sink.applyBatch(batch);
+  await payments.sink.applyBatch(batch);
 }
 
 describe("start_payment: new optional params", () => {
   test("order_id, description, return_url, cancel_url and expires_in are stored; order_id is echoed", async () => {
-    const { call: rpc, payments, clock } = setupApps();
+    const { call: rpc, payments, clock } = await setupApps();
     const body = await rpc("start_payment", {
       amount: "1.5",
       order_id: "A-1001",
@@ -89,7 +89,7 @@ describe("start_payment: new optional params", () => {
   });
 
   test("without the new params the result has exactly the original fields plus expires_at", async () => {
-    const { call: rpc } = setupApps();
+    const { call: rpc } = await setupApps();
     const body = await rpc("start_payment", { amount: "1", order_id: null, description: null });
     expect(Object.keys(body.result)).toEqual(["id", "amount", "address", "expires_at"]);
   });
@@ -134,7 +134,7 @@ describe("start_payment: new optional params", () => {
     ["data over 16 KiB", "data too large", { data: "é".repeat(8192) }],
   ];
   test.each(cases)("%s → Invalid params: %s, and no payment", async (_name, reason, extra) => {
-    const { post, countPayments, nextIndex } = setupApps();
+    const { post, countPayments, nextIndex } = await setupApps();
     const response = await post(start({ amount: "1", ...extra }, 7));
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual(invalidParams(reason, 7));
@@ -143,7 +143,7 @@ describe("start_payment: new optional params", () => {
   });
 
   test("an order_id of 128 characters, expires_in at both bounds and data of exactly 16 KiB are accepted", async () => {
-    const { call: rpc, payments } = setupApps();
+    const { call: rpc, payments } = await setupApps();
     // 16,384 bytes of JSON text: the quotes plus 16,382 ASCII characters.
     const data = "x".repeat(16 * 1024 - 2);
     const a = await rpc("start_payment", { amount: "1", order_id: "o".repeat(128), data });
@@ -155,7 +155,7 @@ describe("start_payment: new optional params", () => {
   });
 
   test("the original's checks come first: a bad amount wins over a bad order_id", async () => {
-    const { call: rpc } = setupApps();
+    const { call: rpc } = await setupApps();
     expect((await rpc("start_payment", { amount: "x", order_id: "" })).error.message).toBe(
       "Invalid params: invalid amount",
     );
@@ -167,7 +167,7 @@ describe("start_payment: new optional params", () => {
 
 describe("start_payment: idempotency by order_id", () => {
   test("the same order_id and amount returns the first payment and uses no new derivation index", async () => {
-    const { call: rpc, nextIndex, countPayments } = setupApps();
+    const { call: rpc, nextIndex, countPayments } = await setupApps();
     const first = await rpc("start_payment", { amount: "1.5", order_id: "A-1" });
     expect(nextIndex()).toBe(1);
     // "1.50" is the same amount in base units.
@@ -183,7 +183,7 @@ describe("start_payment: idempotency by order_id", () => {
   });
 
   test("the same order_id with another amount is refused", async () => {
-    const { post, nextIndex, countPayments } = setupApps();
+    const { post, nextIndex, countPayments } = await setupApps();
     await post(start({ amount: "1.5", order_id: "A-1" }));
     const response = await post(start({ amount: "2", order_id: "A-1" }, 9));
     expect(await response.json()).toEqual(
@@ -194,7 +194,7 @@ describe("start_payment: idempotency by order_id", () => {
   });
 
   test("10 concurrent start_payment calls with one order_id create exactly one payment", async () => {
-    const { post, nextIndex, countPayments, db } = setupApps();
+    const { post, nextIndex, countPayments, db } = await setupApps();
     const bodies: Json[] = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         post(start({ amount: "3", order_id: "race-1" }, i)).then((r) => r.json()),
@@ -210,7 +210,7 @@ describe("start_payment: idempotency by order_id", () => {
   });
 
   test("10 concurrent calls over a real socket create exactly one payment", async () => {
-    const { listener, nextIndex, countPayments } = setupApps();
+    const { listener, nextIndex, countPayments } = await setupApps();
     const server = await listenNode(listener);
     try {
       const bodies: Json[] = await Promise.all(
@@ -231,8 +231,8 @@ describe("start_payment: idempotency by order_id", () => {
     }
   });
 
-  test("the database refuses a second row with the same order_id", () => {
-    const { db } = setupApps();
+  test("the database refuses a second row with the same order_id", async () => {
+    const { db } = await setupApps();
     const insert = db.prepare(
       "INSERT INTO payments (id, amount, derivation_index, address, created_at, expires_at, order_id) VALUES (?, '1', ?, ?, 0, 0, ?)",
     );
@@ -247,7 +247,7 @@ describe("start_payment: idempotency by order_id", () => {
 
 describe("get_payment", () => {
   test("by id and by order_id: status.json's fields, then the private ones", async () => {
-    const { call: rpc, clock, payments, getStatus } = setupApps();
+    const { call: rpc, clock, payments, getStatus } = await setupApps();
     const raw = `{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"0.29","order_id":"A-7","description":"tea","return_url":"https://shop.example/ok","cancel_url":"https://shop.example/no","postback_url":"https://shop.example/pb","data": {"b":1, "big":12345678901234567890123}}}`;
     const made = await rpc("start_payment", JSON.parse(raw).params);
     const id = made.result.id as string;
@@ -278,7 +278,7 @@ describe("get_payment", () => {
   });
 
   test("data comes back as the exact JSON that was sent (big numbers, key order, spacing)", async () => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     const sent = `{"b":1, "a":12345678901234567890123, "s":"\\u00e9"}`;
     const made = (await (
       await post(
@@ -290,7 +290,7 @@ describe("get_payment", () => {
   });
 
   test("a payment without data has data null; explicit null data is null too", async () => {
-    const { call: rpc } = setupApps();
+    const { call: rpc } = await setupApps();
     const a = await rpc("start_payment", { amount: "1" });
     const b = await rpc("start_payment", { amount: "1", data: null });
     expect((await rpc("get_payment", { id: a.result.id })).result.data).toBeNull();
@@ -298,14 +298,14 @@ describe("get_payment", () => {
   });
 
   test("shows the postback delivery state from the outbox", async () => {
-    const { call: rpc, payments, clock } = setupApps();
+    const { call: rpc, payments, clock } = await setupApps();
     const made = await rpc("start_payment", {
       amount: "1",
       postback_url: "https://shop.example/pb",
     });
     const id = made.result.id as string;
-    transfer(payments, made.result.address, 100_000_000n);
-    const [event] = payments.outbox.byPayment(id);
+    await transfer(payments, made.result.address, 100_000_000n);
+    const [event] = await payments.outbox.byPayment(id);
     expect(event).toBeDefined();
     expect((await rpc("get_payment", { id })).result.postbacks).toEqual([
       {
@@ -317,7 +317,7 @@ describe("get_payment", () => {
         delivered_at: null,
       },
     ]);
-    payments.outbox.recordAttempt(
+    await payments.outbox.recordAttempt(
       {
         event_id: event?.id as string,
         attempted_at: clock.now(),
@@ -346,7 +346,7 @@ describe("get_payment", () => {
     ["an unknown order_id", "payment not found", { order_id: "nope" }],
   ];
   test.each(errors)("%s → Invalid params: %s", async (_name, reason, params) => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     expect(await (await post(call("get_payment", params, "g"))).json()).toEqual(
       invalidParams(reason, "g"),
     );
@@ -355,7 +355,7 @@ describe("get_payment", () => {
 
 describe("list_payments", () => {
   test("2,500 payments paged 1,000 at a time come back each exactly once, newest first, while new ones arrive", async () => {
-    const { call: rpc, clock, payments } = setupApps();
+    const { call: rpc, clock, payments } = await setupApps();
     const created: string[] = [];
     for (let i = 0; i < 2_500; i++) {
       // Many share a millisecond: ties on created_at are broken by id.
@@ -391,7 +391,7 @@ describe("list_payments", () => {
   });
 
   test("small pages: the default limit is 100, next_cursor is null on the last page", async () => {
-    const { call: rpc, payments } = setupApps();
+    const { call: rpc, payments } = await setupApps();
     for (let i = 0; i < 101; i++)
       await payments.create({ amount: 1n, data: null, postbackUrl: null });
     const first = await rpc("list_payments", {});
@@ -406,7 +406,7 @@ describe("list_payments", () => {
   });
 
   test("status and since filter the listing", async () => {
-    const { call: rpc, payments, clock } = setupApps();
+    const { call: rpc, payments, clock } = await setupApps();
     const make = async (amount: bigint, expiresIn?: number) => {
       clock.advance(1);
       return await payments.create({
@@ -426,11 +426,11 @@ describe("list_payments", () => {
     const waiting = await make(1n);
     clock.advance(1000);
     const later = await make(1n);
-    transfer(payments, paid.address, 5n);
-    transfer(payments, seen.address, 3n);
+    await transfer(payments, paid.address, 5n);
+    await transfer(payments, seen.address, 3n);
     await rpc("cancel_payment", { id: cancelled.id });
     clock.advance(61_000);
-    payments.deadlines.sweep();
+    await payments.deadlines.sweep();
     const ids = async (params: Record<string, unknown>) =>
       ((await rpc("list_payments", params)).result.payments as Json[]).map((p) => p.id);
     expect(await ids({ status: "paid" })).toEqual([paid.id]);
@@ -462,11 +462,11 @@ describe("list_payments", () => {
     ],
   ];
   test.each(errors)("%s → Invalid params: %s", async (_name, reason, params) => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     expect(await (await post(call("list_payments", params))).json()).toEqual(invalidParams(reason));
   });
 
-  test("a cursor is opaque base64url of the position", () => {
+  test("a cursor is opaque base64url of the position", async () => {
     expect(encodeCursor({ created_at: 1_800_000_000_123, id: "0123456789abcdef" })).toBe(
       Buffer.from("1800000000123.0123456789abcdef").toString("base64url"),
     );
@@ -475,7 +475,7 @@ describe("list_payments", () => {
 
 describe("cancel_payment", () => {
   test("a waiting payment becomes cancelled, in get_payment and status.json; cancelling again changes nothing", async () => {
-    const { call: rpc, getStatus, clock } = setupApps();
+    const { call: rpc, getStatus, clock } = await setupApps();
     const made = await rpc("start_payment", { amount: "1" });
     const id = made.result.id as string;
     const cancelled = await rpc("cancel_payment", { id });
@@ -492,14 +492,14 @@ describe("cancel_payment", () => {
   });
 
   test("a later transfer is recorded as received, but the payment stays cancelled and sends no postback", async () => {
-    const { call: rpc, payments } = setupApps();
+    const { call: rpc, payments } = await setupApps();
     const made = await rpc("start_payment", {
       amount: "1",
       postback_url: "https://shop.example/pb",
     });
     await rpc("cancel_payment", { id: made.result.id });
-    transfer(payments, made.result.address, 100_000_000n);
-    payments.sink.applyHead(500);
+    await transfer(payments, made.result.address, 100_000_000n);
+    await payments.sink.applyHead(500);
     const after = await rpc("get_payment", { id: made.result.id });
     expect(after.result).toMatchObject({
       status: "cancelled",
@@ -512,9 +512,9 @@ describe("cancel_payment", () => {
   });
 
   test("a paid payment cannot be cancelled", async () => {
-    const { post, call: rpc, payments } = setupApps();
+    const { post, call: rpc, payments } = await setupApps();
     const made = await rpc("start_payment", { amount: "1" });
-    transfer(payments, made.result.address, 100_000_000n);
+    await transfer(payments, made.result.address, 100_000_000n);
     expect((await payments.get(made.result.id))?.paid_at).not.toBeNull();
     expect(await (await post(call("cancel_payment", { id: made.result.id }, 3))).json()).toEqual(
       invalidParams("payment already paid", 3),
@@ -527,7 +527,7 @@ describe("cancel_payment", () => {
     [{ id: "xyz" }, "invalid id"],
     [{ id: "0123456789abcdef" }, "payment not found"],
   ])("%j → Invalid params: %s", async (params, reason) => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     expect(await (await post(call("cancel_payment", params))).json()).toEqual(
       invalidParams(reason),
     );
@@ -536,7 +536,7 @@ describe("cancel_payment", () => {
 
 describe("batches and notifications", () => {
   test("a batch of mixed valid and invalid calls gets per-call results and errors, in order", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     const response = await post([
       start({ amount: "1", order_id: "b-1" }, "a"),
       start({ amount: "1.123456789" }, "b"),
@@ -570,7 +570,7 @@ describe("batches and notifications", () => {
   });
 
   test("each call of a batch keeps its own data byte for byte", async () => {
-    const { post, payments } = setupApps();
+    const { post, payments } = await setupApps();
     const body = `[{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"1","data": {"n": 1.50}}},
       {"jsonrpc":"2.0","id":2,"method":"start_payment","params":{"data":[ 99999999999999999999 ],"amount":"1"}}]`;
     const [a, b] = (await (await post(body)).json()) as Json[];
@@ -579,7 +579,7 @@ describe("batches and notifications", () => {
   });
 
   test("a single notification and an all-notification batch get 204 and no body, and are executed", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     const note = { jsonrpc: "2.0", method: "start_payment", params: { amount: "1" } };
     const single = await post(note);
     expect(single.status).toBe(204);
@@ -591,7 +591,7 @@ describe("batches and notifications", () => {
   });
 
   test("an empty batch is one Invalid request; an oversized batch is refused whole", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     expect(await (await post([])).json()).toEqual({
       jsonrpc: "2.0",
       error: { code: -32600, message: "Invalid request" },
@@ -608,7 +608,7 @@ describe("batches and notifications", () => {
   });
 
   test("a batch inside a batch is an invalid call", async () => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     expect(await (await post([[start({ amount: "1" })]])).json()).toEqual([
       { jsonrpc: "2.0", error: { code: -32600, message: "Invalid request" }, id: null },
     ]);
@@ -639,14 +639,14 @@ describe("API keys", () => {
     id,
   });
 
-  test("the config entries hold only hashes", () => {
+  test("the config entries hold only hashes", async () => {
     const text = JSON.stringify(apiKeys);
     for (const key of [shopKey, readerKey, scryptKey]) expect(text).not.toContain(key.slice(4));
     expect(apiKeys[0]?.hash).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
   test("no key → 403; wrong key → 403; both create nothing", async () => {
-    const { post, countPayments } = setupApps({ apiKeys });
+    const { post, countPayments } = await setupApps({ apiKeys });
     const none = await post(start({ amount: "1" }));
     expect(none.status).toBe(403);
     expect(await none.json()).toEqual(forbidden("Forbidden: missing API key"));
@@ -668,7 +668,7 @@ describe("API keys", () => {
   });
 
   test("a key without payments:cancel calling cancel_payment → 403 naming the permission; the right key cancels", async () => {
-    const { post, payments } = setupApps({ apiKeys });
+    const { post, payments } = await setupApps({ apiKeys });
     const made = (await (
       await post(start({ amount: "1" }), { headers: bearer(shopKey) })
     ).json()) as Json;
@@ -687,7 +687,7 @@ describe("API keys", () => {
   });
 
   test("the scheme is case-insensitive and a scrypt key works (checked once, then cached)", async () => {
-    const { post } = setupApps({ apiKeys });
+    const { post } = await setupApps({ apiKeys });
     for (let i = 0; i < 2; i++) {
       const response = await post(start({ amount: "1" }), {
         headers: { authorization: `bearer ${scryptKey}` },
@@ -703,7 +703,7 @@ describe("API keys", () => {
   });
 
   test("in a batch, a call without the permission gets its own error and the others run", async () => {
-    const { post, countPayments } = setupApps({ apiKeys });
+    const { post, countPayments } = await setupApps({ apiKeys });
     const response = await post(
       [
         start({ amount: "1" }, 1),
@@ -726,7 +726,7 @@ describe("API keys", () => {
   });
 
   test("a single notification without the permission still gets 403", async () => {
-    const { post } = setupApps({ apiKeys });
+    const { post } = await setupApps({ apiKeys });
     const response = await post(
       { jsonrpc: "2.0", method: "cancel_payment", params: { id: "0123456789abcdef" } },
       { headers: bearer(readerKey) },
@@ -739,7 +739,7 @@ describe("API keys", () => {
 
   test("the IP allowlist still applies with a valid key", async () => {
     // Loopback is not exempt here, so 127.0.0.3 is outside the allowlist.
-    const { post } = setupApps({ apiKeys, allow: ["127.0.0.2"], loopback: false });
+    const { post } = await setupApps({ apiKeys, allow: ["127.0.0.2"], loopback: false });
     const outside = await post(start({ amount: "1" }), {
       from: "127.0.0.3",
       headers: bearer(shopKey),
@@ -754,7 +754,7 @@ describe("API keys", () => {
   });
 
   test("without keys configured an Authorization header changes nothing", async () => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     const response = await post(start({ amount: "1" }), {
       headers: { authorization: "Bearer whatever" },
     });
@@ -767,7 +767,7 @@ describe("API keys", () => {
       level: "trace",
       destination: { write: (line: string) => lines.push(line) } as never,
     });
-    const { post } = setupApps({ apiKeys, logger });
+    const { post } = await setupApps({ apiKeys, logger });
     for (const key of [shopKey, readerKey, `${shopKey}x`]) {
       await post(call("cancel_payment", { id: "0123456789abcdef" }), {
         headers: { authorization: `Bearer ${key}` },
@@ -784,7 +784,7 @@ describe("API keys", () => {
   describe("over a real socket", () => {
     let server: Awaited<ReturnType<typeof listenNode>>;
     beforeAll(async () => {
-      server = await listenNode(setupApps({ apiKeys }).listener);
+      server = await listenNode((await setupApps({ apiKeys })).listener);
     });
     afterAll(() => server.close());
 
@@ -805,11 +805,11 @@ describe("API keys", () => {
 
 describe("private port over a real socket (the daemon's node:http listener): bodies", () => {
   let server: Awaited<ReturnType<typeof listenNode>>;
-  let apps: ReturnType<typeof setupApps>;
+  let apps: Awaited<ReturnType<typeof setupApps>>;
   /** Transfer-Encoding of each request as the server received it. */
   const encodings: Array<string | null> = [];
   beforeAll(async () => {
-    apps = setupApps();
+    apps = await setupApps();
     server = await listenNode((req, res) => {
       encodings.push(req.headers["transfer-encoding"] ?? null);
       apps.listener(req, res);
@@ -926,7 +926,7 @@ describe("private port over a real socket (the daemon's node:http listener): bod
 describe("extra methods", () => {
   test("another module's method joins the registry as one entry, behind its permission", async () => {
     const key = generateApiKey();
-    const { post, payments } = setupApps({
+    const { post, payments } = await setupApps({
       apiKeys: [{ name: "shop", hash: hashApiKey(key), permissions: ["payments:read"] }],
       extraMethods: [
         {

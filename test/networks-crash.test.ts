@@ -88,7 +88,7 @@ describe("several networks, crash safety and the operator's commands", {
 }, () => {
   test("kill -9 while both networks scan, twice: after the restart every payment equals balanceOf on each network; then status, rescan --network and doctor per network", async () => {
     const dbPath = join(dir.path, "networks-crash.sqlite");
-    const { db, payments } = paymentsOn({ path: dbPath });
+    const { db, payments } = await paymentsOn({ path: dbPath });
     const rows = await Promise.all(
       Array.from({ length: PAYMENTS }, () =>
         payments.create({ amount: tokens(1), data: null, postbackUrl: null }),

@@ -75,7 +75,7 @@ describe("config: networks", () => {
     { name: "polygon", rpcUrl: "https://polygon.example/rpc", chainId: 137 },
   ];
 
-  test("each network with today's chain keys, the known chains' 0xBTC contract and names by default; chain mirrors the first", () => {
+  test("each network with today's chain keys, the known chains' 0xBTC contract and names by default; chain mirrors the first", async () => {
     const config = parseConfig({ ...SECRET_FREE_BASE, networks: two });
     expect(networksOf(config)).toEqual([
       {
@@ -112,7 +112,7 @@ describe("config: networks", () => {
     expect(config.chain).toMatchObject({ chainId: 1, name: "Ethereum", confirmations: 12 });
   });
 
-  test("the single chain section is one network named ethereum, and the config has no networks", () => {
+  test("the single chain section is one network named ethereum, and the config has no networks", async () => {
     const config = parseConfig({
       ...SECRET_FREE_BASE,
       chain: { rpcUrl: "https://rpc.example", chainId: 31337 },
@@ -123,7 +123,7 @@ describe("config: networks", () => {
     ]);
   });
 
-  test("both sections, neither, duplicate names and chain ids, other decimals and an unknown chain without a token are refused by key", () => {
+  test("both sections, neither, duplicate names and chain ids, other decimals and an unknown chain without a token are refused by key", async () => {
     expect(
       issuesOf({
         ...SECRET_FREE_BASE,
@@ -161,7 +161,7 @@ describe("config: networks", () => {
     ]);
   });
 
-  test("OXBTCPAY_RPC_URL_<NAME> gives a network its RPC URL; a variable for no network, or the single-chain one with networks, is refused", () => {
+  test("OXBTCPAY_RPC_URL_<NAME> gives a network its RPC URL; a variable for no network, or the single-chain one with networks, is refused", async () => {
     const config = parseConfig(
       { ...SECRET_FREE_BASE, networks: [two[0], { name: "polygon", chainId: 137 }] },
       { OXBTCPAY_RPC_URL_POLYGON: "https://secret.example/key", OXBTCPAY_RPC_URL_ETHEREUM: "" },
@@ -190,7 +190,7 @@ describe("config: networks", () => {
     ]);
   });
 
-  test("config/example-networks.json validates: Ethereum and Polygon with their 0xBTC contracts", () => {
+  test("config/example-networks.json validates: Ethereum and Polygon with their 0xBTC contracts", async () => {
     const config = loadConfig({ path: "config/example-networks.json" });
     expect(
       networksOf(config).map(({ name, chainId, token, confirmations }) => ({
@@ -215,7 +215,7 @@ describe("config: networks", () => {
     ]);
   });
 
-  test("payment.wrong_network may be a default event only with networks", () => {
+  test("payment.wrong_network may be a default event only with networks", async () => {
     const events = ["payment.paid", "payment.wrong_network"];
     expect(
       parseConfig({ ...SECRET_FREE_BASE, networks: two, postbacks: { events } }).postbacks.events,
@@ -233,7 +233,7 @@ describe("config: networks", () => {
 });
 
 describe("migration 0007", () => {
-  test("the single chain's cursor, blocks, transfers and paid payment become network ethereum's, unchanged otherwise", () => {
+  test("the single chain's cursor, blocks, transfers and paid payment become network ethereum's, unchanged otherwise", async () => {
     const db = new Database(":memory:");
     migrate(
       db,
@@ -319,7 +319,7 @@ describe("the rule across networks", () => {
     accepts,
   });
 
-  test("paid when the confirmed sum reaches the amount, each transfer confirmed on its own network; the completing transfer is the one that got the sum there in arrival order", () => {
+  test("paid when the confirmed sum reaches the amount, each transfer confirmed on its own network; the completing transfer is the one that got the sum there in arrival order", async () => {
     // Polygon's half arrives first (block time), Ethereum's second.
     const transfers = [
       transfer("ethereum", "0xe", 100, 5n, 1_000_020),
@@ -340,7 +340,7 @@ describe("the rule across networks", () => {
     expect(evaluate({ ethereum: 101, polygon: 9_999 }).paid).toBe(false);
   });
 
-  test("a later transfer confirmed sooner completes the payment when the earlier one is still confirming", () => {
+  test("a later transfer confirmed sooner completes the payment when the earlier one is still confirming", async () => {
     const transfers = [
       transfer("ethereum", "0xe1", 100, 4n, 1_000_000),
       transfer("polygon", "0xp", 5_000, 4n, 1_000_010),
@@ -360,7 +360,7 @@ describe("the rule across networks", () => {
     });
   });
 
-  test("funds on a network the payment does not accept are added up apart and never counted; late is by each network's own block time", () => {
+  test("funds on a network the payment does not accept are added up apart and never counted; late is by each network's own block time", async () => {
     const result = evaluateTransfers({
       amount: 10n,
       expiresAt: 1_000_015_000,
@@ -382,7 +382,7 @@ describe("the rule across networks", () => {
     });
   });
 
-  test("a transition that adds wrong-network funds raises payment.wrong_network once; the status stays waiting", () => {
+  test("a transition that adds wrong-network funds raises payment.wrong_network once; the status stays waiting", async () => {
     const payment: Parameters<typeof decide>[0]["payment"] = {
       amount: "10",
       expires_at: 2_000_000_000_000,
@@ -717,7 +717,7 @@ describe("two chains, one address", () => {
       async () => (await viewOf(daemon, legacy.id)).wrong_network_amount === "1",
       "the legacy shop's payment flagged",
     );
-    expect(daemon.payments.outbox.byPayment(legacy.id)).toEqual([]);
+    expect(await daemon.payments.outbox.byPayment(legacy.id)).toEqual([]);
     expect(legacyShop.received).toEqual([]);
 
     const right = await pay(poly, optedIn.address, tokens(1));

@@ -61,7 +61,7 @@ async function scrape(daemon: Daemon): Promise<Map<string, Family>> {
 }
 
 describe("readiness rules", () => {
-  test("bounds: the scan may be confirmations + 5 blocks behind, the node must have answered within 60 s or 3 polls; set keys win", () => {
+  test("bounds: the scan may be confirmations + 5 blocks behind, the node must have answered within 60 s or 3 polls; set keys win", async () => {
     const ready = { maxHeadAge: 180_000, maxRpcLatency: 10_000 };
     expect(readinessBounds({ ready, confirmations: 12, pollIntervalMs: 2_000 })).toEqual({
       maxBlocksBehind: 17,
@@ -82,7 +82,7 @@ describe("readiness rules", () => {
     ).toMatchObject({ maxBlocksBehind: 2, maxRpcAgeMs: 5_000 });
   });
 
-  test("every check is named with its value and bound, and each one fails on its own", () => {
+  test("every check is named with its value and bound, and each one fails on its own", async () => {
     const bounds = readinessBounds({
       ready: { maxHeadAge: 180_000, maxRpcLatency: 10_000 },
       confirmations: 3,
@@ -132,7 +132,7 @@ describe("readiness rules", () => {
     expect(fresh.checks.blocks_behind?.value).toBeNull();
   });
 
-  test("several networks: ok (200) when all pass, degraded (200) while one network fails and another passes, failing (503) when every network fails or the database does", () => {
+  test("several networks: ok (200) when all pass, degraded (200) while one network fails and another passes, failing (503) when every network fails or the database does", async () => {
     const bounds = readinessBounds({
       ready: { maxHeadAge: 180_000, maxRpcAge: 60_000, maxRpcLatency: 10_000 },
       confirmations: 3,
@@ -200,7 +200,7 @@ describe("readiness rules", () => {
     expect([single.status, httpStatusOf(single)]).toEqual(["failing", 503]);
   });
 
-  test("the write probe fails while another connection holds the write lock, and on a read-only connection; it leaves the busy timeout as it was", () => {
+  test("the write probe fails while another connection holds the write lock, and on a read-only connection; it leaves the busy timeout as it was", async () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "probe.sqlite");
@@ -231,7 +231,7 @@ describe("readiness rules", () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "tallies.sqlite");
-      const { db, payments } = paymentsOn({ path });
+      const { db, payments } = await paymentsOn({ path });
       const a = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
       const b = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
       await payments.create({ amount: tokens(1), data: null, postbackUrl: null, orderId: "o-1" });
@@ -240,7 +240,7 @@ describe("readiness rules", () => {
       await payments.cancel(a.id);
       await payments.cancel(a.id);
       // A batch that fails rolls back: the transition it decided does not count.
-      expect(() =>
+      await expect(
         payments.sink.applyBatch({
           fromBlock: 1,
           toBlock: 1,
@@ -248,7 +248,7 @@ describe("readiness rules", () => {
           head: 1,
           transfers: [],
         }),
-      ).toThrow("batch without its last block header");
+      ).rejects.toThrow("batch without its last block header");
       await payments.cancel(b.id);
       const counts = (statusOf: typeof db) =>
         Object.fromEntries(
@@ -269,8 +269,8 @@ describe("readiness rules", () => {
         transitions: [{ from: "waiting", to: "cancelled", count: 2 }],
       });
       db.close();
-      const reopened = paymentsOn({ path });
-      expect(reopened.payments.tallies()).toEqual({
+      const reopened = await paymentsOn({ path });
+      expect(await reopened.payments.tallies()).toEqual({
         byStatus: expected,
         created: 0,
         transitions: [],
@@ -281,7 +281,7 @@ describe("readiness rules", () => {
     }
   });
 
-  test("a scrape's queries read indexes, never the payments or events table (EXPLAIN QUERY PLAN)", () => {
+  test("a scrape's queries read indexes, never the payments or events table (EXPLAIN QUERY PLAN)", async () => {
     const db = openDatabase({ path: ":memory:" });
     const plan = (sql: string) =>
       db
@@ -304,7 +304,7 @@ describe("readiness rules", () => {
     db.close();
   });
 
-  test("config: ops.* keys are checked and named", () => {
+  test("config: ops.* keys are checked and named", async () => {
     const base = {
       chain: { rpcUrl: "http://127.0.0.1:1", chainId: 31337 },
       wallet: { xpub: DEV_XPUB },
@@ -341,7 +341,7 @@ describe("readiness rules", () => {
 });
 
 describe("the Prometheus text parser of these tests", () => {
-  test("refuses what the format forbids, so a scrape that parses is well-formed", () => {
+  test("refuses what the format forbids, so a scrape that parses is well-formed", async () => {
     const good = [
       "# HELP a_total A counter.",
       "# TYPE a_total counter",

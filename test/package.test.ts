@@ -98,7 +98,7 @@ beforeAll(async () => {
 afterAll(() => dir.cleanup());
 
 describe("the packed npm package", () => {
-  test("installs the compiled daemon only: dist/, no sources, no TypeScript loader or compiler, no anvil", () => {
+  test("installs the compiled daemon only: dist/, no sources, no TypeScript loader or compiler, no anvil", async () => {
     expect(readdirSync(installed).sort()).toEqual([
       "README.md",
       "bin",

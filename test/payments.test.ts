@@ -5,16 +5,16 @@ import { generatePaymentId, PAYMENT_ID_PATTERN } from "../src/payments/ids.ts";
 import { paymentsOn, skewedClock, tempDir, tokens } from "./helpers/index.ts";
 
 /** The payment logic fed synthetic batches, as the watcher would hand them over. */
-function setup(path = ":memory:") {
+async function setup(path = ":memory:") {
   const clock = skewedClock();
-  const { db, payments } = paymentsOn({
+  const { db, payments } = await paymentsOn({
     path,
     clock,
     requiredConfirmations: 1,
     expiresAfterSeconds: 3600,
     monitorForSeconds: 86_400,
   });
-  payments.sink.initCursor({ number: 0, hash: "0x00", parentHash: "0x", timestamp: 0 }, 0);
+  await payments.sink.initCursor({ number: 0, hash: "0x00", parentHash: "0x", timestamp: 0 }, 0);
   let n = 0;
   const block = (): BlockHeader => {
     n++;
@@ -39,14 +39,14 @@ function setup(path = ":memory:") {
 }
 
 describe("payment ids", () => {
-  test("16 lowercase hex characters, all different, across many refills of the random pool", () => {
+  test("16 lowercase hex characters, all different, across many refills of the random pool", async () => {
     const ids = Array.from({ length: 20_000 }, () => generatePaymentId());
     expect(ids.every((id) => PAYMENT_ID_PATTERN.test(id))).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
   });
 
   test("a created payment's row is the stored row, defaults included", async () => {
-    const { db, payments } = paymentsOn();
+    const { db, payments } = await paymentsOn();
     const row = await payments.create({ amount: 5n, data: null, postbackUrl: null });
     expect(row).toEqual({
       ...(db.prepare("SELECT * FROM payments WHERE id = ?").get(row.id) as object),
@@ -58,11 +58,11 @@ describe("payment ids", () => {
 
 describe("late funds and the monitoring window", () => {
   test("late funds within payments.monitorFor are recorded; after it they are ignored", async () => {
-    const { db, payments, block, transfer } = setup();
+    const { db, payments, block, transfer } = await setup();
     const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const expiresAt = Math.floor(p.expires_at / 1000);
     const b1 = block();
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: b1.number,
       toBlock: b1.number,
       blocks: [b1],
@@ -70,7 +70,7 @@ describe("late funds and the monitoring window", () => {
       transfers: [transfer(p.address, 40_000_000n, b1.number, expiresAt + 86_400)],
     });
     const b2 = block();
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: b2.number,
       toBlock: b2.number,
       blocks: [b2],
@@ -87,10 +87,10 @@ describe("late funds and the monitoring window", () => {
     });
   });
 
-  test("a transfer to an address of no payment is not recorded; the cursor still moves", () => {
-    const { db, payments, block, transfer } = setup();
+  test("a transfer to an address of no payment is not recorded; the cursor still moves", async () => {
+    const { db, payments, block, transfer } = await setup();
     const b = block();
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: b.number,
       toBlock: b.number,
       blocks: [b],
@@ -98,13 +98,13 @@ describe("late funds and the monitoring window", () => {
       transfers: [transfer("0x000000000000000000000000000000000000dead", 1n, b.number, 0)],
     });
     expect(db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 0 });
-    expect(payments.sink.cursor()).toEqual({ blockNumber: b.number, blockHash: b.hash });
+    expect(await payments.sink.cursor()).toEqual({ blockNumber: b.number, blockHash: b.hash });
   });
 
   test("filter keeps only transfers to payment addresses", async () => {
-    const { payments, transfer } = setup();
+    const { payments, transfer } = await setup();
     const p = await payments.create({ amount: 1n, data: null, postbackUrl: null });
-    const kept = payments.sink.filter([
+    const kept = await payments.sink.filter([
       transfer("0xdead", 1n, 1, 0),
       transfer(p.address, 2n, 1, 0),
     ]);
@@ -114,13 +114,13 @@ describe("late funds and the monitoring window", () => {
 
 describe("status.json cache", () => {
   test("a cached body follows every write and the deadline", async () => {
-    const { clock, payments, block, transfer } = setup();
+    const { clock, payments, block, transfer } = await setup();
     const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const first = await payments.statusJson(p.id);
     expect(JSON.parse(first as string)).toMatchObject({ status: "waiting", paid_amount: "0" });
     expect(await payments.statusJson(p.id)).toBe(first);
     const b = block();
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: b.number,
       toBlock: b.number,
       blocks: [b],
@@ -136,7 +136,7 @@ describe("status.json cache", () => {
     expect(JSON.parse((await payments.statusJson(p.id)) as string)).toMatchObject({
       status: "seen",
     });
-    payments.deadlines.sweep();
+    await payments.deadlines.sweep();
     expect(JSON.parse((await payments.statusJson(p.id)) as string)).toMatchObject({
       status: "expired",
     });
@@ -147,10 +147,10 @@ describe("status.json cache", () => {
     const dir = tempDir();
     try {
       const path = join(dir.path, "cache.sqlite");
-      const { db, payments } = setup(path);
+      const { db, payments } = await setup(path);
       const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
       expect(JSON.parse((await payments.statusJson(p.id)) as string).status).toBe("waiting");
-      const other = paymentsOn({ path });
+      const other = await paymentsOn({ path });
       await other.payments.cancel(p.id);
       other.db.close();
       expect(JSON.parse((await payments.statusJson(p.id)) as string).status).toBe("cancelled");
@@ -163,14 +163,14 @@ describe("status.json cache", () => {
 
 describe("change feed", () => {
   test("a commit tells subscribers the payments it changed and whether the head moved; a rollback tells nothing", async () => {
-    const { payments, block, transfer } = setup();
+    const { payments, block, transfer } = await setup();
     const p = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const other = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const seen: Array<{ ids: readonly string[]; head: boolean }> = [];
     const unsubscribe = payments.onChange((change) => seen.push(change));
 
     const b = block();
-    expect(() =>
+    await expect(
       payments.sink.applyBatch({
         fromBlock: b.number,
         toBlock: b.number,
@@ -178,10 +178,10 @@ describe("change feed", () => {
         head: b.number,
         transfers: [transfer(other.address, 1n, b.number, 0)],
       }),
-    ).toThrow("batch without its last block header");
+    ).rejects.toThrow("batch without its last block header");
     expect(seen).toEqual([]);
 
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: b.number,
       toBlock: b.number,
       blocks: [b],
@@ -189,26 +189,26 @@ describe("change feed", () => {
       transfers: [transfer(p.address, 10_000_000n, b.number, 0)],
     });
     expect(seen).toEqual([{ ids: [p.id], head: true }]);
-    payments.sink.applyHead(b.number);
+    await payments.sink.applyHead(b.number);
     expect(seen).toHaveLength(1);
     await payments.cancel(other.id);
     expect(seen.at(-1)).toEqual({ ids: [other.id], head: false });
     unsubscribe();
-    payments.sink.applyHead(b.number + 1);
+    await payments.sink.applyHead(b.number + 1);
     expect(seen).toHaveLength(2);
   });
 });
 
 describe("status bodies in bulk", () => {
   test("statusJsonMany gives each payment the same body as statusJson, and leaves unknown ids out", async () => {
-    const { payments, block, transfer } = setup();
+    const { payments, block, transfer } = await setup();
     const [a, b, c] = (await Promise.all(
       [1n, 2n, 3n].map((n) =>
         payments.create({ amount: tokens(n), data: null, postbackUrl: null }),
       ),
     )) as [PaymentRowWithCreated, PaymentRowWithCreated, PaymentRowWithCreated];
     const first = block();
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: first.number,
       toBlock: first.number,
       blocks: [first],
@@ -216,7 +216,7 @@ describe("status bodies in bulk", () => {
       transfers: [transfer(a.address, tokens(1), first.number, 0)],
     });
     const second = block();
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: second.number,
       toBlock: second.number,
       blocks: [second],
@@ -234,5 +234,5 @@ describe("status bodies in bulk", () => {
 });
 
 type PaymentRowWithCreated = Awaited<
-  ReturnType<ReturnType<typeof paymentsOn>["payments"]["create"]>
+  ReturnType<Awaited<ReturnType<typeof paymentsOn>>["payments"]["create"]>
 >;

@@ -202,15 +202,15 @@ describe("redelivery by the operator", () => {
       postback_url: `${base}/gone-2`,
     });
     for (const p of [ok, cliFailed, rpcFailed]) await pay(p.address, tokens(1));
-    const eventOf = (paymentId: string) => {
-      const [event] = daemon.payments.outbox.byPayment(paymentId);
+    const eventOf = async (paymentId: string) => {
+      const [event] = await daemon.payments.outbox.byPayment(paymentId);
       if (!event) throw new Error(`no event for ${paymentId}`);
       return event;
     };
     const settled = (paymentId: string, state: string, attempts: number) =>
       waitFor(
-        () => {
-          const e = eventOf(paymentId);
+        async () => {
+          const e = await eventOf(paymentId);
           return e.state === state && e.attempts === attempts ? e : undefined;
         },
         { what: `${paymentId} ${state} after ${attempts} attempts` },

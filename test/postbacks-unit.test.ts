@@ -20,21 +20,21 @@ const BODY = `{"id":"e8c16a2df20bf5a6","data":"{\\"order_id\\":\\"444\\"}","tx_h
 const EXPECTED = "v1,Pl+4jbSN2M3eEa4GECe+4oG2PTRN94E+bIddEyFv2u4=";
 
 describe("postback signature (Standard Webhooks)", () => {
-  test("sign matches the fixed test vector", () => {
+  test("sign matches the fixed test vector", async () => {
     expect(sign({ id: ID, timestamp: TIMESTAMP, body: BODY, secret: SECRET })).toBe(EXPECTED);
   });
 
-  test("the test vector is HMAC-SHA256 of {id}.{timestamp}.{body}, computed independently", () => {
+  test("the test vector is HMAC-SHA256 of {id}.{timestamp}.{body}, computed independently", async () => {
     const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
     const mac = createHmac("sha256", key).update(`${ID}.${TIMESTAMP}.${BODY}`).digest("base64");
     expect(EXPECTED).toBe(`v1,${mac}`);
   });
 
-  test("the standardwebhooks library computes the same signature", () => {
+  test("the standardwebhooks library computes the same signature", async () => {
     expect(new Webhook(SECRET).sign(ID, new Date(TIMESTAMP * 1000), BODY)).toBe(EXPECTED);
   });
 
-  test("during a rotation the header carries one v1 signature per secret, current first", () => {
+  test("during a rotation the header carries one v1 signature per secret, current first", async () => {
     const header = signatureHeader({
       id: ID,
       timestamp: TIMESTAMP,
@@ -46,7 +46,7 @@ describe("postback signature (Standard Webhooks)", () => {
     expect(other).not.toBe(EXPECTED);
   });
 
-  test("the signature changes with every input", () => {
+  test("the signature changes with every input", async () => {
     const base = { id: ID, timestamp: TIMESTAMP, body: BODY, secret: SECRET };
     const variants = [
       { ...base, id: "evt_other" },
@@ -57,7 +57,7 @@ describe("postback signature (Standard Webhooks)", () => {
     for (const variant of variants) expect(sign(variant)).not.toBe(EXPECTED);
   });
 
-  test("secrets are whsec_ + padded base64 of 24 to 64 bytes", () => {
+  test("secrets are whsec_ + padded base64 of 24 to 64 bytes", async () => {
     expect(secretKey(SECRET)?.length).toBe(32);
     expect(secretKey(OTHER_SECRET)?.length).toBe(24);
     for (const bad of [
@@ -75,7 +75,7 @@ describe("postback signature (Standard Webhooks)", () => {
     expect(() => sign({ id: ID, timestamp: 1, body: "", secret: "whsec_" })).toThrow(TypeError);
   });
 
-  test("generateSecret gives 32 random bytes the standardwebhooks library accepts", () => {
+  test("generateSecret gives 32 random bytes the standardwebhooks library accepts", async () => {
     const secret = generateSecret();
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     expect(secretKey(secret)?.length).toBe(32);
@@ -93,7 +93,7 @@ describe("postback signature (Standard Webhooks)", () => {
 });
 
 describe("retry schedule", () => {
-  test("the default schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h", () => {
+  test("the default schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h", async () => {
     const s = 1000;
     expect(DEFAULT_RETRY_SCHEDULE_MS).toEqual([
       5 * s,
@@ -108,7 +108,7 @@ describe("retry schedule", () => {
     ]);
   });
 
-  test("2xx is delivered, 410 stops, everything else (3xx included) is retried", () => {
+  test("2xx is delivered, 410 stops, everything else (3xx included) is retried", async () => {
     expect([200, 201, 204, 299].map(classifyStatus)).toEqual(Array(4).fill("delivered"));
     expect(classifyStatus(410)).toBe("gone");
     for (const status of [100, 199, 300, 301, 302, 307, 308, 400, 404, 429, 500, 502, 503, 504]) {
@@ -116,7 +116,7 @@ describe("retry schedule", () => {
     }
   });
 
-  test("after attempt n the n-th delay applies; after the last one the event is failed", () => {
+  test("after attempt n the n-th delay applies; after the last one the event is failed", async () => {
     const schedule = [1000, 2000];
     const fixed = { schedule, now: 10_000, jitter: 0 };
     expect(nextStep({ ...fixed, roundAttempts: 1 })).toEqual({
@@ -138,7 +138,7 @@ describe("retry schedule", () => {
     );
   });
 
-  test("jitter stays within ±20 %", () => {
+  test("jitter stays within ±20 %", async () => {
     expect(withJitter(1000, 0.2, () => 0)).toBe(800);
     expect(withJitter(1000, 0.2, () => 0.5)).toBe(1000);
     expect(withJitter(1000, 0.2, () => 0.999_999)).toBe(1200);
@@ -150,7 +150,7 @@ describe("retry schedule", () => {
     }
   });
 
-  test("a Retry-After longer than the scheduled delay wins; a shorter one does not shorten it", () => {
+  test("a Retry-After longer than the scheduled delay wins; a shorter one does not shorten it", async () => {
     const fixed = { schedule: [5000], now: 0, jitter: 0, roundAttempts: 1 };
     expect(nextStep({ ...fixed, retryAfterMs: 60_000 })).toEqual({
       state: "pending",
@@ -190,7 +190,7 @@ describe("postback body", () => {
     postback_events: null,
   };
 
-  test("keeps the original's id, data (a JSON string, as sent) and tx_hash first, then the new fields", () => {
+  test("keeps the original's id, data (a JSON string, as sent) and tx_hash first, then the new fields", async () => {
     const body = postbackBody({
       event: { type: "payment.paid" },
       payment,
@@ -202,7 +202,7 @@ describe("postback body", () => {
     );
   });
 
-  test("works for any event type, including one for a payment that is not paid", () => {
+  test("works for any event type, including one for a payment that is not paid", async () => {
     const body = JSON.parse(
       postbackBody({
         event: { type: "payment.expired" },

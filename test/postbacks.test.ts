@@ -71,7 +71,7 @@ async function receiver(answer?: (request: ReceivedRequest, index: number) => Re
  * when the test says and attempts run when the test calls `deliverDue` or
  * `deliverUntil`, so no test waits out a retry delay.
  */
-function setup({
+async function setup({
   schedule = [100, 100, 100],
   secrets = [SECRET] as string[],
   allowTargets = LOOPBACK_TARGETS,
@@ -93,7 +93,7 @@ function setup({
   const manualTime = manual ? manualClock() : undefined;
   const clock = manualTime ?? createClock();
   let wake = () => {};
-  const payments = createPayments({
+  const payments = await createPayments({
     storage: createSqliteStorage(db),
     deriver: createAddressDeriver({ xpub: DEV_XPUB }),
     clock,
@@ -105,7 +105,7 @@ function setup({
     expiresAfterSeconds: 3600,
     onEvents: () => wake(),
   });
-  payments.sink.initCursor(
+  await payments.sink.initCursor(
     { number: 0, hash: `0x${"0".repeat(64)}`, parentHash: `0x${"f".repeat(64)}`, timestamp: 0 },
     0,
   );
@@ -152,7 +152,7 @@ function setup({
     });
     block++;
     const blockHash = `0x${block.toString(16).padStart(64, "0")}`;
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: block,
       toBlock: block,
       blocks: [
@@ -176,33 +176,39 @@ function setup({
         },
       ],
     });
-    const [event] = payments.outbox.byPayment(payment.id);
+    const [event] = await payments.outbox.byPayment(payment.id);
     if (!event) throw new Error("no event queued");
     return { payment, event };
   }
 
-  const eventOf = (id: string) => {
-    const event = payments.outbox.get(id);
+  const eventOf = async (id: string) => {
+    const event = await payments.outbox.get(id);
     if (!event) throw new Error(`no event ${id}`);
     return event;
   };
   const settled = (id: string, state: "delivered" | "failed") =>
-    waitFor(() => (eventOf(id).state === state ? eventOf(id) : undefined), {
-      what: `event ${state}`,
-    });
+    waitFor(
+      async () => {
+        const event = await eventOf(id);
+        return event.state === state ? event : undefined;
+      },
+      {
+        what: `event ${state}`,
+      },
+    );
   /** Manual clock: moves it forward by `ms`. */
   function advance(ms: number) {
-    if (!manualTime) throw new Error("advance needs setup({ manual: true })");
+    if (!manualTime) throw new Error("advance needs await setup({ manual: true })");
     manualTime.advance(ms);
   }
   /** Manual clock: runs the due attempts, moves the clock to the next one due, until `id` is `state`. */
   async function deliverUntil(id: string, state: "delivered" | "failed") {
-    if (!manualTime) throw new Error("deliverUntil needs setup({ manual: true })");
+    if (!manualTime) throw new Error("deliverUntil needs await setup({ manual: true })");
     for (let round = 0; round < 20; round++) {
       await sender.deliverDue();
-      const event = eventOf(id);
+      const event = await eventOf(id);
       if (event.state === state) return event;
-      const [next] = payments.outbox.pendingHeads(1);
+      const [next] = await payments.outbox.pendingHeads(1);
       if (!next) throw new Error(`event ${id} is ${event.state}, not ${state}`);
       manualTime.advance(Math.max(0, next.next_attempt_at - manualTime.now()));
     }
@@ -225,7 +231,7 @@ function setup({
 describe("postback retries", () => {
   test("500, 500, then 200: exactly 3 attempts under one webhook-id, then delivered, all recorded", async () => {
     const shop = await receiver((_, i) => (i < 2 ? 500 : 200));
-    const { paidPayment, deliverUntil, payments } = setup({ manual: true });
+    const { paidPayment, deliverUntil, payments } = await setup({ manual: true });
     const { event, payment } = await paidPayment(shop.url);
     const delivered = await deliverUntil(event.id, "delivered");
 
@@ -246,7 +252,7 @@ describe("postback retries", () => {
     });
     expect(delivered.delivered_at).toEqual(expect.any(Number));
     expect(
-      payments.outbox.attemptsOf(event.id).map(({ status, error }) => ({ status, error })),
+      (await payments.outbox.attemptsOf(event.id)).map(({ status, error }) => ({ status, error })),
     ).toEqual([
       { status: 500, error: "HTTP 500" },
       { status: 500, error: "HTTP 500" },
@@ -282,7 +288,7 @@ describe("postback retries", () => {
 
   test("the standardwebhooks library verifies every delivery, and rejects a tampered body, a wrong secret and a 10-minute-old timestamp", async () => {
     const shop = await receiver((_, i) => (i < 1 ? 503 : 200));
-    const { paidPayment, settled } = setup({ secrets: [SECRET, OLD_SECRET] });
+    const { paidPayment, settled } = await setup({ secrets: [SECRET, OLD_SECRET] });
     const { event } = await paidPayment(shop.url);
     await settled(event.id, "delivered");
     expect(shop.received).toHaveLength(2);
@@ -328,18 +334,18 @@ describe("postback retries", () => {
 
   test("410 Gone: failed after one attempt, never retried", async () => {
     const shop = await receiver(() => 410);
-    const { paidPayment, settled, payments } = setup({ schedule: [50, 50, 50] });
+    const { paidPayment, settled, payments } = await setup({ schedule: [50, 50, 50] });
     const { event } = await paidPayment(shop.url);
     const failed = await settled(event.id, "failed");
     expect(failed).toMatchObject({ attempts: 1, last_status: 410, last_error: "HTTP 410" });
-    expect(payments.outbox.attemptsOf(event.id)).toHaveLength(1);
+    expect(await payments.outbox.attemptsOf(event.id)).toHaveLength(1);
     expect(shop.received).toHaveLength(1);
   });
 
   test("302: a failure, never followed: the redirect target gets no request", async () => {
     const target = await receiver();
     const shop = await receiver(() => ({ status: 302, headers: { location: target.url } }));
-    const { paidPayment, deliverUntil } = setup({ schedule: [50], manual: true });
+    const { paidPayment, deliverUntil } = await setup({ schedule: [50], manual: true });
     const { event } = await paidPayment(shop.url);
     const failed = await deliverUntil(event.id, "failed");
     expect(failed).toMatchObject({
@@ -355,14 +361,14 @@ describe("postback retries", () => {
     const shop = await receiver((_, i) =>
       i === 0 ? { status: 503, headers: { "retry-after": "2" } } : 200,
     );
-    const { paidPayment, sender, eventOf, clock, advance } = setup({
+    const { paidPayment, sender, eventOf, clock, advance } = await setup({
       schedule: [50],
       manual: true,
     });
     const { event } = await paidPayment(shop.url);
     expect(await sender.deliverDue()).toBe(1);
     // The scheduled 50 ms (±20 %) gives way to the 2 s asked for.
-    expect(eventOf(event.id)).toMatchObject({
+    expect(await eventOf(event.id)).toMatchObject({
       state: "pending",
       attempts: 1,
       last_status: 503,
@@ -373,13 +379,13 @@ describe("postback retries", () => {
     expect(shop.received).toHaveLength(1);
     advance(1);
     expect(await sender.deliverDue()).toBe(1);
-    expect(eventOf(event.id)).toMatchObject({ state: "delivered", attempts: 2 });
+    expect(await eventOf(event.id)).toMatchObject({ state: "delivered", attempts: 2 });
     expect(shop.received).toHaveLength(2);
   });
 
   test("the schedule runs out: failed after 1 + schedule length attempts", async () => {
     const shop = await receiver(() => 500);
-    const { paidPayment, deliverUntil } = setup({ schedule: [20, 20, 20], manual: true });
+    const { paidPayment, deliverUntil } = await setup({ schedule: [20, 20, 20], manual: true });
     const { event } = await paidPayment(shop.url);
     expect(await deliverUntil(event.id, "failed")).toMatchObject({ attempts: 4, last_status: 500 });
     expect(shop.received).toHaveLength(4);
@@ -389,13 +395,13 @@ describe("postback retries", () => {
     const closed = await receiver();
     const url = closed.url;
     await closed.close();
-    const { paidPayment, payments, deliverUntil } = setup({ schedule: [20], manual: true });
+    const { paidPayment, payments, deliverUntil } = await setup({ schedule: [20], manual: true });
     const { event } = await paidPayment(url);
     const failed = await deliverUntil(event.id, "failed");
     expect(failed.attempts).toBe(2);
     expect(failed.last_status).toBeNull();
     expect(failed.last_error).toMatch(/^fetch failed: .*ECONNREFUSED/);
-    expect(payments.outbox.attemptsOf(event.id)).toHaveLength(2);
+    expect(await payments.outbox.attemptsOf(event.id)).toHaveLength(2);
   });
 });
 
@@ -410,7 +416,7 @@ describe("ordering and concurrency", () => {
       return 200;
     });
     let first: string | undefined;
-    const { paidPayment, db, deliverUntil } = setup({ schedule: [100, 100], manual: true });
+    const { paidPayment, db, deliverUntil } = await setup({ schedule: [100, 100], manual: true });
     const { event, payment } = await paidPayment(shop.url);
     first = event.id;
     // What the chain-watcher branch does in the transaction that changes state.
@@ -435,7 +441,7 @@ describe("ordering and concurrency", () => {
 
   test("an endpoint that never answers: the attempt times out after timeoutMs and is retried", async () => {
     const dead = await receiver(() => "hang");
-    const { paidPayment, settled, payments } = setup({ timeoutMs: 200, schedule: [50] });
+    const { paidPayment, settled, payments } = await setup({ timeoutMs: 200, schedule: [50] });
     const { event } = await paidPayment(dead.url);
     const failed = await settled(event.id, "failed");
     expect(failed).toMatchObject({
@@ -443,7 +449,7 @@ describe("ordering and concurrency", () => {
       last_status: null,
       last_error: "timeout after 200 ms",
     });
-    expect(payments.outbox.attemptsOf(event.id).map((a) => a.error)).toEqual([
+    expect((await payments.outbox.attemptsOf(event.id)).map((a) => a.error)).toEqual([
       "timeout after 200 ms",
       "timeout after 200 ms",
     ]);
@@ -453,16 +459,16 @@ describe("ordering and concurrency", () => {
   test("a dead endpoint for payment A does not hold up payment B: B is delivered while A's attempt still hangs", async () => {
     const dead = await receiver(() => "hang");
     const shop = await receiver();
-    const { paidPayment, settled, eventOf, stop } = setup({ timeoutMs: 60_000 });
+    const { paidPayment, settled, eventOf, stop } = await setup({ timeoutMs: 60_000 });
     const a = await paidPayment(dead.url);
     await waitFor(() => dead.hits() === 1, { what: "A's attempt to reach the dead endpoint" });
     const b = await paidPayment(shop.url);
     await settled(b.event.id, "delivered");
     // A's only attempt is still in flight: nothing recorded yet.
-    expect(eventOf(a.event.id)).toMatchObject({ state: "pending", attempts: 0 });
+    expect(await eventOf(a.event.id)).toMatchObject({ state: "pending", attempts: 0 });
     // Stopping abandons the hanging attempt without recording it: A stays due.
     await stop();
-    expect(eventOf(a.event.id)).toMatchObject({ state: "pending", attempts: 0 });
+    expect(await eventOf(a.event.id)).toMatchObject({ state: "pending", attempts: 0 });
   });
 });
 
@@ -476,7 +482,7 @@ describe("SSRF at delivery time", () => {
       const addresses = answers.shift() ?? ["127.0.0.1"];
       return addresses.map((address) => ({ address, family: 4 }));
     };
-    const { paidPayment, settled } = setup({ allowTargets: [], resolve, schedule: [] });
+    const { paidPayment, settled } = await setup({ allowTargets: [], resolve, schedule: [] });
     const url = `http://rebind.test:${shop.port}/payment_complete`;
     // What start_payment sees (no connection is made by a check).
     const guard = createTargetGuard({ resolve });
@@ -496,7 +502,7 @@ describe("SSRF at delivery time", () => {
 
   test("a raw IP in the URL is checked too, in every spelling", async () => {
     const shop = await receiver();
-    const { paidPayment, settled } = setup({ allowTargets: [], schedule: [] });
+    const { paidPayment, settled } = await setup({ allowTargets: [], schedule: [] });
     for (const host of ["127.0.0.1", "0x7f000001", "2130706433", "127.1", "[::ffff:127.0.0.1]"]) {
       const { event } = await paidPayment(`http://${host}:${shop.port}/payment_complete`);
       const failed = await settled(event.id, "failed");
@@ -510,7 +516,7 @@ describe("SSRF at delivery time", () => {
   test("a name resolving to an allowed loopback target is delivered to the checked address", async () => {
     const shop = await receiver();
     const resolve: Resolver = async () => [{ address: "127.0.0.1", family: 4 }];
-    const { paidPayment, settled } = setup({ resolve });
+    const { paidPayment, settled } = await setup({ resolve });
     const { event } = await paidPayment(`http://shop.test:${shop.port}/payment_complete`);
     await settled(event.id, "delivered");
     expect(shop.received[0]?.headers.host).toBe(`shop.test:${shop.port}`);
@@ -521,16 +527,16 @@ describe("redelivery and signing", () => {
   test("resend re-queues a delivered and a failed event with a fresh schedule and the same webhook-id and body", async () => {
     let gone = true;
     const shop = await receiver((request) => (gone && request.url.endsWith("/gone") ? 410 : 200));
-    const { paidPayment, settled, sender, eventOf } = setup();
+    const { paidPayment, settled, sender, eventOf } = await setup();
     const ok = await paidPayment(shop.url);
     const bad = await paidPayment(shop.url.replace("/payment_complete", "/gone"));
     await settled(ok.event.id, "delivered");
     await settled(bad.event.id, "failed");
 
-    expect(sender.resend(ok.event.id)).toEqual([ok.event.id]);
+    expect(await sender.resend(ok.event.id)).toEqual([ok.event.id]);
     gone = false;
-    expect(sender.resend(bad.payment.id)).toEqual([bad.event.id]);
-    expect(sender.resend("nope")).toEqual([]);
+    expect(await sender.resend(bad.payment.id)).toEqual([bad.event.id]);
+    expect(await sender.resend("nope")).toEqual([]);
     expect(await settled(ok.event.id, "delivered")).toMatchObject({
       attempts: 2,
       round_attempts: 1,
@@ -550,13 +556,13 @@ describe("redelivery and signing", () => {
         new Webhook(SECRET).verify(again?.body ?? "", headersOf(again as ReceivedRequest)),
       ).toBeTruthy();
     }
-    expect(eventOf(ok.event.id).requeued_at).toEqual(expect.any(Number));
+    expect((await eventOf(ok.event.id)).requeued_at).toEqual(expect.any(Number));
   });
 
   test("without a secret postbacks go unsigned and one warning is logged; with one, the secret is never logged", async () => {
     const shop = await receiver();
     const unsigned = captureLogs();
-    const plain = setup({ secrets: [], logger: unsigned.logger });
+    const plain = await setup({ secrets: [], logger: unsigned.logger });
     const first = await plain.paidPayment(shop.url);
     const second = await plain.paidPayment(shop.url);
     await plain.settled(first.event.id, "delivered");
@@ -569,7 +575,7 @@ describe("redelivery and signing", () => {
     expect(unsigned.lines.filter((line) => line.includes("NOT signed"))).toHaveLength(1);
 
     const signed = captureLogs();
-    const withSecret = setup({ secrets: [SECRET, OLD_SECRET], logger: signed.logger });
+    const withSecret = await setup({ secrets: [SECRET, OLD_SECRET], logger: signed.logger });
     const third = await withSecret.paidPayment(shop.url);
     await withSecret.settled(third.event.id, "delivered");
     expect(signed.lines.some((line) => line.includes("postback delivered"))).toBe(true);

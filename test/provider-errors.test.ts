@@ -54,7 +54,7 @@ describe("classifyProviderError", () => {
     expect(classifyProviderError(error, { fromBlock: 100 })).toEqual(expected);
   });
 
-  test("a suggestion that starts before our range is anchored at our start", () => {
+  test("a suggestion that starts before our range is anchored at our start", async () => {
     const error = rpcError(
       -32005,
       "query returned more than 10000 results. Try with this block range [0x0, 0xc7].",
@@ -65,7 +65,7 @@ describe("classifyProviderError", () => {
     });
   });
 
-  test("HTTP 429 with Retry-After (seconds and date), found along the cause chain", () => {
+  test("HTTP 429 with Retry-After (seconds and date), found along the cause chain", async () => {
     const wrapped = Object.assign(new Error("eth_getLogs failed"), { cause: tooManyRequests("3") });
     expect(classifyProviderError(wrapped)).toEqual({ kind: "rate", retryAfterMs: 3000 });
     expect(
@@ -76,7 +76,7 @@ describe("classifyProviderError", () => {
     expect(classifyProviderError(tooManyRequests("soon"))).toEqual({ kind: "rate" });
   });
 
-  test("a Retry-After is honoured up to the longest timer, not cut at the postbacks' day", () => {
+  test("a Retry-After is honoured up to the longest timer, not cut at the postbacks' day", async () => {
     expect(classifyProviderError(tooManyRequests("172800"))).toEqual({
       kind: "rate",
       retryAfterMs: 172_800_000,

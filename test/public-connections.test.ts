@@ -88,7 +88,7 @@ describe("the default cap", () => {
     expect(defaultMaxConnections(limit)).toBe(cap);
   });
 
-  test("the soft limit is read from /proc/self/limits, 1024 when it cannot be", () => {
+  test("the soft limit is read from /proc/self/limits, 1024 when it cannot be", async () => {
     expect(parseDescriptorLimit(PROC_LIMITS)).toBe(20_000);
     expect(parseDescriptorLimit(PROC_LIMITS.replace("20000    ", "unlimited"))).toBeUndefined();
     expect(parseDescriptorLimit("Max cpu time unlimited unlimited seconds\n")).toBeUndefined();
@@ -101,7 +101,7 @@ describe("the default cap", () => {
     expect(readDescriptorLimit(() => "")).toBe(1024);
   });
 
-  test("a configured cap wins, and is flagged when it leaves less than the reserve", () => {
+  test("a configured cap wins, and is flagged when it leaves less than the reserve", async () => {
     expect(connectionCap({ configured: undefined, descriptorLimit: 20_000 })).toEqual({
       maxConnections: 10_000,
       crowded: false,
@@ -199,7 +199,7 @@ async function servePublic({
   requests: () => number;
   statusPath: string;
 }> {
-  const apps = setupApps();
+  const apps = await setupApps();
   const { id } = await apps.payments.create({ amount: 29_000_000n, data: null, postbackUrl: null });
   let requests = 0;
   const server: Server = createServer((req, res) => {
@@ -370,7 +370,7 @@ describe("connection caps over real sockets", () => {
     expect(limits.refused()).toEqual({ total: 1, perIp: 0 });
   });
 
-  test("a cap that leaves the rest of the daemon too few descriptors is warned about at start", () => {
+  test("a cap that leaves the rest of the daemon too few descriptors is warned about at start", async () => {
     const logs = captureLogs();
     const limits = createConnectionLimits({
       server: createServer(),

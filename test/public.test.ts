@@ -7,7 +7,7 @@ import { clientKey, createRateLimiter } from "../src/public/rate-limit.ts";
 import { type Json, listenNode, setupApps } from "./helpers/private-app.ts";
 
 describe("rate limiter", () => {
-  test("allows max per window per client, then refuses with the seconds left in the window", () => {
+  test("allows max per window per client, then refuses with the seconds left in the window", async () => {
     let now = 1_000_000;
     const limiter = createRateLimiter({ windowMs: 60_000, max: 3, now: () => now });
     const hits = () => Array.from({ length: 4 }, () => limiter.hit("198.51.100.7"));
@@ -25,7 +25,7 @@ describe("rate limiter", () => {
     expect(limiter.hit("198.51.100.7")).toEqual({ allowed: true });
   });
 
-  test("old windows are dropped whole, so memory stays bounded", () => {
+  test("old windows are dropped whole, so memory stays bounded", async () => {
     let now = 0;
     const limiter = createRateLimiter({ windowMs: 1000, max: 5, now: () => now, maxClients: 100 });
     for (let i = 0; i < 50; i++) limiter.hit(`10.0.0.${i}`);
@@ -35,7 +35,7 @@ describe("rate limiter", () => {
     expect(limiter.size()).toBe(1);
   });
 
-  test("past maxClients new clients pass uncounted; tracked ones stay limited", () => {
+  test("past maxClients new clients pass uncounted; tracked ones stay limited", async () => {
     const limiter = createRateLimiter({ windowMs: 1000, max: 1, now: () => 0, maxClients: 2 });
     expect(limiter.hit("10.0.0.1").allowed).toBe(true);
     expect(limiter.hit("10.0.0.2").allowed).toBe(true);
@@ -44,7 +44,7 @@ describe("rate limiter", () => {
     expect(limiter.hit("10.0.0.1").allowed).toBe(false);
   });
 
-  test("max 0 turns the limit off", () => {
+  test("max 0 turns the limit off", async () => {
     const limiter = createRateLimiter({ windowMs: 1000, max: 0, now: () => 0 });
     for (let i = 0; i < 10; i++) expect(limiter.hit("10.0.0.1").allowed).toBe(true);
     expect(limiter.size()).toBe(0);
@@ -64,7 +64,9 @@ describe("rate limiter", () => {
 
 describe("public port rate limit", () => {
   test("status.json answers 429 with Retry-After and the usual headers once a client is over the limit", async () => {
-    const { getStatus, payments, clock } = setupApps({ rateLimit: { windowMs: 60_000, max: 2 } });
+    const { getStatus, payments, clock } = await setupApps({
+      rateLimit: { windowMs: 60_000, max: 2 },
+    });
     const { id } = await payments.create({ amount: 1n, data: null, postbackUrl: null });
     const path = `/${id}/status.json`;
     expect((await getStatus(path, { from: "127.0.0.2" })).status).toBe(200);
@@ -83,7 +85,7 @@ describe("public port rate limit", () => {
   });
 
   test("X-Forwarded-For counts only from a trusted proxy", async () => {
-    const { getStatus, payments } = setupApps({
+    const { getStatus, payments } = await setupApps({
       rateLimit: { windowMs: 60_000, max: 1 },
       publicTrustProxy: ["127.0.0.1", "::1"],
     });
@@ -105,7 +107,7 @@ describe("public port rate limit", () => {
     let server: Awaited<ReturnType<typeof listenNode>>;
     let id: string;
     beforeAll(async () => {
-      const apps = setupApps({ rateLimit: { windowMs: 3_600_000, max: 3 } });
+      const apps = await setupApps({ rateLimit: { windowMs: 3_600_000, max: 3 } });
       id = (
         await apps.payments.create({
           amount: 29_000_000n,

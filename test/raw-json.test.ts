@@ -21,7 +21,7 @@ describe("rawMember", () => {
     expect(rawMember(text, ["params", "data"])).toBe(expected);
   });
 
-  test("the raw text always parses to the same value as JSON.parse", () => {
+  test("the raw text always parses to the same value as JSON.parse", async () => {
     const doc = {
       params: { data: { list: [1, "two", { three: [null, false] }], s: "a,b}c]" }, amount: "1" },
     };
@@ -29,7 +29,7 @@ describe("rawMember", () => {
     expect(JSON.parse(rawMember(text, ["params", "data"]) as string)).toEqual(doc.params.data);
   });
 
-  test("array indexes find a call inside a batch", () => {
+  test("array indexes find a call inside a batch", async () => {
     const text = '[{"params":{"data":1}}, 7, {"params":{"data": [2, {"x":3}] }}]';
     expect(rawMember(text, [0, "params", "data"])).toBe("1");
     expect(rawMember(text, [2, "params", "data"])).toBe('[2, {"x":3}]');
@@ -41,7 +41,7 @@ describe("rawMember", () => {
 });
 
 describe("stringifyJson", () => {
-  test("writes RawJson as its source text and everything else as JSON.stringify", () => {
+  test("writes RawJson as its source text and everything else as JSON.stringify", async () => {
     const raw = new RawJson('{"b":1, "big":12345678901234567890123}');
     expect(stringifyJson({ a: "x", data: raw, list: [raw, null] })).toBe(
       `{"a":"x","data":${raw.text},"list":[${raw.text},null]}`,
@@ -49,7 +49,7 @@ describe("stringifyJson", () => {
     expect(stringifyJson({ a: [1, "two"] })).toBe(JSON.stringify({ a: [1, "two"] }));
   });
 
-  test("a string that looks like a marker stays a string", () => {
+  test("a string that looks like a marker stays a string", async () => {
     const tricky = { s: '"0:0"', t: "deadbeef:0" };
     expect(JSON.parse(stringifyJson({ ...tricky, d: new RawJson("1") }))).toEqual({
       ...tricky,

@@ -154,7 +154,7 @@ describe("rescan", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
 
   test("refuses blocks above the scan position, below chain.startBlock, and a database never scanned; the next block is a no-op", async () => {
     const dbPath = join(dir.path, `refusals-${++counter}.sqlite`);
-    const { db } = paymentsOn({ path: dbPath, token: chain.token });
+    const { db } = await paymentsOn({ path: dbPath, token: chain.token });
     const config = writeDaemonConfig(dir.path, {
       rpcUrl: chain.rpcUrl,
       token: chain.token,
@@ -213,7 +213,7 @@ describe("the sink follows a cursor moved under it", () => {
   });
 
   test("a batch fetched before a rescan is dropped; one from the new cursor is applied; a rewind keeps a cursor a rescan moved lower", async () => {
-    const { db, payments } = paymentsOn();
+    const { db, payments } = await paymentsOn();
     const payment = await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const transfer = {
       txHash: hash(0xabc),
@@ -225,7 +225,7 @@ describe("the sink follows a cursor moved under it", () => {
       value: tokens(1),
       blockTimestamp: Math.floor(Date.now() / 1000),
     };
-    payments.sink.initCursor(header(10), 12);
+    await payments.sink.initCursor(header(10), 12);
     const rescan = (fromBlock: number) =>
       rescanFrom({
         storage: createSqliteStorage(db),
@@ -236,35 +236,35 @@ describe("the sink follows a cursor moved under it", () => {
         now: 1,
       });
 
-    expect(rescan(6)).toEqual({ from: 10, to: 5 });
-    expect(payments.sink.cursor()).toEqual({ blockNumber: 5, blockHash: null });
+    expect(await rescan(6)).toEqual({ from: 10, to: 5 });
+    expect(await payments.sink.cursor()).toEqual({ blockNumber: 5, blockHash: null });
     // Fetched from the old cursor (block 11): dropped, nothing recorded.
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: 11,
       toBlock: 11,
       blocks: [header(11)],
       head: 12,
       transfers: [transfer],
     });
-    expect(payments.sink.cursor()?.blockNumber).toBe(5);
+    expect((await payments.sink.cursor())?.blockNumber).toBe(5);
     expect((await payments.get(payment.id))?.paid_amount).toBe("0");
     // From the new cursor: applied.
-    payments.sink.applyBatch({
+    await payments.sink.applyBatch({
       fromBlock: 6,
       toBlock: 11,
       blocks: [header(11)],
       head: 12,
       transfers: [transfer],
     });
-    expect(payments.sink.cursor()).toEqual({ blockNumber: 11, blockHash: hash(11) });
+    expect(await payments.sink.cursor()).toEqual({ blockNumber: 11, blockHash: hash(11) });
     expect((await payments.get(payment.id))?.paid_amount).toBe("100000000");
     // The header of block 10 is known: a rescan from 11 keeps the reorg check on it.
-    expect(rescan(11)).toEqual({ from: 11, to: 10 });
-    expect(payments.sink.cursor()).toEqual({ blockNumber: 10, blockHash: hash(10) });
+    expect(await rescan(11)).toEqual({ from: 11, to: 10 });
+    expect(await payments.sink.cursor()).toEqual({ blockNumber: 10, blockHash: hash(10) });
 
-    expect(rescan(3)).toEqual({ from: 10, to: 2 });
-    payments.sink.rewind({ number: 8, hash: hash(8) }, 12);
-    expect(payments.sink.cursor()).toEqual({ blockNumber: 2, blockHash: null });
+    expect(await rescan(3)).toEqual({ from: 10, to: 2 });
+    await payments.sink.rewind({ number: 8, hash: hash(8) }, 12);
+    expect(await payments.sink.cursor()).toEqual({ blockNumber: 2, blockHash: null });
     expect((await payments.get(payment.id))?.paid_amount).toBe("0");
     db.close();
   });

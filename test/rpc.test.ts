@@ -17,7 +17,7 @@ const request = (params: unknown, extra: Record<string, unknown> = {}) => ({
 
 describe("start_payment wire compatibility", () => {
   test("a valid request returns id, amount and address, echoing the request id", async () => {
-    const { post, payments } = setupApps();
+    const { post, payments } = await setupApps();
     const response = await post(
       request({
         amount: "222.333",
@@ -46,7 +46,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("string ids are echoed", async () => {
-    const { post } = setupApps();
+    const { post } = await setupApps();
     const body = (await (await post(request({ amount: "1" }, { id: "abc" }))).json()) as {
       id: unknown;
     };
@@ -54,7 +54,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("each payment gets a fresh address and derivation index", async () => {
-    const { post, payments } = setupApps();
+    const { post, payments } = await setupApps();
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const body = (await (await post(request({ amount: "1" }))).json()) as {
@@ -68,7 +68,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("data is stored as the exact JSON text sent (big numbers, order, spacing)", async () => {
-    const { post, payments } = setupApps();
+    const { post, payments } = await setupApps();
     const raw = `{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"data": {"b":1, "a":12345678901234567890123, "s":"\\u00e9"} ,"amount":"1"}}`;
     const body = (await (await post(raw)).json()) as { result: { id: string } };
     expect((await payments.get(body.result.id))?.data).toBe(
@@ -77,7 +77,7 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("absent data is stored as null; explicit null data as the text null", async () => {
-    const { post, payments } = setupApps();
+    const { post, payments } = await setupApps();
     const a = (await (await post(request({ amount: "1" }))).json()) as { result: { id: string } };
     const b = (await (await post(request({ amount: "1", data: null }))).json()) as {
       result: { id: string };
@@ -192,7 +192,7 @@ describe("start_payment wire compatibility", () => {
   ];
 
   test.each(errorCases)("%s → %i %s", async (_name, body, code, message, id) => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     const response = await post(body);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ jsonrpc: "2.0", error: { code, message }, id });
@@ -202,7 +202,7 @@ describe("start_payment wire compatibility", () => {
   // NOTE: the original refused batches as "Invalid request"; batches
   // are now served (JSON-RPC 2.0 §6), one response per call, in order.
   test("a batch request answers each call in order", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     const response = await post([request({ amount: "1" }), request({ amount: "2" }, { id: 2 })]);
     expect(response.status).toBe(200);
     const body = (await response.json()) as Array<{ id: number; result: { amount: string } }>;
@@ -218,7 +218,7 @@ describe("start_payment wire compatibility", () => {
   // NOTE: the original answered a request without an id with
   // "Invalid request"; it is now a JSON-RPC 2.0 notification: executed, no body.
   test("a notification (no id) does not crash the server", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     const response = await post({
       jsonrpc: "2.0",
       method: "start_payment",
@@ -230,13 +230,13 @@ describe("start_payment wire compatibility", () => {
   });
 
   test("an unknown path is 404", async () => {
-    const { sendPrivate } = setupApps();
+    const { sendPrivate } = await setupApps();
     expect((await sendPrivate({ method: "POST", path: "/rpc", body: "{}" })).status).toBe(404);
     expect((await sendPrivate({ method: "GET", path: "/" })).status).toBe(404);
   });
 
   test("a body over 64 KiB is refused with 413", async () => {
-    const { post, countPayments } = setupApps();
+    const { post, countPayments } = await setupApps();
     const response = await post(request({ amount: "1", data: "x".repeat(70_000) }));
     expect(response.status).toBe(413);
     expect(countPayments()).toBe(0);
@@ -247,7 +247,7 @@ describe("start_payment wire compatibility", () => {
 // turn the loopback exemption off and allow 127.0.0.2 only.
 describe("private port allowlist", () => {
   test("a peer outside the allowlist gets 403 and creates nothing", async () => {
-    const { post, countPayments } = setupApps({ allow: ["127.0.0.2"], loopback: false });
+    const { post, countPayments } = await setupApps({ allow: ["127.0.0.2"], loopback: false });
     const response = await post(request({ amount: "1" }), { from: "127.0.0.3" });
     expect(response.status).toBe(403);
     expect(response.headers.get("access-control-allow-origin")).toBeNull();
@@ -260,7 +260,7 @@ describe("private port allowlist", () => {
   });
 
   test("an allowlisted peer (IPv4-mapped form) is served", async () => {
-    const { listener } = setupApps({ allow: ["127.0.0.2/32"], loopback: false });
+    const { listener } = await setupApps({ allow: ["127.0.0.2/32"], loopback: false });
     const peers: Array<string | undefined> = [];
     // A dual-stack socket sees IPv4 clients as ::ffff:a.b.c.d.
     const server = await listenNode(
@@ -290,7 +290,7 @@ describe("private port allowlist", () => {
   });
 
   test("X-Forwarded-For from an untrusted peer does not help", async () => {
-    const { post } = setupApps({ allow: ["127.0.0.2"], loopback: false });
+    const { post } = await setupApps({ allow: ["127.0.0.2"], loopback: false });
     const response = await post(request({ amount: "1" }), {
       from: "127.0.0.3",
       headers: { "x-forwarded-for": "127.0.0.2" },
@@ -299,14 +299,14 @@ describe("private port allowlist", () => {
   });
 
   test("loopback is refused when the exemption is off", async () => {
-    const { post } = setupApps({ loopback: false });
+    const { post } = await setupApps({ loopback: false });
     expect((await post(request({ amount: "1" }), { from: "127.0.0.1" })).status).toBe(403);
   });
 
   describe("with fetch as the client", () => {
     let server: Awaited<ReturnType<typeof listenNode>>;
     beforeAll(async () => {
-      server = await listenNode(setupApps().listener);
+      server = await listenNode((await setupApps()).listener);
     });
     afterAll(() => server.close());
 

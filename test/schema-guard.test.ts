@@ -82,7 +82,7 @@ const missing = (path: string) =>
   `no database at ${path}: check database.path in the config, or run \`0xbtcpay serve\` once to create it`;
 
 describe("schema version guard", () => {
-  test("every open refuses a database with a migration newer than this build's, and adds none of ours", () => {
+  test("every open refuses a database with a migration newer than this build's, and adds none of ours", async () => {
     // One shipped migration missing too: the refusal must come before migrating.
     const path = databaseWith({ applied: ALL_BUT_LAST, future: 999 });
     for (const options of [{}, { migrate: false }, { readonly: true }]) {
@@ -110,7 +110,7 @@ describe("schema version guard", () => {
     await expect(started).rejects.toThrow(tooNew(path));
   });
 
-  test("an open that does not migrate refuses an older schema and changes nothing", () => {
+  test("an open that does not migrate refuses an older schema and changes nothing", async () => {
     const path = databaseWith({ applied: ALL_BUT_LAST });
     expect(() => openDatabase({ path, migrate: false })).toThrow(SchemaTooOldError);
     expect(() => openDatabase({ path, readonly: true })).toThrow(tooOld(path));
@@ -121,7 +121,7 @@ describe("schema version guard", () => {
     expect(versionsOf(path)).toEqual(migrations.map((m) => m.version));
   });
 
-  test("an open that does not migrate refuses a missing file and creates none", () => {
+  test("an open that does not migrate refuses a missing file and creates none", async () => {
     const path = join(dir.path, "never-created.sqlite");
     expect(() => openDatabase({ path, migrate: false })).toThrow(DatabaseMissingError);
     expect(() => openDatabase({ path, readonly: true })).toThrow(missing(path));

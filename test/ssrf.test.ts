@@ -114,14 +114,14 @@ describe("SSRF guard: address classification (pure)", () => {
     expect(checkLiteralTarget(url, policy)).toEqual({ allowed: true });
   });
 
-  test("a host name is not judged without resolving it", () => {
+  test("a host name is not judged without resolving it", async () => {
     expect(checkLiteralTarget("https://shop.example/pb", policy)).toBeUndefined();
     expect(checkLiteralTarget("http://localhost:8080/", policy)).toBeUndefined();
     expect(normalizedHost("http://LOCALHOST./")).toBe("localhost.");
     expect(normalizedHost("http://[::FFFF:127.0.0.1]:80/")).toBe("::ffff:7f00:1");
   });
 
-  test("allowTargets lets listed ranges through, and only those", () => {
+  test("allowTargets lets listed ranges through, and only those", async () => {
     const local = createTargetPolicy({ allowTargets: ["127.0.0.1/32", "::1/128", "10.1.2.0/24"] });
     for (const url of [
       "http://127.0.0.1:8080/",
@@ -142,7 +142,7 @@ describe("SSRF guard: address classification (pure)", () => {
     });
   });
 
-  test("property: every address of 127/8, 10/8 and 169.254/16, in any folded spelling, is refused", () => {
+  test("property: every address of 127/8, 10/8 and 169.254/16, in any folded spelling, is refused", async () => {
     const blocked = fc.oneof(
       fc.integer({ min: 0x7f000000, max: 0x7fffffff }),
       fc.integer({ min: 0x0a000000, max: 0x0affffff }),
@@ -226,7 +226,7 @@ describe("SSRF guard: names (injected resolver, no connection)", () => {
 describe("start_payment and resend_postback with the guard", () => {
   async function setup() {
     const db = openDatabase({ path: ":memory:" });
-    const payments = createPayments({
+    const payments = await createPayments({
       storage: createSqliteStorage(db),
       deriver: createAddressDeriver({ xpub: DEV_XPUB }),
       clock: createClock(),
@@ -253,7 +253,7 @@ describe("start_payment and resend_postback with the guard", () => {
         logger: silentLogger,
         postbacks: {
           checkUrl: (url) => guard.checkUrl(url),
-          resend: (id) => {
+          resend: async (id) => {
             resent.push(id);
             return id === "evt_known" ? ["evt_known"] : [];
           },

@@ -172,11 +172,11 @@ describe("doctor", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     );
 
     const otherToken = fresh("other-token.sqlite");
-    const { db: other, payments } = paymentsOn({
+    const { db: other, payments } = await paymentsOn({
       path: otherToken,
       token: "0x00000000000000000000000000000000000000aa",
     });
-    payments.sink.initCursor({ number: -1, hash: null }, 0);
+    await payments.sink.initCursor({ number: -1, hash: null }, 0);
     other.close();
     const mismatch = await cli(["doctor", "--config", doctorConfig({ dbPath: otherToken }).path]);
     expect(mismatch.code).toBe(1);
@@ -205,7 +205,7 @@ describe("doctor", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
 describe("status", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
   test("a database before its first scan, no daemon: no cursor, payments by status, an empty queue", async () => {
     const dbPath = fresh("quiet.sqlite");
-    const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
+    const { db, payments } = await paymentsOn({ path: dbPath, token: chain.token });
     await payments.create({ amount: tokens(1), data: null, postbackUrl: null });
     const cancelled = await payments.create({ amount: tokens(2), data: null, postbackUrl: null });
     await payments.cancel(cancelled.id);
@@ -318,8 +318,8 @@ describe("status", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     );
   });
 
-  test("payments by status are counted on the payments_by_status index, not by a table scan", () => {
-    const { db } = paymentsOn();
+  test("payments by status are counted on the payments_by_status index, not by a table scan", async () => {
+    const { db } = await paymentsOn();
     const plan = db
       .prepare(`EXPLAIN QUERY PLAN ${COUNT_BY_STATUS_SQL}`)
       .all("paid")

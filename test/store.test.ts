@@ -8,7 +8,7 @@ const dir = tempDir();
 afterAll(() => dir.cleanup());
 
 describe("store", () => {
-  test("every open sets WAL, synchronous=FULL, foreign keys and a busy timeout", () => {
+  test("every open sets WAL, synchronous=FULL, foreign keys and a busy timeout", async () => {
     const path = join(dir.path, "pragmas.sqlite");
     for (let i = 0; i < 2; i++) {
       const db = openDatabase({ path });
@@ -25,7 +25,7 @@ describe("store", () => {
     plain.close();
   });
 
-  test("migrations are numbered, applied once, and recorded", () => {
+  test("migrations are numbered, applied once, and recorded", async () => {
     const migrations = listMigrations();
     expect(migrations.map((m) => m.version)).toEqual(migrations.map((_, i) => i + 1));
     const path = join(dir.path, "migrations.sqlite");
@@ -36,7 +36,7 @@ describe("store", () => {
     db.close();
   });
 
-  test("payments enforce unique derivation index and address", () => {
+  test("payments enforce unique derivation index and address", async () => {
     const db = openDatabase({ path: ":memory:" });
     const insert = db.prepare(
       "INSERT INTO payments (id, amount, derivation_index, address, created_at, expires_at) VALUES (?, '1', ?, ?, 0, 0)",
@@ -51,7 +51,7 @@ describe("store", () => {
     expect(() => insert.run("short", 2, "0xc")).toThrow(/CHECK constraint failed/);
   });
 
-  test("transfers are unique on (tx_hash, log_index)", () => {
+  test("transfers are unique on (tx_hash, log_index)", async () => {
     const db = openDatabase({ path: ":memory:" });
     db.prepare(
       "INSERT INTO payments (id, amount, derivation_index, address, created_at, expires_at) VALUES ('0000000000000001', '1', 0, '0xa', 0, 0)",
@@ -66,7 +66,7 @@ describe("store", () => {
 });
 
 describe("migration 0005 (the stored lifecycle)", () => {
-  test("rows written before it get their status by the lifecycle's rule, past deadlines included, with no event", () => {
+  test("rows written before it get their status by the lifecycle's rule, past deadlines included, with no event", async () => {
     const db = new Database(":memory:");
     migrate(
       db,

@@ -74,7 +74,7 @@ describe("the systemd unit", () => {
     expect(output).toContain("Unknown key 'ProtectSytem' in section [Service], ignoring.");
   });
 
-  test("runs the compiled daemon as a dedicated user, with the hardening and limits the README lists", () => {
+  test("runs the compiled daemon as a dedicated user, with the hardening and limits the README lists", async () => {
     const unit = parseUnit(readFileSync(UNIT, "utf8"));
     const service = new Map(unit.get("Service"));
     expect(service.get("ExecStart")).toBe(

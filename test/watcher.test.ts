@@ -101,7 +101,7 @@ async function statusIs(d: Daemon, id: string, wanted: string) {
 
 /** Creates payments in a database without running a watcher (so nothing is scanned yet). */
 async function preparePayments(dbPath: string, amounts: bigint[]) {
-  const { db, payments } = paymentsOn({ path: dbPath, token: chain.token });
+  const { db, payments } = await paymentsOn({ path: dbPath, token: chain.token });
   const rows = await Promise.all(
     amounts.map((amount) => payments.create({ amount, data: null, postbackUrl: null })),
   );
@@ -116,7 +116,7 @@ describe("catch-up after downtime", () => {
     const payments = [];
     for (const amount of ["1", "2.5", "0.00000001"])
       payments.push(await startPayment(first.privateUrl, { amount }));
-    await waitFor(async () => await first.payments.scanPosition());
+    await waitFor(async () => first.payments.scanPosition());
     await first.stop();
 
     const paid: Array<{ hash: Hex; block: number }> = [];
@@ -365,7 +365,9 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     await waitFor(() => receiver.received.length === 1);
     // The watcher has every block up to the head before the reorg (paid may come earlier).
     const top = await head();
-    await waitFor(() => d.payments.sink.cursor()?.blockNumber === top, { what: "cursor at head" });
+    await waitFor(async () => (await d.payments.sink.cursor())?.blockNumber === top, {
+      what: "cursor at head",
+    });
 
     await anvilCall(chain.rpcUrl, "anvil_reorg", [4, []]);
     const view = await waitFor(async () => {
@@ -499,7 +501,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     });
     const dbPath = newDbPath();
     const rows = await preparePayments(dbPath, [tokens(1), tokens(2), tokens(3)]);
-    const { db, payments } = paymentsOn({ path: dbPath, token: chain.token, clock });
+    const { db, payments } = await paymentsOn({ path: dbPath, token: chain.token, clock });
     cleanups.push(() => db.close());
     const watcher = createChainWatcher({
       client: createChainClient({ rpcUrl: proxy.url }),
@@ -645,7 +647,7 @@ describe("websocket wake-ups", () => {
   });
 });
 
-test("config: chain.wsUrl must be a ws(s) URL", () => {
+test("config: chain.wsUrl must be a ws(s) URL", async () => {
   expect(() =>
     parseConfig({
       chain: { rpcUrl: "http://127.0.0.1:1", chainId: 1, wsUrl: "http://127.0.0.1:1" },

@@ -46,19 +46,19 @@ export type ScanCursor = { blockNumber: number; blockHash: string | null };
  * it, and the watcher reads the cursor again before each batch.
  */
 export type ChainSink = {
-  cursor(): ScanCursor | undefined;
+  cursor(): Promise<ScanCursor | undefined>;
   /** Called once, on the very first start, with the block before the first one to scan. */
-  initCursor(block: BlockHeader | { number: -1; hash: null }, head: number): void;
+  initCursor(block: BlockHeader | { number: -1; hash: null }, head: number): Promise<void>;
   /** The transfers that pay a watched address (matching is ours, not the provider's). */
-  filter(transfers: readonly TokenTransfer[]): TokenTransfer[];
-  applyBatch(batch: ScanBatch): void;
+  filter(transfers: readonly TokenTransfer[]): Promise<TokenTransfer[]>;
+  applyBatch(batch: ScanBatch): Promise<void>;
   /** The hash recorded for block `number`, if it is still in the unfinalized window. */
-  blockHash(number: number): string | undefined;
+  blockHash(number: number): Promise<string | undefined>;
   /**
    * A reorg replaced the blocks above `ancestor`: forget them and their
    * transfers, recompute the payments they touched, move the cursor back.
    */
-  rewind(ancestor: { number: number; hash: string | null }, head: number): void;
+  rewind(ancestor: { number: number; hash: string | null }, head: number): Promise<void>;
   /** A new head with no new blocks to scan: recount confirmations. */
-  applyHead(head: number): void;
+  applyHead(head: number): Promise<void>;
 };

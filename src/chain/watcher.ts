@@ -134,7 +134,7 @@ export function createChainWatcher({
     let number = from;
     let hash: string | null = null;
     for (; number >= 0; number--) {
-      const recorded = sink.blockHash(number);
+      const recorded = await sink.blockHash(number);
       if (recorded === undefined) {
         // Beyond the window we keep: treat it as final (finalityDepth says so).
         hash = null;
@@ -146,12 +146,12 @@ export function createChainWatcher({
         break;
       }
     }
-    const cursor = sink.cursor();
+    const cursor = await sink.cursor();
     const depth = (cursor?.blockNumber ?? number) - number;
     stats.reorgs++;
     stats.deepestReorg = Math.max(stats.deepestReorg, depth);
     log.warn({ ancestor: number, depth, head }, "reorg: rewinding to the common ancestor");
-    sink.rewind({ number, hash }, head);
+    await sink.rewind({ number, hash }, head);
   }
 
   /** Fetches block timestamps for the blocks of `transfers` (only those that matter). */
@@ -210,9 +210,15 @@ export function createChainWatcher({
         stats.range = Math.min(maxBlockRange, Math.ceil(stats.range * 1.5));
         successes = 0;
       }
-      const matched = await withTimestamps(sink.filter(transfers));
+      const matched = await withTimestamps(await sink.filter(transfers));
       const last = await client.block(to);
-      sink.applyBatch({ fromBlock: from, toBlock: to, blocks: [last], head, transfers: matched });
+      await sink.applyBatch({
+        fromBlock: from,
+        toBlock: to,
+        blocks: [last],
+        head,
+        transfers: matched,
+      });
       log.debug(
         { from_block: from, to_block: to, transfers: transfers.length, matched: matched.length },
         "scanned range",
@@ -233,8 +239,8 @@ export function createChainWatcher({
       return false;
     }
     const transfers = await client.transfersInBlock({ token, block: header });
-    const matched = await withTimestamps(sink.filter(transfers), header);
-    sink.applyBatch({
+    const matched = await withTimestamps(await sink.filter(transfers), header);
+    await sink.applyBatch({
       fromBlock: number,
       toBlock: number,
       blocks: [header],
@@ -251,12 +257,12 @@ export function createChainWatcher({
       stats.head = head;
       stats.headSince = clock.now();
     }
-    let cursor = sink.cursor();
+    let cursor = await sink.cursor();
     if (!cursor) {
       const first = startBlock ?? head;
-      if (first > 0) sink.initCursor(await client.block(first - 1), head);
-      else sink.initCursor({ number: -1, hash: null }, head);
-      cursor = sink.cursor();
+      if (first > 0) await sink.initCursor(await client.block(first - 1), head);
+      else await sink.initCursor({ number: -1, hash: null }, head);
+      cursor = await sink.cursor();
       if (!cursor) throw new Error("cursor not initialised");
       log.info({ block_number: first, head }, "first start: scanning from this block");
     }
@@ -268,7 +274,7 @@ export function createChainWatcher({
       // A lagging backend answers in a poll or two; a chain that stays
       // shorter, or whose block at `head` changed, was really cut back.
       behindTicks++;
-      const recorded = sink.blockHash(head);
+      const recorded = await sink.blockHash(head);
       const remote = recorded === undefined ? undefined : await client.block(head);
       if (recorded !== undefined && remote && remote.hash !== recorded) {
         await rewindFrom(head, head);
@@ -291,21 +297,21 @@ export function createChainWatcher({
       const current = await client.block(cursor.blockNumber);
       if (current.hash !== cursor.blockHash) await rewindFrom(cursor.blockNumber - 1, head);
     }
-    const behind = head - (sink.cursor()?.blockNumber ?? head);
+    const behind = head - ((await sink.cursor())?.blockNumber ?? head);
     if (behind > stats.range) log.info({ head, blocks: behind }, "catching up");
     for (;;) {
       if (signal?.aborted) return;
       // NOTE: read again before each batch: `0xbtcpay rescan` may have moved
       // it back meanwhile (the sink drops a batch that does not start right
       // after the stored cursor).
-      cursor = sink.cursor();
+      cursor = await sink.cursor();
       if (!cursor || cursor.blockNumber >= head) break;
       const from = cursor.blockNumber + 1;
       const finalTarget = head - finalityDepth;
       if (from <= finalTarget) await scanRange(from, finalTarget, head);
       else await scanBlock(from, cursor.blockHash, head);
     }
-    if (head !== lastHead) sink.applyHead(head);
+    if (head !== lastHead) await sink.applyHead(head);
     lastHead = head;
   }
 
@@ -321,7 +327,7 @@ export function createChainWatcher({
       while (!signal.aborted) {
         let delay = pollIntervalMs;
         wokenEarly = false;
-        const before = sink.cursor()?.blockNumber;
+        const before = (await sink.cursor())?.blockNumber;
         try {
           await tick(signal);
           if (failures > 0) log.info({ failures }, "chain provider recovered");
@@ -330,7 +336,7 @@ export function createChainWatcher({
           if (!shouldRetry(error)) throw error;
           // A poll that got some blocks scanned before failing is progress:
           // keep the backoff short rather than let it grow towards the cap.
-          const progressed = (sink.cursor()?.blockNumber ?? before) !== before;
+          const progressed = ((await sink.cursor())?.blockNumber ?? before) !== before;
           failures = progressed ? 1 : failures + 1;
           const kind = classifyProviderError(error, { now: clock.now() });
           if (kind.kind === "rate") {
@@ -355,7 +361,7 @@ export function createChainWatcher({
         await new Promise<void>((resolve) => {
           // A websocket head must not cut short a backoff (or a Retry-After).
           wakeUp = failures === 0 ? resolve : undefined;
-          clock.sleep(delay, signal).then(resolve);
+          void clock.sleep(delay, signal).then(resolve);
         });
         wakeUp = undefined;
       }

@@ -299,8 +299,8 @@ export function createOpsListener({
     name: "oxbtcpay_postback_queue_depth",
     help: "Postback events pending delivery (first attempt or retry).",
     registers: [registry],
-    collect() {
-      const { count, oldestAt } = payments.outbox.pendingSummary();
+    async collect() {
+      const { count, oldestAt } = await payments.outbox.pendingSummary();
       this.set(count);
       oldestPending.set(oldestAt === null ? 0 : Math.max(0, clock.now() - oldestAt) / 1000);
     },

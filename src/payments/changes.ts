@@ -4,7 +4,9 @@
  * code that committed it, never from a poll of the database.
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { PaymentStatus } from "../store/payments.ts";
+import type { Storage } from "../store/storage.ts";
 
 /** One commit's changes: the payments it re-decided, and whether the head moved (confirmations). */
 export type PaymentChange = { ids: readonly string[]; head: boolean };
@@ -21,82 +23,88 @@ export type ChangeFeed = {
   headMoved(): void;
   /** Inside a transaction: a payment's status changed (the tallies learn it after the commit). */
   transition(change: StatusTransition): void;
-  /** After the commit: tells the subscribers what it changed (nothing if it changed nothing). */
-  committed(): void;
-  /** After a rollback: forgets what the transaction touched. */
-  discard(): void;
   /** Subscribes; returns the unsubscribe function. */
   subscribe(listener: ChangeListener): () => void;
+  /** Another replica committed `change` (its announce): tells the subscribers. */
+  external(change: PaymentChange): void;
   /**
-   * Wraps a transaction function: after it commits, the subscribers are
-   * told; if it throws (rolled back), what it touched is forgotten.
+   * `run` as a transaction of `storage` whose changes are collected: the
+   * other replicas are told at its commit (Storage.announce), and the
+   * subscribers right after it; if it rejects (rolled back), what it
+   * touched is forgotten.
    */
-  around<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R;
+  transaction<A extends unknown[], R>(run: (...args: A) => Promise<R>): (...args: A) => Promise<R>;
 };
 
+/** What one transaction changed, until it commits. */
+type Collected = { ids: Set<string>; head: boolean; transitions: StatusTransition[] };
+
 export function createChangeFeed({
+  storage,
   onListenerError = () => {},
   onTransitions = () => {},
 }: {
+  storage: Pick<Storage, "transaction" | "announce">;
   /** A listener threw: the commit stands, the other listeners still run. */
   onListenerError?: (error: unknown) => void;
   /** After a commit that changed statuses: those changes (the in-memory tallies). */
   onTransitions?: (transitions: readonly StatusTransition[]) => void;
-} = {}): ChangeFeed {
+}): ChangeFeed {
   const listeners = new Set<ChangeListener>();
-  let ids = new Set<string>();
-  let head = false;
-  let transitions: StatusTransition[] = [];
-  const feed: ChangeFeed = {
+  // NOTE: each transaction collects its own changes: on PostgreSQL several
+  // run at once (creates, a cancel, each network's scan).
+  const collecting = new AsyncLocalStorage<Collected>();
+
+  function collected(): Collected {
+    const current = collecting.getStore();
+    if (!current) throw new Error("a payment change outside a change-feed transaction");
+    return current;
+  }
+
+  function tell(change: PaymentChange) {
+    for (const listener of listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        onListenerError(error);
+      }
+    }
+  }
+
+  return {
     touch(id) {
-      ids.add(id);
+      collected().ids.add(id);
     },
     headMoved() {
-      head = true;
+      collected().head = true;
     },
     transition(change) {
-      transitions.push(change);
-    },
-    committed() {
-      if (transitions.length > 0) {
-        const done = transitions;
-        transitions = [];
-        onTransitions(done);
-      }
-      if (ids.size === 0 && !head) return;
-      const change: PaymentChange = { ids: [...ids], head };
-      ids = new Set();
-      head = false;
-      for (const listener of listeners) {
-        try {
-          listener(change);
-        } catch (error) {
-          onListenerError(error);
-        }
-      }
-    },
-    discard() {
-      ids = new Set();
-      head = false;
-      transitions = [];
+      collected().transitions.push(change);
     },
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    around(run) {
-      return (...args) => {
-        let result: ReturnType<typeof run>;
-        try {
-          result = run(...args);
-        } catch (error) {
-          feed.discard();
-          throw error;
-        }
-        feed.committed();
+    external(change) {
+      if (change.ids.length > 0 || change.head) tell(change);
+    },
+    transaction(run) {
+      return async (...args) => {
+        const changes: Collected = { ids: new Set(), head: false, transitions: [] };
+        const result = await storage.transaction(() =>
+          collecting.run(changes, async () => {
+            const value = await run(...args);
+            if (changes.ids.size > 0 || changes.head) {
+              await storage.announce({ ids: [...changes.ids], head: changes.head });
+            }
+            return value;
+          }),
+        );
+        if (changes.transitions.length > 0) onTransitions(changes.transitions);
+        if (changes.ids.size > 0 || changes.head)
+          tell({ ids: [...changes.ids], head: changes.head });
         return result;
       };
     },
   };
-  return feed;
 }

@@ -5,8 +5,8 @@
  */
 import type { AddressDeriver } from "../addresses/index.ts";
 import type { Clock } from "../internal/clock.ts";
-import type { PaymentStore, StoredPayment } from "../store/payments.ts";
-import type { Storage } from "../store/storage.ts";
+import type { StoredPayment } from "../store/payments.ts";
+import type { PaymentQueries, Storage } from "../store/storage.ts";
 import { OrderIdConflictError } from "./errors.ts";
 import type { IdGenerator } from "./ids.ts";
 import type { EventType } from "./lifecycle.ts";
@@ -41,7 +41,7 @@ export type PaymentCreator = {
    * returns that payment (`created: false`, no index consumed); for another
    * amount it throws OrderIdConflictError.
    */
-  create(params: NewPayment): Created;
+  create(params: NewPayment): Promise<Created>;
   /**
    * The same as `create`, but grouped with the other creates of this turn of
    * the event loop into one transaction: one fsync for all of them (group
@@ -61,7 +61,7 @@ export function createPaymentCreator({
   onGroupCommit,
 }: {
   storage: Pick<Storage, "transaction">;
-  store: PaymentStore;
+  store: PaymentQueries;
   /** With `prefetch` (an address pool), told the next index after each create. */
   deriver: AddressDeriver & { prefetch?(nextIndex: number): void };
   clock: Pick<Clock, "now">;
@@ -72,50 +72,54 @@ export function createPaymentCreator({
   /** Called after each group commit (a burst of checkouts is under way). */
   onGroupCommit: () => void;
 }): PaymentCreator {
-  const insertPayment = storage.transaction((params: NewPayment): Created => {
-    // NOTE: the order-id lookup and the insert share one transaction, so
-    // duplicates (even concurrent ones) get the first payment and consume no index.
-    const orderId = params.orderId ?? null;
-    if (orderId !== null) {
-      const existing = store.getPaymentByOrderId(orderId);
-      if (existing) {
-        if (BigInt(existing.amount) !== params.amount) throw new OrderIdConflictError(orderId);
-        return { ...existing, created: false };
+  const insertPayment = (params: NewPayment) =>
+    storage.transaction(async (): Promise<Created> => {
+      // NOTE: the order-id lookup and the insert share one transaction, so
+      // duplicates (even concurrent ones) get the first payment and consume no index.
+      const orderId = params.orderId ?? null;
+      if (orderId !== null) {
+        const existing = await store.getPaymentByOrderId(orderId);
+        if (existing) {
+          if (BigInt(existing.amount) !== params.amount) throw new OrderIdConflictError(orderId);
+          return { ...existing, created: false };
+        }
       }
-    }
-    const now = clock.now();
-    const index = store.allocateIndex();
-    const row = {
-      id: generateId(),
-      amount: params.amount.toString(),
-      derivation_index: index,
-      address: deriver.derive(index),
-      data: params.data,
-      postback_url: params.postbackUrl,
-      created_at: now,
-      expires_at: now + (params.expiresInSeconds ?? expiresAfterSeconds) * 1000,
-      order_id: orderId,
-      description: params.description ?? null,
-      return_url: params.returnUrl ?? null,
-      cancel_url: params.cancelUrl ?? null,
-      postback_events:
-        params.postbackEvents === undefined ? null : JSON.stringify(params.postbackEvents),
-      networks: params.networks === undefined ? null : JSON.stringify(params.networks),
-    };
-    return { ...store.insertPayment(row), created: true };
-  });
+      const now = clock.now();
+      const index = await store.allocateIndex();
+      const row = {
+        id: generateId(),
+        amount: params.amount.toString(),
+        derivation_index: index,
+        address: deriver.derive(index),
+        data: params.data,
+        postback_url: params.postbackUrl,
+        created_at: now,
+        expires_at: now + (params.expiresInSeconds ?? expiresAfterSeconds) * 1000,
+        order_id: orderId,
+        description: params.description ?? null,
+        return_url: params.returnUrl ?? null,
+        cancel_url: params.cancelUrl ?? null,
+        postback_events:
+          params.postbackEvents === undefined ? null : JSON.stringify(params.postbackEvents),
+        networks: params.networks === undefined ? null : JSON.stringify(params.networks),
+      };
+      return { ...(await store.insertPayment(row)), created: true };
+    });
 
-  function createOne(params: NewPayment): Created {
+  async function createOne(params: NewPayment): Promise<Created> {
     // A clash of 64 random bits is next to impossible; retry it rather than fail the shop.
     for (let attempt = 0; ; attempt++) {
       try {
-        return insertPayment(params);
+        return await insertPayment(params);
       } catch (error) {
         const code = (error as { code?: string }).code;
-        // UNIQUE: another connection inserted the same order id first; the retry finds it.
+        // UNIQUE: another connection (a replica) inserted the same order id
+        // first; the retry finds it. 23505 is PostgreSQL's unique violation.
         if (
           attempt < 3 &&
-          (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE")
+          (code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
+            code === "SQLITE_CONSTRAINT_UNIQUE" ||
+            code === "23505")
         )
           continue;
         throw error;
@@ -131,15 +135,18 @@ export function createPaymentCreator({
   const queue: Queued[] = [];
   // NOTE: each create is a nested transaction (a savepoint), so one failing
   // (an order_id conflict) rolls back alone; the outer commit is the one fsync.
-  const insertAll = storage.transaction((batch: Queued[]) =>
-    batch.map((item) => {
-      try {
-        return { row: createOne(item.params) };
-      } catch (error) {
-        return { error };
+  const insertAll = (batch: Queued[]) =>
+    storage.transaction(async () => {
+      const results: Array<{ row: Created } | { error: unknown }> = [];
+      for (const item of batch) {
+        try {
+          results.push({ row: await createOne(item.params) });
+        } catch (error) {
+          results.push({ error });
+        }
       }
-    }),
-  );
+      return results;
+    });
 
   /** After a commit: the pool derives ahead, the deadline timer learns the new deadlines. */
   function committed(rows: readonly Created[]) {
@@ -157,11 +164,11 @@ export function createPaymentCreator({
     if (created > 0) onCreated(earliest, created);
   }
 
-  function flushQueue() {
-    const batch = queue.splice(0);
-    let results: ReturnType<typeof insertAll>;
+  /** Commits one batch of queued creates and settles each. */
+  async function flushBatch(batch: Queued[]) {
+    let results: Awaited<ReturnType<typeof insertAll>>;
     try {
-      results = insertAll(batch);
+      results = await insertAll(batch);
     } catch (error) {
       for (const item of batch) item.reject(error);
       return;
@@ -169,27 +176,39 @@ export function createPaymentCreator({
     const rows: Created[] = [];
     results.forEach((result, i) => {
       const item = batch[i] as Queued;
-      if ("row" in result && result.row) {
+      if ("row" in result) {
         rows.push(result.row);
         item.resolve(result.row);
       } else {
-        item.reject((result as { error: unknown }).error);
+        item.reject(result.error);
       }
     });
     committed(rows);
     onGroupCommit();
   }
 
+  // NOTE: one batch commits at a time; what queues meanwhile is the next
+  // batch (the slower the commit, the larger the group).
+  let flushing = false;
+  async function flushQueue() {
+    flushing = true;
+    try {
+      while (queue.length > 0) await flushBatch(queue.splice(0));
+    } finally {
+      flushing = false;
+    }
+  }
+
   return {
-    create(params) {
-      const row = createOne(params);
+    async create(params) {
+      const row = await createOne(params);
       committed([row]);
       return row;
     },
     createDurably(params) {
       return new Promise((resolve, reject) => {
         queue.push({ params, resolve, reject });
-        if (queue.length === 1) setImmediate(flushQueue);
+        if (queue.length === 1 && !flushing) setImmediate(flushQueue);
       });
     },
   };

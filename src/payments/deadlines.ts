@@ -7,8 +7,7 @@
 import type { Clock } from "../internal/clock.ts";
 import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import type { PaymentStore } from "../store/payments.ts";
-import type { Storage } from "../store/storage.ts";
+import type { PaymentQueries } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
@@ -19,7 +18,7 @@ const RETRY_AFTER_FAILURE_MS = 5_000;
 
 export type DeadlineSweep = {
   /** Applies every deadline due now, in one transaction; returns how many events it queued. */
-  sweep(): number;
+  sweep(): Promise<number>;
   /** Sweeps at each deadline until `signal` aborts. */
   run(signal: AbortSignal): Promise<void>;
   /** A payment with deadline `at` was created: wake earlier if it is the nearest. */
@@ -27,7 +26,6 @@ export type DeadlineSweep = {
 };
 
 export function createDeadlineSweep({
-  storage,
   store,
   transitions,
   changes,
@@ -35,8 +33,7 @@ export function createDeadlineSweep({
   logger,
   onEvents,
 }: {
-  storage: Pick<Storage, "transaction">;
-  store: PaymentStore;
+  store: PaymentQueries;
   transitions: Transitions;
   changes: ChangeFeed;
   clock: Clock;
@@ -48,21 +45,19 @@ export function createDeadlineSweep({
   let wakeAt = Number.POSITIVE_INFINITY;
   let wake: (() => void) | undefined;
 
-  const sweepDue = changes.around(
-    storage.transaction((): number => {
-      const now = clock.now();
-      const heads = store.heads();
-      let queued = 0;
-      // A fully received payment still confirming stays open: its row comes
-      // back on each sweep until it is paid, and the confirming set re-decides it.
-      for (const payment of store.dueDeadlines(now))
-        queued += transitions.apply(payment, heads, now);
-      return queued;
-    }),
-  );
+  const sweepDue = changes.transaction(async (): Promise<number> => {
+    const now = clock.now();
+    const heads = await store.heads();
+    let queued = 0;
+    // A fully received payment still confirming stays open: its row comes
+    // back on each sweep until it is paid, and the confirming set re-decides it.
+    for (const payment of await store.dueDeadlines(now))
+      queued += await transitions.apply(payment.id, heads, now);
+    return queued;
+  });
 
-  function sweep(): number {
-    const queued = sweepDue();
+  async function sweep(): Promise<number> {
+    const queued = await sweepDue();
     if (queued > 0) onEvents();
     return queued;
   }
@@ -76,8 +71,8 @@ export function createDeadlineSweep({
       while (!signal.aborted) {
         let wait = MAX_WAIT_MS;
         try {
-          sweep();
-          const next = store.nextDeadline(clock.now());
+          await sweep();
+          const next = await store.nextDeadline(clock.now());
           if (next !== undefined) wait = Math.min(wait, Math.max(0, next - clock.now()));
         } catch (error) {
           log.error({ err: errorMessage(error) }, "deadline sweep failed");

@@ -133,7 +133,7 @@ export type PaymentNetworksParams = {
   requiredConfirmations?: number | undefined;
 };
 
-export function createPayments(
+export async function createPayments(
   params: {
     /** The storage (store/storage.ts): the SQLite store. */
     storage: Storage;
@@ -155,7 +155,7 @@ export function createPayments(
     /** Called after each group commit of start_payment (a burst of checkouts is under way). */
     onGroupCommit?: () => void;
   } & PaymentNetworksParams,
-): Payments {
+): Promise<Payments> {
   const {
     storage,
     deriver,
@@ -188,7 +188,7 @@ export function createPayments(
   const strictest = Math.max(...networks.map((network) => network.confirmations));
   const requiredConfirmations = (network: string) =>
     byName.get(network)?.confirmations ?? strictest;
-  return createPaymentLogic({
+  return await createPaymentLogic({
     storage,
     deriver,
     clock,
@@ -207,7 +207,7 @@ export function createPayments(
   });
 }
 
-function createPaymentLogic({
+async function createPaymentLogic({
   storage,
   deriver,
   clock,
@@ -239,11 +239,12 @@ function createPaymentLogic({
   networks: readonly PaymentNetwork[];
   showNetworks: boolean;
   requiredConfirmations: (network: string) => number;
-}): Payments {
+}): Promise<Payments> {
   const { payments: store, events } = storage;
   const log = logger.child({ module: "payments" });
-  const tallies = createTallies({ byStatus: store.countByStatus() });
+  const tallies = createTallies({ byStatus: await store.countByStatus() });
   const changes = createChangeFeed({
+    storage,
     onListenerError: (error) => log.error({ err: error }, "a change listener failed"),
     onTransitions: (transitions) => tallies.transitioned(transitions),
   });
@@ -256,7 +257,6 @@ function createPaymentLogic({
     logger,
   });
   const deadlines = createDeadlineSweep({
-    storage,
     store,
     transitions,
     changes,
@@ -289,7 +289,6 @@ function createPaymentLogic({
     networks.map((network) => [
       network.name,
       createPaymentSink({
-        storage,
         store,
         transitions,
         changes,
@@ -303,42 +302,66 @@ function createPaymentLogic({
     ]),
   );
 
-  const cancel = changes.around(
-    storage.transaction((id: string): { row: StoredPayment; queued: number } => {
-      const payment = store.getPayment(id);
+  const cancel = changes.transaction(
+    async (id: string): Promise<{ row: StoredPayment; queued: number }> => {
+      const payment = await store.lockPayment(id);
       if (!payment) throw new PaymentNotFoundError(`no payment ${id}`);
       if (payment.status === "paid") throw new PaymentAlreadyPaidError(`payment ${id} is paid`);
       if (payment.cancelled_at !== null) return { row: payment, queued: 0 };
       const now = clock.now();
-      store.setCancelled({ id, now });
-      const queued = transitions.apply(id, store.heads(), now);
-      return { row: store.getPayment(id) as StoredPayment, queued };
-    }),
+      await store.setCancelled({ id, now });
+      const queued = await transitions.apply(id, await store.heads(), now);
+      return { row: (await store.getPayment(id)) as StoredPayment, queued };
+    },
   );
 
-  // NOTE: on SQLite every query runs synchronously; `async` turns a result
-  // or a throw into the promise the interface promises (no extra query).
+  // Other replicas' commits (PostgreSQL): the live streams hear of them, and
+  // the tallies are counted again (one count at a time, the latest wins).
+  let recounting: Promise<void> | undefined;
+  let recountAgain = false;
+  function recount() {
+    if (recounting) {
+      recountAgain = true;
+      return;
+    }
+    recounting = store
+      .countByStatus()
+      .then((byStatus) => tallies.recount(byStatus))
+      .catch((error: unknown) => log.warn({ err: error }, "counting payments by status failed"))
+      .finally(() => {
+        recounting = undefined;
+        if (recountAgain) {
+          recountAgain = false;
+          recount();
+        }
+      });
+  }
+  storage.onExternalChange((change) => {
+    changes.external(change);
+    if (change.ids.length > 0) recount();
+  });
+
   return {
-    create: async (params) => creator.create(params),
+    create: (params) => creator.create(params),
     createDurably: creator.createDurably,
-    get: async (id) => store.getPayment(id),
-    getByOrderId: async (orderId) => store.getPaymentByOrderId(orderId),
+    get: (id) => store.getPayment(id),
+    getByOrderId: (orderId) => store.getPaymentByOrderId(orderId),
     async cancel(id) {
-      const { row, queued } = cancel(id);
+      const { row, queued } = await cancel(id);
       if (queued > 0) onEvents();
       return row;
     },
-    view: async (id) => views.view(id),
-    statusJson: async (id) => views.statusJson(id),
-    statusJsonMany: async (ids) => views.statusJsonMany(ids),
-    details: async (rows) => views.details(rows),
-    checkout: async (id) => views.checkout(id),
+    view: (id) => views.view(id),
+    statusJson: (id) => views.statusJson(id),
+    statusJsonMany: (ids) => views.statusJsonMany(ids),
+    details: (rows) => views.details(rows),
+    checkout: (id) => views.checkout(id),
     async list(query) {
-      const page = listPayments(store, query);
-      return { payments: views.details(page.rows), nextCursor: page.nextCursor };
+      const page = await listPayments(store, query);
+      return { payments: await views.details(page.rows), nextCursor: page.nextCursor };
     },
     async scanPosition(network = names[0] as string) {
-      const cursor = store.getCursor(network);
+      const cursor = await store.getCursor(network);
       return cursor ? { blockNumber: cursor.block_number, head: cursor.head_number } : undefined;
     },
     networks: names,

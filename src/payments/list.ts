@@ -3,12 +3,8 @@
  * API's list_payments): stable while payments are added, each once. The
  * status filter reads the stored status (an indexed column).
  */
-import type {
-  ListPosition,
-  PaymentStatus,
-  PaymentStore,
-  StoredPayment,
-} from "../store/payments.ts";
+import type { ListPosition, PaymentStatus, StoredPayment } from "../store/payments.ts";
+import type { PaymentQueries } from "../store/storage.ts";
 
 /** The opaque cursor for "after this row": base64url of "<created_at ms>.<id>". */
 export function encodeCursor(position: ListPosition): string {
@@ -37,11 +33,11 @@ export type ListQuery = {
  * One page of payments, newest first ((created_at, id) descending), in one
  * query. `nextCursor` is undefined on the last page.
  */
-export function listPayments(
-  store: PaymentStore,
+export async function listPayments(
+  store: PaymentQueries,
   { status, sinceMs, limit, after }: ListQuery,
-): { rows: StoredPayment[]; nextCursor: string | undefined } {
-  const scanned = store.listPayments({ after, limit: limit + 1, status, since: sinceMs });
+): Promise<{ rows: StoredPayment[]; nextCursor: string | undefined }> {
+  const scanned = await store.listPayments({ after, limit: limit + 1, status, since: sinceMs });
   const rows = scanned.slice(0, limit);
   const last = rows[rows.length - 1];
   return { rows, nextCursor: scanned.length > limit && last ? encodeCursor(last) : undefined };

@@ -5,9 +5,9 @@
  * transaction as the transition that raised them.
  */
 import { randomBytes } from "node:crypto";
-import type { AttemptRow, EventRow, EventState, EventStore } from "../store/events.ts";
+import type { AttemptRow, EventRow, EventState } from "../store/events.ts";
 import type { PaymentRow, StoredPayment } from "../store/payments.ts";
-import type { Storage } from "../store/storage.ts";
+import type { EventQueries, Storage } from "../store/storage.ts";
 import { DEFAULT_EVENT_TYPES, type EventType, isEventType } from "./lifecycle.ts";
 
 /**
@@ -19,25 +19,27 @@ export type DeliveryContext = { payment: StoredPayment; head: number; showNetwor
 
 export type Outbox = {
   /** The first pending event of each payment, soonest due first (see EventStore.pendingHeads). */
-  pendingHeads(limit: number): EventRow[];
+  pendingHeads(limit: number): Promise<EventRow[]>;
   /** The payment an event is about, and the current head; undefined if the payment is gone. */
-  context(event: EventRow): DeliveryContext | undefined;
+  context(event: EventRow): Promise<DeliveryContext | undefined>;
+  /** Claims a pending event for one attempt until `leaseUntil` (see EventStore.claim). */
+  claim(id: string, now: number, leaseUntil: number): Promise<EventRow | undefined>;
   /** Stores the body of the first attempt; later attempts send the same bytes. */
-  setPayload(id: string, payload: string): void;
-  recordAttempt: EventStore["recordAttempt"];
+  setPayload(id: string, payload: string): Promise<void>;
+  recordAttempt: EventQueries["recordAttempt"];
   /**
    * Puts an event (event id) or all of a payment's events (payment id) back
    * to pending, due at `now`, with a fresh retry schedule and the same
    * webhook-id. Returns the re-queued event ids (empty: `id` names nothing).
    */
-  requeue(id: string, now: number): string[];
-  get(id: string): EventRow | undefined;
+  requeue(id: string, now: number): Promise<string[]>;
+  get(id: string): Promise<EventRow | undefined>;
   /** All events, or those in `state`, in the order they were written. */
-  list(state?: EventState): EventRow[];
+  list(state?: EventState): Promise<EventRow[]>;
   /** How many events are pending and since when the oldest waits (see EventStore.pendingSummary). */
-  pendingSummary(): { count: number; oldestAt: number | null };
-  byPayment(paymentId: string): EventRow[];
-  attemptsOf(eventId: string): AttemptRow[];
+  pendingSummary(): Promise<{ count: number; oldestAt: number | null }>;
+  byPayment(paymentId: string): Promise<EventRow[]>;
+  attemptsOf(eventId: string): Promise<AttemptRow[]>;
 };
 
 /** The event types a payment's postbacks carry: its own opt-in, else the daemon's. */
@@ -60,19 +62,20 @@ export function createOutbox({
 }): Outbox {
   return {
     pendingHeads: (limit) => events.pendingHeads(limit),
-    context(event) {
-      const payment = store.getPayment(event.payment_id);
+    async context(event) {
+      const payment = await store.getPayment(event.payment_id);
       if (!payment) return undefined;
       const network = payment.block_network;
-      const head = network === null ? 0 : (store.getCursor(network)?.head_number ?? 0);
+      const head = network === null ? 0 : ((await store.getCursor(network))?.head_number ?? 0);
       return { payment, head, showNetworks };
     },
+    claim: (id, now, leaseUntil) => events.claim(id, now, leaseUntil),
     setPayload: (id, payload) => events.setPayload(id, payload),
     recordAttempt: events.recordAttempt,
-    requeue(id, now) {
-      const event = events.get(id);
-      const ids = (event ? [event] : events.byPayment(id)).map((row) => row.id);
-      if (ids.length > 0) events.requeue(ids, now);
+    async requeue(id, now) {
+      const event = await events.get(id);
+      const ids = (event ? [event] : await events.byPayment(id)).map((row) => row.id);
+      if (ids.length > 0) await events.requeue(ids, now);
       return ids;
     },
     get: (id) => events.get(id),
@@ -89,25 +92,25 @@ export function createOutbox({
  * for the original 0xBTCpay treats ANY POST to its URL as "paid": without
  * its opt-in it must never get another event. Returns how many were queued.
  */
-export function queueEvents({
+export async function queueEvents({
   events,
   payment,
   types,
   defaults = DEFAULT_EVENT_TYPES,
   now,
 }: {
-  events: EventStore;
+  events: EventQueries;
   payment: PaymentRow;
   types: readonly EventType[];
   defaults?: readonly EventType[];
   now: number;
-}): number {
+}): Promise<number> {
   if (payment.postback_url === null || types.length === 0) return 0;
   const enabled = enabledEventsOf(payment, defaults);
   let queued = 0;
   for (const type of types) {
     if (!enabled.includes(type)) continue;
-    events.insert({
+    await events.insert({
       id: `evt_${randomBytes(12).toString("hex")}`,
       payment_id: payment.id,
       type,

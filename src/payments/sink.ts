@@ -15,13 +15,12 @@ import type {
 import type { Clock } from "../internal/clock.ts";
 import { ChainMismatchError } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import { LEGACY_NETWORK, type PaymentStore } from "../store/payments.ts";
-import type { Storage } from "../store/storage.ts";
+import { LEGACY_NETWORK } from "../store/payments.ts";
+import type { PaymentQueries } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
 export function createPaymentSink({
-  storage,
   store,
   transitions,
   changes,
@@ -32,8 +31,7 @@ export function createPaymentSink({
   keepBlocks,
   onEvents,
 }: {
-  storage: Pick<Storage, "transaction">;
-  store: PaymentStore;
+  store: PaymentQueries;
   transitions: Transitions;
   changes: ChangeFeed;
   clock: Pick<Clock, "now">;
@@ -55,41 +53,41 @@ export function createPaymentSink({
    * this network's `head` and the other networks' stored heads; returns
    * events queued.
    */
-  function reevaluate(touched: Iterable<string>, head: number, now: number): number {
-    const heads = store.heads();
+  async function reevaluate(touched: Iterable<string>, head: number, now: number) {
+    const heads = await store.heads();
     heads.set(name, head);
     const ids = new Set(touched);
+    for (const id of await store.confirmingPaymentIds()) ids.add(id);
     let queued = 0;
-    for (const id of ids) queued += transitions.apply(id, heads, now);
-    for (const id of store.confirmingPaymentIds()) {
-      if (!ids.has(id)) queued += transitions.apply(id, heads, now);
-    }
+    // NOTE: in id order, so two transactions locking the same payments
+    // (two networks' scans on PostgreSQL) lock them in the same order.
+    for (const id of [...ids].sort()) queued += await transitions.apply(id, heads, now);
     return queued;
   }
 
-  function rememberBlocks(blocks: readonly BlockHeader[], newest: number) {
+  async function rememberBlocks(blocks: readonly BlockHeader[], newest: number) {
     for (const block of blocks) {
-      store.rememberBlock(name, {
+      await store.rememberBlock(name, {
         number: block.number,
         hash: block.hash,
         parent_hash: block.parentHash,
         timestamp: block.timestamp,
       });
     }
-    store.pruneBlocksBelow(name, newest - keepBlocks);
+    await store.pruneBlocksBelow(name, newest - keepBlocks);
   }
 
   /** Marks the head as moved in the change feed if `head` is not the one stored. */
-  function noteHead(head: number) {
-    if (store.getCursor(name)?.head_number !== head) changes.headMoved();
+  async function noteHead(head: number) {
+    if ((await store.getCursor(name))?.head_number !== head) changes.headMoved();
   }
 
-  const applyBatch = storage.transaction((batch: ScanBatch): number => {
+  const applyBatch = changes.transaction(async (batch: ScanBatch): Promise<number> => {
     // NOTE: compare-and-set on the cursor. The watcher read it before it
     // fetched the batch; if it moved meanwhile (`0xbtcpay rescan` moved it
     // back), the batch no longer follows it: drop it, the watcher reads the
     // cursor again and scans from there.
-    const stored = store.getCursor(name);
+    const stored = await store.getCursor(name);
     if (stored && stored.block_number !== batch.fromBlock - 1) {
       log.info(
         { from_block: batch.fromBlock, cursor: stored.block_number },
@@ -98,10 +96,10 @@ export function createPaymentSink({
       return 0;
     }
     const now = clock.now();
-    noteHead(batch.head);
+    await noteHead(batch.head);
     const touched = new Set<string>();
     for (const transfer of batch.transfers) {
-      const payment = store.paymentWindowByAddress(transfer.to);
+      const payment = await store.paymentWindowByAddress(transfer.to);
       if (payment === undefined) continue;
       const time = transfer.blockTimestamp;
       if (time !== undefined && time * 1000 > payment.expires_at + monitorForSeconds * 1000) {
@@ -111,7 +109,7 @@ export function createPaymentSink({
         );
         continue;
       }
-      const inserted = store.insertTransfer({
+      const inserted = await store.insertTransfer({
         network: name,
         tx_hash: transfer.txHash,
         log_index: transfer.logIndex,
@@ -129,8 +127,8 @@ export function createPaymentSink({
     const last = batch.blocks.at(-1);
     if (!last || last.number !== batch.toBlock)
       throw new Error("batch without its last block header");
-    rememberBlocks(batch.blocks, batch.toBlock);
-    store.moveCursor(name, {
+    await rememberBlocks(batch.blocks, batch.toBlock);
+    await store.moveCursor(name, {
       block_number: batch.toBlock,
       block_hash: last.hash,
       head_number: batch.head,
@@ -139,15 +137,15 @@ export function createPaymentSink({
     return reevaluate(touched, batch.head, now);
   });
 
-  const rewind = storage.transaction(
-    (ancestor: { number: number; hash: string | null }, head: number): number => {
+  const rewind = changes.transaction(
+    async (ancestor: { number: number; hash: string | null }, head: number): Promise<number> => {
       const now = clock.now();
       changes.headMoved();
-      const affected = store.forgetAbove(name, ancestor.number);
-      const stored = store.getCursor(name);
+      const affected = await store.forgetAbove(name, ancestor.number);
+      const stored = await store.getCursor(name);
       // A rescan may have moved the cursor below the ancestor meanwhile: keep it there.
       const keep = stored !== undefined && stored.block_number < ancestor.number;
-      store.moveCursor(name, {
+      await store.moveCursor(name, {
         block_number: keep ? stored.block_number : ancestor.number,
         block_hash: keep ? stored.block_hash : ancestor.hash,
         head_number: head,
@@ -157,20 +155,16 @@ export function createPaymentSink({
     },
   );
 
-  const applyHead = storage.transaction((head: number): number => {
+  const applyHead = changes.transaction(async (head: number): Promise<number> => {
     const now = clock.now();
-    noteHead(head);
-    store.setHead(name, head, now);
+    await noteHead(head);
+    await store.setHead(name, head, now);
     return reevaluate([], head, now);
   });
 
-  const applyBatchCommitted = changes.around(applyBatch);
-  const rewindCommitted = changes.around(rewind);
-  const applyHeadCommitted = changes.around(applyHead);
-
   return {
-    cursor(): ScanCursor | undefined {
-      const row = store.getCursor(name);
+    async cursor(): Promise<ScanCursor | undefined> {
+      const row = await store.getCursor(name);
       if (!row) return undefined;
       if (row.chain_id !== chainId || row.token !== token) {
         throw new ChainMismatchError(
@@ -179,18 +173,18 @@ export function createPaymentSink({
       }
       return { blockNumber: row.block_number, blockHash: row.block_hash };
     },
-    initCursor: storage.transaction(
-      (block: BlockHeader | { number: -1; hash: null }, head: number) => {
+    initCursor: changes.transaction(
+      async (block: BlockHeader | { number: -1; hash: null }, head: number) => {
         // The chain may have been scanned under another name (a network renamed
         // in the config): scanning it again from here would miss what it found.
-        const other = store.cursors().find((row) => row.chain_id === chainId);
+        const other = (await store.cursors()).find((row) => row.chain_id === chainId);
         if (other) {
           throw new ChainMismatchError(
             `the database scanned chain ${chainId} as network "${other.network}", and the config calls it "${name}": name it "${other.network}" again`,
           );
         }
-        if ("parentHash" in block) rememberBlocks([block], block.number);
-        store.setCursor({
+        if ("parentHash" in block) await rememberBlocks([block], block.number);
+        await store.setCursor({
           network: name,
           chain_id: chainId,
           token,
@@ -201,18 +195,22 @@ export function createPaymentSink({
         });
       },
     ),
-    filter(transfers: readonly TokenTransfer[]) {
-      return transfers.filter((t) => store.paymentIdByAddress(t.to) !== undefined);
+    async filter(transfers: readonly TokenTransfer[]) {
+      const kept: TokenTransfer[] = [];
+      for (const transfer of transfers) {
+        if ((await store.paymentIdByAddress(transfer.to)) !== undefined) kept.push(transfer);
+      }
+      return kept;
     },
     blockHash: (number) => store.blockHash(name, number),
-    applyBatch(batch) {
-      if (applyBatchCommitted(batch) > 0) onEvents();
+    async applyBatch(batch) {
+      if ((await applyBatch(batch)) > 0) onEvents();
     },
-    rewind(ancestor, head) {
-      if (rewindCommitted(ancestor, head) > 0) onEvents();
+    async rewind(ancestor, head) {
+      if ((await rewind(ancestor, head)) > 0) onEvents();
     },
-    applyHead(head) {
-      if (applyHeadCommitted(head) > 0) onEvents();
+    async applyHead(head) {
+      if ((await applyHead(head)) > 0) onEvents();
     },
   };
 }

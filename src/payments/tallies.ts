@@ -25,6 +25,11 @@ export type Tallies = {
   created(count: number): void;
   /** A commit changed these statuses. */
   transitioned(changes: ReadonlyArray<{ from: PaymentStatus; to: PaymentStatus }>): void;
+  /**
+   * The table's counts read again (replicas on PostgreSQL: other replicas'
+   * commits move them too).
+   */
+  recount(byStatus: Partial<Record<PaymentStatus, number>>): void;
   snapshot(): PaymentTallies;
 };
 
@@ -53,6 +58,9 @@ export function createTallies({
         if (entry) entry.count++;
         else transitions.set(key, { from, to, count: 1 });
       }
+    },
+    recount(byStatus) {
+      for (const status of PAYMENT_STATUSES) counts[status] = byStatus[status] ?? 0;
     },
     snapshot: () => ({
       byStatus: { ...counts },

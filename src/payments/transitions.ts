@@ -5,20 +5,20 @@
  * it inside the transaction of its cause.
  */
 import type { Logger } from "../internal/logger.ts";
-import type { EventStore } from "../store/events.ts";
-import type { PaymentStore, StoredPayment } from "../store/payments.ts";
+import type { StoredPayment } from "../store/payments.ts";
+import type { EventQueries, PaymentQueries } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import { decide, type EventType } from "./lifecycle.ts";
 import { queueEvents } from "./outbox.ts";
 
 export type Transitions = {
   /**
-   * Re-decides payment `id` (a row the caller already read may be passed)
-   * at the networks' `heads` (read once per transaction, see
-   * PaymentStore.heads) and `now`, stores it, queues its events; returns
-   * how many events were queued.
+   * Inside a transaction: locks payment `id` and re-decides it at the
+   * networks' `heads` (read once per transaction, see PaymentStore.heads)
+   * and `now`, stores it, queues its events; resolves how many events were
+   * queued.
    */
-  apply(payment: string | StoredPayment, heads: ReadonlyMap<string, number>, now: number): number;
+  apply(id: string, heads: ReadonlyMap<string, number>, now: number): Promise<number>;
 };
 
 export function createTransitions({
@@ -29,8 +29,8 @@ export function createTransitions({
   changes,
   logger,
 }: {
-  store: PaymentStore;
-  events: EventStore;
+  store: PaymentQueries;
+  events: EventQueries;
   /** Told every payment re-decided, for the subscribers after the commit. */
   changes: ChangeFeed;
   /** The confirmations a transfer on `network` needs. */
@@ -41,14 +41,12 @@ export function createTransitions({
 }): Transitions {
   const log = logger.child({ module: "payments" });
 
-  function apply(
-    target: string | StoredPayment,
-    heads: ReadonlyMap<string, number>,
-    now: number,
-  ): number {
-    const payment = typeof target === "string" ? store.getPayment(target) : target;
+  async function apply(id: string, heads: ReadonlyMap<string, number>, now: number) {
+    // NOTE: locked, so two transactions re-deciding one payment (two
+    // networks' scans, a cancel, the sweep) take turns on PostgreSQL.
+    const payment = await store.lockPayment(id);
     if (!payment) return 0;
-    const transfers = store.transfersOf(payment.id).map((t) => ({
+    const transfers = (await store.transfersOf(payment.id)).map((t) => ({
       txHash: t.tx_hash,
       blockNumber: t.block_number,
       logIndex: t.log_index,
@@ -67,7 +65,7 @@ export function createTransitions({
       networks: { heads, requiredConfirmations },
       now,
     });
-    store.updateLifecycle(payment.id, next);
+    await store.updateLifecycle(payment.id, next);
     changes.touch(payment.id);
 
     const fields = { payment_id: payment.id };
@@ -111,7 +109,13 @@ export function createTransitions({
       );
     }
     const updated: StoredPayment = { ...payment, ...next };
-    return queueEvents({ events, payment: updated, types: raised, defaults: defaultEvents, now });
+    return await queueEvents({
+      events,
+      payment: updated,
+      types: raised,
+      defaults: defaultEvents,
+      now,
+    });
   }
 
   return { apply };

@@ -5,8 +5,9 @@
  * however many rows it has.
  */
 import { toUnixSeconds } from "../internal/clock.ts";
-import type { EventRow, EventStore } from "../store/events.ts";
-import type { PaymentStatus, PaymentStore, StoredPayment, TransferRow } from "../store/payments.ts";
+import type { EventRow } from "../store/events.ts";
+import type { PaymentStatus, StoredPayment, TransferRow } from "../store/payments.ts";
+import type { EventQueries, PaymentQueries } from "../store/storage.ts";
 import { formatAmount } from "./amount.ts";
 import { confirmationsOf, isLate } from "./evaluate.ts";
 import { acceptedNetworksOf, deadlineOf } from "./lifecycle.ts";
@@ -77,22 +78,22 @@ export type PaymentDetail = { row: StoredPayment; view: StatusView; events: Even
 const STATUS_CACHE_SIZE = 10_000;
 
 export type PaymentViews = {
-  view(id: string): StatusView | undefined;
+  view(id: string): Promise<StatusView | undefined>;
   /**
    * status.json's body for `id` (undefined: no such payment), served from a
    * cache that any write to the database (by this daemon or another
    * process) invalidates.
    */
-  statusJson(id: string): string | undefined;
+  statusJson(id: string): Promise<string | undefined>;
   /**
    * status.json's bodies of several payments, in a few queries however many
    * (live streams after a commit that changed many); unknown ids are left out.
    */
-  statusJsonMany(ids: readonly string[]): Map<string, string>;
+  statusJsonMany(ids: readonly string[]): Promise<Map<string, string>>;
   /** Views and events of `rows`, in their order, in a bounded number of queries. */
-  details(rows: readonly StoredPayment[]): PaymentDetail[];
+  details(rows: readonly StoredPayment[]): Promise<PaymentDetail[]>;
   /** The checkout page's view of `id`; undefined: no such payment. */
-  checkout(id: string): CheckoutView | undefined;
+  checkout(id: string): Promise<CheckoutView | undefined>;
 };
 
 /** What the views know of the networks the daemon watches. */
@@ -116,10 +117,10 @@ export function createPaymentViews({
   decimals,
   networks,
 }: {
-  store: PaymentStore;
-  events: EventStore;
+  store: PaymentQueries;
+  events: EventQueries;
   /** Changes on any write to the database. */
-  dataVersion: () => string;
+  dataVersion: () => Promise<string>;
   decimals: number;
   networks: ViewNetworks;
 }): PaymentViews {
@@ -188,33 +189,33 @@ export function createPaymentViews({
     };
   }
 
-  function currentView(row: StoredPayment): StatusView {
-    return viewOf(row, heads(), hasTransfers(row) ? store.transfersOf(row.id) : []);
+  async function currentView(row: StoredPayment): Promise<StatusView> {
+    return viewOf(row, await heads(), hasTransfers(row) ? await store.transfersOf(row.id) : []);
   }
 
-  function view(id: string): StatusView | undefined {
-    const row = store.getPayment(id);
-    return row ? currentView(row) : undefined;
+  async function view(id: string): Promise<StatusView | undefined> {
+    const row = await store.getPayment(id);
+    return row ? await currentView(row) : undefined;
   }
 
   return {
     view,
-    statusJson(id) {
-      const version = dataVersion();
+    async statusJson(id) {
+      const version = await dataVersion();
       const hit = statusCache.get(id);
       if (hit && hit.version === version) return hit.body;
-      const current = view(id);
+      const current = await view(id);
       if (!current) return undefined;
       const body = JSON.stringify(current);
       if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
       statusCache.set(id, { body, version });
       return body;
     },
-    checkout(id) {
-      const row = store.getPayment(id);
+    async checkout(id) {
+      const row = await store.getPayment(id);
       if (!row) return undefined;
       return {
-        view: currentView(row),
+        view: await currentView(row),
         amounts: {
           amount: BigInt(row.amount),
           paid: BigInt(row.paid_amount),
@@ -225,8 +226,8 @@ export function createPaymentViews({
         cancelUrl: row.cancel_url,
       };
     },
-    statusJsonMany(ids) {
-      const version = dataVersion();
+    async statusJsonMany(ids) {
+      const version = await dataVersion();
       const bodies = new Map<string, string>();
       const missing: string[] = [];
       for (const id of ids) {
@@ -235,9 +236,9 @@ export function createPaymentViews({
         else missing.push(id);
       }
       if (missing.length === 0) return bodies;
-      const rows = store.getPaymentsMany(missing);
-      const atHeads = heads();
-      const transfers = store.transfersOfMany(rows.filter(hasTransfers).map((row) => row.id));
+      const rows = await store.getPaymentsMany(missing);
+      const atHeads = await heads();
+      const transfers = await store.transfersOfMany(rows.filter(hasTransfers).map((row) => row.id));
       for (const row of rows) {
         const body = JSON.stringify(viewOf(row, atHeads, transfers.get(row.id) ?? []));
         if (statusCache.size >= STATUS_CACHE_SIZE) statusCache.clear();
@@ -246,12 +247,12 @@ export function createPaymentViews({
       }
       return bodies;
     },
-    details(rows) {
+    async details(rows) {
       if (rows.length === 0) return [];
-      const atHeads = heads();
+      const atHeads = await heads();
       const seen = rows.filter(hasTransfers).map((row) => row.id);
-      const transfers = store.transfersOfMany(seen);
-      const eventsByPayment = events.byPayments(rows.map((row) => row.id));
+      const transfers = await store.transfersOfMany(seen);
+      const eventsByPayment = await events.byPayments(rows.map((row) => row.id));
       return rows.map((row) => ({
         row,
         view: viewOf(row, atHeads, transfers.get(row.id) ?? []),

@@ -69,7 +69,7 @@ export type PostbackSender = {
    */
   deliverDue(): Promise<number>;
   /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
-  resend(id: string): string[];
+  resend(id: string): Promise<string[]>;
   /** Attempts since start by outcome (metrics). */
   stats(): PostbackStats;
 };
@@ -126,6 +126,9 @@ function describeFailure(error: unknown): string {
  * table on every step, never held only in memory, so any number of
  * restarts resumes exactly where the table says.
  */
+/** A claim outlasts the attempt's timeout by this much (the database's round trips). */
+const CLAIM_MARGIN_MS = 30_000;
+
 export function createPostbackSender({
   outbox,
   clock,
@@ -181,13 +184,20 @@ export function createPostbackSender({
     notify?.();
   }
 
-  async function attempt(event: EventRow): Promise<void> {
+  async function attempt(head: EventRow): Promise<void> {
+    // NOTE: replicas on one PostgreSQL share the outbox: the event is
+    // claimed (a lease longer than an attempt), and its row read again, so
+    // an attempt another replica made meanwhile is seen (same body, same
+    // webhook-id, the right round_attempts).
+    const claimedAt = clock.now();
+    const event = await outbox.claim(head.id, claimedAt, claimedAt + timeoutMs + CLAIM_MARGIN_MS);
+    if (!event || event.next_attempt_at > claimedAt) return;
     let body = event.payload;
     if (body === null) {
-      const context = outbox.context(event);
+      const context = await outbox.context(event);
       if (!context) return;
       body = postbackBody({ event, ...context, decimals });
-      outbox.setPayload(event.id, body);
+      await outbox.setPayload(event.id, body);
     }
     const attemptedAt = clock.now();
     const timestamp = toUnixSeconds(attemptedAt);
@@ -250,7 +260,7 @@ export function createPostbackSender({
       error,
     };
     if (error === null) {
-      outbox.recordAttempt(attempt, {
+      await outbox.recordAttempt(attempt, {
         state: "delivered",
         round_attempts: event.round_attempts,
         next_attempt_at: event.next_attempt_at,
@@ -271,7 +281,7 @@ export function createPostbackSender({
             jitter,
             random,
           });
-    outbox.recordAttempt(attempt, {
+    await outbox.recordAttempt(attempt, {
       state: step.state,
       round_attempts: event.round_attempts,
       next_attempt_at: step.state === "pending" ? step.next_attempt_at : finishedAt,
@@ -289,7 +299,7 @@ export function createPostbackSender({
   }
 
   /** Starts due events in free slots; returns them and when the next one is due. */
-  function fill(): { started: Promise<void>[]; nextAt: number | undefined } {
+  async function fill(): Promise<{ started: Promise<void>[]; nextAt: number | undefined }> {
     const started: Promise<void>[] = [];
     const free = concurrency - inFlight.size;
     if (free <= 0) return { started, nextAt: undefined };
@@ -297,7 +307,7 @@ export function createPostbackSender({
     let nextAt: number | undefined;
     // NOTE: at most inFlight.size heads are in flight, so this many rows hold
     // `free` startable ones (if there are) plus the next one due.
-    for (const event of outbox.pendingHeads(inFlight.size + free + 1)) {
+    for (const event of await outbox.pendingHeads(inFlight.size + free + 1)) {
       if (inFlight.has(event.payment_id)) continue;
       const dueAt = Math.max(event.next_attempt_at, cooldown.get(event.id) ?? 0);
       if (dueAt > now) {
@@ -344,12 +354,12 @@ export function createPostbackSender({
   return {
     wake,
     async deliverDue() {
-      const { started } = fill();
+      const { started } = await fill();
       await Promise.all(started);
       return started.length;
     },
-    resend(id) {
-      const ids = outbox.requeue(id, clock.now());
+    async resend(id) {
+      const ids = await outbox.requeue(id, clock.now());
       if (ids.length > 0) {
         log.info({ id, event_ids: ids }, "postbacks re-queued");
         wake();
@@ -363,7 +373,7 @@ export function createPostbackSender({
         notified = false;
         let nextAt: number | undefined;
         try {
-          nextAt = fill().nextAt;
+          nextAt = (await fill()).nextAt;
         } catch (error) {
           log.error({ err: errorMessage(error) }, "postback loop failed");
         }

@@ -129,6 +129,18 @@ export function createEventStore(db: Db) {
         state === undefined ? statements.list.all() : statements.listByState.all(state)
       ) as EventRow[];
     },
+    /**
+     * Claims pending event `id` for one delivery attempt, until `leaseUntil`
+     * (UNIX ms), and returns its current row; undefined if it is no longer
+     * pending or another replica holds it. On SQLite one daemon delivers
+     * (the database lock): nothing to take from anyone, the row is returned.
+     * On PostgreSQL (store/postgres/storage.ts) the claim is a lease, so a
+     * replica that dies mid-delivery lets it go when the lease runs out.
+     */
+    claim(id: string, _now: number, _leaseUntil: number): EventRow | undefined {
+      const row = statements.get.get(id) as EventRow | undefined;
+      return row?.state === "pending" ? row : undefined;
+    },
     /** Stores the body of the first attempt; later attempts send the same bytes. */
     setPayload(id: string, payload: string): void {
       statements.setPayload.run(payload, id);

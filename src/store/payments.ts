@@ -235,6 +235,14 @@ export function createPaymentStore(db: Db) {
     getPayment(id: string): StoredPayment | undefined {
       return statements.getPayment.get(id) as StoredPayment | undefined;
     },
+    /**
+     * Payment `id`, locked until the transaction ends, for a caller about to
+     * re-decide it. SQLite's transactions already run one at a time; on
+     * PostgreSQL this is `SELECT … FOR UPDATE`.
+     */
+    lockPayment(id: string): StoredPayment | undefined {
+      return statements.getPayment.get(id) as StoredPayment | undefined;
+    },
     /** Several payments in one query (any order; unknown ids are left out). */
     getPaymentsMany(ids: readonly string[]): StoredPayment[] {
       if (ids.length === 0) return [];

@@ -345,7 +345,7 @@ export const TEST_TOKEN = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
  * The real payment logic on a real database (":memory:" by default), with no
  * watcher or servers: for tests that create payments before anything scans.
  */
-export function paymentsOn({
+export async function paymentsOn({
   db,
   path = ":memory:",
   token = TEST_TOKEN,
@@ -361,7 +361,7 @@ export function paymentsOn({
   >
 > = {}) {
   const database = db ?? openDatabase({ path });
-  const payments = createPayments({
+  const payments = await createPayments({
     storage: createSqliteStorage(database),
     deriver: createAddressDeriver({ xpub: DEV_XPUB }),
     clock: createClock(),

@@ -123,7 +123,7 @@ function servedOnDemand(listener: RequestListener): () => Promise<number> {
   };
 }
 
-export function setupApps({
+export async function setupApps({
   allow = [] as string[],
   /** Whether loopback callers are always let in (the daemon's rule); off: only `allow` is. */
   loopback = true,
@@ -135,7 +135,7 @@ export function setupApps({
   extraMethods = [] as RpcMethod[],
 } = {}) {
   const clock = manualClock();
-  const { db, payments } = paymentsOn({ clock });
+  const { db, payments } = await paymentsOn({ clock });
   const privateOptions: PrivateAppOptions = {
     payments,
     allowlist: createAllowlist({ allow, loopback }),

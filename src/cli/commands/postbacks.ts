@@ -77,7 +77,7 @@ Columns: ${COLUMNS.join(", ")}.
 Example:
   0xbtcpay postbacks list --state failed --config /etc/0xbtcpay/config.json`,
     )
-    .action((options: { config?: string; state?: EventState }) => {
+    .action(async (options: { config?: string; state?: EventState }) => {
       const config = configFrom(options);
       try {
         const db = openExisting(config);
@@ -85,7 +85,7 @@ Example:
           storage: createSqliteStorage(db),
           showNetworks: config.networks !== undefined,
         });
-        const rows = outbox.list(options.state);
+        const rows = await outbox.list(options.state);
         db.close();
         process.stdout.write(`${[COLUMNS.join("\t"), ...rows.map(line)].join("\n")}\n`);
       } catch (error) {
@@ -108,7 +108,7 @@ running daemon sends it within a second; otherwise it goes at the next start.
 Example:
   0xbtcpay postbacks retry evt_3f2a… --config /etc/0xbtcpay/config.json`,
     )
-    .action((id: string, options: { config?: string }) => {
+    .action(async (id: string, options: { config?: string }) => {
       const config = configFrom(options);
       let requeued: string[];
       try {
@@ -117,7 +117,7 @@ Example:
           storage: createSqliteStorage(db),
           showNetworks: config.networks !== undefined,
         });
-        requeued = outbox.requeue(id, Date.now());
+        requeued = await outbox.requeue(id, Date.now());
         db.close();
       } catch (error) {
         exitOnError(error);

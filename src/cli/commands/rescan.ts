@@ -41,7 +41,7 @@ Examples:
   0xbtcpay rescan --network polygon --from-block 65432100 --config /etc/0xbtcpay/config.json
   0xbtcpay status --config /etc/0xbtcpay/config.json    # watch "scan" catch up`,
     )
-    .action((options: { fromBlock: number; network?: string; config?: string }) => {
+    .action(async (options: { fromBlock: number; network?: string; config?: string }) => {
       const config = configFrom(options);
       const networks = networksOf(config);
       const names = networks.map((network) => network.name).join(", ");
@@ -58,9 +58,9 @@ Examples:
       }
       try {
         const db = openDatabase({ path: config.database.path, migrate: false });
-        let moved: ReturnType<typeof rescanFrom>;
+        let moved: Awaited<ReturnType<typeof rescanFrom>>;
         try {
-          moved = rescanFrom({
+          moved = await rescanFrom({
             storage: createSqliteStorage(db),
             network: network.name,
             chainId: network.chainId,

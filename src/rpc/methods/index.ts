@@ -16,7 +16,7 @@ export type PostbackControl = {
   /** The SSRF guard's verdict on a postback URL (resolves its host). */
   checkUrl: PostbackUrlCheck;
   /** Re-queues an event (event id) or a payment's events (payment id); returns their ids. */
-  resend(id: string): string[];
+  resend(id: string): Promise<string[]>;
 };
 
 /** start_payment, get_payment, list_payments, cancel_payment, and resend_postback with `postbacks`. */

@@ -6,14 +6,18 @@ import type { RpcMethod } from "../registry.ts";
  * event of a payment (payment id), delivered or failed, under the same
  * webhook-id. Result: `{requeued: [event ids]}`.
  */
-export function resendPostbackMethod({ resend }: { resend(id: string): string[] }): RpcMethod {
+export function resendPostbackMethod({
+  resend,
+}: {
+  resend(id: string): Promise<string[]>;
+}): RpcMethod {
   return {
     name: "resend_postback",
     permission: "postbacks:resend",
-    handler(p, { log }) {
+    async handler(p, { log }) {
       const id = p.id;
       if (typeof id !== "string" || id === "") throw new InvalidParamsError("missing id");
-      const requeued = resend(id);
+      const requeued = await resend(id);
       if (requeued.length === 0) throw new InvalidParamsError("unknown id");
       log.info({ id, requeued }, "resend_postback: events re-queued");
       return { requeued };

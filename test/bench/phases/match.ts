@@ -70,7 +70,7 @@ export const matchPhase: Phase = {
     const pending = seeded.map((p) => p.address);
     const db = openDatabase({ path });
     try {
-      const payments = createPayments({
+      const payments = await createPayments({
         storage: createSqliteStorage(db),
         deriver: createFastAddressDeriver({ xpub: DEV_XPUB }),
         clock: createClock(),
@@ -82,7 +82,7 @@ export const matchPhase: Phase = {
         expiresAfterSeconds: 86_400,
       });
       // Warm-up: one chunk, not counted.
-      payments.sink.filter(syntheticChunk(pending, 1).logs);
+      await payments.sink.filter(syntheticChunk(pending, 1).logs);
       progress(`match: ${totalLogs} logs against ${pendingCount} pending addresses`);
       let filterMs = 0;
       let matched = 0;
@@ -90,7 +90,7 @@ export const matchPhase: Phase = {
       for (let done = 0; done < totalLogs; done += CHUNK) {
         const { logs, hits } = syntheticChunk(pending, 10 + done / 5);
         const began = performance.now();
-        matched += payments.sink.filter(logs).length;
+        matched += (await payments.sink.filter(logs)).length;
         filterMs += performance.now() - began;
         expected += hits;
       }
