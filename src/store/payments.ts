@@ -235,6 +235,16 @@ export function createPaymentStore(db: Db) {
     getPayment(id: string): StoredPayment | undefined {
       return statements.getPayment.get(id) as StoredPayment | undefined;
     },
+    /**
+     * Reads payment `id` to re-decide it: inside a transaction, no other
+     * transaction changes the row until this one ends. PostgreSQL takes a
+     * row lock (`FOR UPDATE`); here it is `getPayment`, since a SQLite
+     * transaction holds the whole database (BEGIN IMMEDIATE) and
+     * transactions run one after another.
+     */
+    lockPayment(id: string): StoredPayment | undefined {
+      return statements.getPayment.get(id) as StoredPayment | undefined;
+    },
     /** Several payments in one query (any order; unknown ids are left out). */
     getPaymentsMany(ids: readonly string[]): StoredPayment[] {
       if (ids.length === 0) return [];
