@@ -79,8 +79,9 @@ export function createPostgresStorage({
   /**
    * NOTE: the data version costs no query. It is a counter that this
    * process bumps on each of its own writing commits and on every
-   * notification from another replica; every writing commit of any replica
-   * notifies (`transaction`, `write`), so while LISTEN is up the counter moves on any write.
+   * notification from another replica; every writing commit of any
+   * replica notifies (`transaction`, `write`), so while LISTEN is up the
+   * counter moves on any write.
    * While it is down (or not yet up) nudges can be missed: every call then
    * returns a value never seen before ("down:" and an ever-new count), so
    * nothing cached meanwhile is reused; and each reconnect bumps the
@@ -203,7 +204,9 @@ export function createPostgresStorage({
   const subscribers = new Set<(change: ExternalChange) => void>();
   /** This process's pooled connections: their notifications are our own commits. */
   const ownBackends = new Set<number>();
-  pool.on("connect", (client) => {
+  // NOTE: on every checkout, not only on connect: the pool may hold
+  // clients from before this storage (openPostgres's migration).
+  pool.on("acquire", (client) => {
     const pid = backendPid(client);
     if (pid !== undefined) ownBackends.add(pid);
   });
