@@ -823,6 +823,31 @@ describe("Storage on PostgreSQL only: replicas", () => {
     expect(heardByFirst).toEqual([]);
   });
 
+  test("an announce in a nested transaction that rolls back is not heard; the outer commit still moves the others' version", async () => {
+    const database = await postgres.fresh();
+    const first = await database.open();
+    const second = (await database.open()) as PostgresStorage;
+    const heard: ExternalChange[] = [];
+    second.onExternalChange((change) => heard.push(change));
+    await postgres.settled(second);
+    await create(first, 0);
+    await waitFor(async () => (await second.payments.getPayment(row(0).id)) !== undefined);
+    const before = await second.dataVersion();
+    await first.transaction(async () => {
+      await first.payments.setCancelled({ id: row(0).id, now: 4 });
+      await expect(
+        first.transaction(async () => {
+          await first.announce({ ids: [row(0).id], head: false });
+          throw new Error("inner");
+        }),
+      ).rejects.toThrow("inner");
+    });
+    await waitFor(async () => (await second.dataVersion()) !== before, {
+      what: "the version after the outer commit",
+    });
+    expect(heard).toEqual([]);
+  });
+
   test("after losing its LISTEN connection a replica reconnects, says anything may have changed, and meanwhile caches nothing", async () => {
     const database = await postgres.fresh();
     const storage = (await database.open()) as PostgresStorage;

@@ -135,6 +135,9 @@ export function createPostgresStorage({
 
   async function savepoint<R>(tx: Tx, fn: () => Promise<R>): Promise<R> {
     const name = `sp${++tx.savepoints}`;
+    // PostgreSQL drops the NOTIFYs of a savepoint rolled back: then the
+    // commit must nudge the others itself again.
+    const announced = tx.announced;
     try {
       await tx.client.query(`SAVEPOINT ${name}`);
       let result: R;
@@ -144,6 +147,7 @@ export function createPostgresStorage({
         try {
           await tx.client.query(`ROLLBACK TO SAVEPOINT ${name}`);
           await tx.client.query(`RELEASE SAVEPOINT ${name}`);
+          tx.announced = announced;
         } catch {
           // The connection is gone or the transaction aborted: the outer
           // transaction's ROLLBACK (or the release of a broken client) ends it.
