@@ -38,7 +38,7 @@ type Tx = {
   client: pg.PoolClient;
   /** Savepoints open now (the name of the next one). */
   savepoints: number;
-  /** Whether it wrote (or locked nothing but announced): the others must hear of it. */
+  /** Whether it wrote: the others must hear of it. */
   wrote: boolean;
   /** Whether it announced a change (then no "something was written" is needed). */
   announced: boolean;
@@ -117,16 +117,16 @@ export function createPostgresStorage({
       }
       const result = await pool.query(text, values);
       // Committed on its own: the others hear of it now.
-      await written({ ids: [], head: false });
+      await writtenAlone();
       return result;
     },
   } as Queryable;
 
-  /** After a commit of this process that wrote: a new version here, a nudge to the others. */
-  async function written(change: ExternalChange): Promise<void> {
+  /** After a write committed on its own: a new version here, a nudge to the others. */
+  async function writtenAlone(): Promise<void> {
     version++;
     try {
-      await notifyChanged(pool, change);
+      await notifyChanged(pool, { ids: [], head: false });
     } catch (error) {
       // The write is committed: the caller must not take it for failed.
       log?.warn({ err: error }, "could not tell the other replicas of a write");
