@@ -25,6 +25,8 @@ import {
 import {
   allocateIndex,
   CHANGES_CHANNEL,
+  type ChangeNotice,
+  changePayloads,
   claimDueEvents,
   createCursor,
   getCursor,
@@ -34,6 +36,7 @@ import {
   insertTransfer,
   moveCursor,
   notifyChanged,
+  parseChangePayload,
   recordAttempt,
   UNIQUE_VIOLATION,
 } from "../src/store/postgres/queries.ts";
@@ -411,16 +414,16 @@ describe("postgres store across replicas", () => {
     try {
       await expect(
         inTransaction((replicas[0] as PostgresDb).pool, async (client) => {
-          await notifyChanged(client, ["rolledbackxxxxxx"]);
+          await notifyChanged(client, { ids: ["rolledbackxxxxxx"], head: false });
           throw new Error("rolled back");
         }),
       ).rejects.toThrow("rolled back");
       await inTransaction((replicas[0] as PostgresDb).pool, (client) =>
-        notifyChanged(client, ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]),
+        notifyChanged(client, { ids: ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"], head: true }),
       );
       await waitFor(() => listeners.every((l) => l.heard.length === 1), { what: "the nudges" });
       expect(listeners.map((l) => l.heard)).toEqual(
-        replicas.map(() => ["aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb"]),
+        replicas.map(() => ['{"ids":["aaaaaaaaaaaaaaaa","bbbbbbbbbbbbbbbb"],"head":true}']),
       );
     } finally {
       for (const l of listeners) {
@@ -428,6 +431,27 @@ describe("postgres store across replicas", () => {
         l.client.release();
       }
     }
+  });
+});
+
+describe("change notices", () => {
+  test("a commit naming many payments is split under the 8000-byte payload limit, the head in the first", () => {
+    const ids = Array.from({ length: 1_000 }, (_, i) => `p${String(i).padStart(15, "0")}`);
+    const payloads = changePayloads({ ids: [...ids, ids[0] as string], head: true });
+    expect(payloads.length).toBe(3);
+    for (const payload of payloads) expect(Buffer.byteLength(payload)).toBeLessThan(8000);
+    const notices = payloads.map(parseChangePayload);
+    expect(notices.flatMap((n) => ("ids" in n ? n.ids : []))).toEqual(ids);
+    expect(notices.map((n) => ("head" in n ? n.head : undefined))).toEqual([true, false, false]);
+  });
+
+  test("too many ids for 16 notices, or an id too long for one, say 'all'; so does a payload not ours", () => {
+    const ids = Array.from({ length: 10_000 }, (_, i) => `p${String(i).padStart(15, "0")}`);
+    expect(changePayloads({ ids, head: false })).toEqual(['{"all":true}']);
+    expect(changePayloads({ ids: ["x".repeat(8000)], head: false })).toEqual(['{"all":true}']);
+    expect(changePayloads({ ids: [], head: false })).toEqual(['{"ids":[],"head":false}']);
+    expect(parseChangePayload("aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb")).toEqual({ all: true });
+    expect(parseChangePayload('{"ids":[1],"head":false}')).toEqual({ all: true });
   });
 });
 
@@ -583,20 +607,20 @@ describe("change feed across a server restart", () => {
   test("nudges reach the listener; while the server is down it is not listening; after, it reconnects and says so", async () => {
     const url = await freshDatabase();
     const db = await openPostgres({ url, max: 2 });
-    const heard: string[][] = [];
+    const heard: ChangeNotice[] = [];
     let reconnects = 0;
     const controller = new AbortController();
     const listener = listenForChanges({
       url,
       clock: createClock(),
       retryIntervalMs: 100,
-      onChange: (ids) => heard.push(ids),
+      onChange: (notice) => heard.push(notice),
       onReconnect: () => reconnects++,
     });
     const running = listener.run(controller.signal);
     try {
       await waitFor(() => listener.listening(), { what: "listening" });
-      await notifyChanged(db.pool, ["aaaaaaaaaaaaaaaa"]);
+      await notifyChanged(db.pool, { ids: ["aaaaaaaaaaaaaaaa"], head: false });
       await waitFor(() => heard.length === 1, { what: "the first nudge" });
       await cluster.stop();
       await waitFor(() => !listener.listening(), { what: "not listening" });
@@ -607,7 +631,7 @@ describe("change feed across a server restart", () => {
       await waitFor(
         async () => {
           try {
-            await notifyChanged(db.pool, ["bbbbbbbbbbbbbbbb"]);
+            await notifyChanged(db.pool, { ids: ["bbbbbbbbbbbbbbbb"], head: false });
             return true;
           } catch {
             return false;
@@ -616,8 +640,8 @@ describe("change feed across a server restart", () => {
         { what: "a query after the restart" },
       );
       await waitFor(() => heard.length >= 2, { what: "the nudge after the restart" });
-      expect(heard[0]).toEqual(["aaaaaaaaaaaaaaaa"]);
-      expect(heard.at(-1)).toEqual(["bbbbbbbbbbbbbbbb"]);
+      expect(heard[0]).toEqual({ ids: ["aaaaaaaaaaaaaaaa"], head: false });
+      expect(heard.at(-1)).toEqual({ ids: ["bbbbbbbbbbbbbbbb"], head: false });
     } finally {
       controller.abort();
       await running;

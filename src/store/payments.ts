@@ -236,9 +236,11 @@ export function createPaymentStore(db: Db) {
       return statements.getPayment.get(id) as StoredPayment | undefined;
     },
     /**
-     * Payment `id`, locked until the transaction ends, for a caller about to
-     * re-decide it. SQLite's transactions already run one at a time; on
-     * PostgreSQL this is `SELECT … FOR UPDATE`.
+     * Reads payment `id` to re-decide it: inside a transaction, no other
+     * transaction changes the row until this one ends. PostgreSQL takes a
+     * row lock (`FOR UPDATE`); here it is `getPayment`, since a SQLite
+     * transaction holds the whole database (BEGIN IMMEDIATE) and
+     * transactions run one after another.
      */
     lockPayment(id: string): StoredPayment | undefined {
       return statements.getPayment.get(id) as StoredPayment | undefined;

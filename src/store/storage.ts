@@ -38,7 +38,11 @@ export type Storage = {
   events: EventQueries;
   /**
    * Runs `fn` in one transaction and resolves what it resolved once
-   * committed; rolls back if it rejects. Nested: a savepoint.
+   * committed; rolls back if it rejects. Nested: a savepoint. A query
+   * that fails (a unique order_id taken) leaves a PostgreSQL transaction
+   * unusable up to its innermost savepoint: run such a query in a nested
+   * transaction to carry on after catching its error. Nested transactions
+   * of one transaction run one after another, not side by side.
    */
   transaction<R>(fn: () => Promise<R>): Promise<R>;
   /**

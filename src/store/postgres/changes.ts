@@ -1,13 +1,14 @@
 /**
  * The change feed across replicas: a dedicated connection LISTENs on
- * {@link CHANGES_CHANNEL}, where each commit that changed payments names
- * them (queries.ts `notifyChanged`). A nudge only: the database is the
- * truth, and a replica that lost its connection may have missed nudges, so
- * after every reconnect `onReconnect` tells it to drop whatever it cached.
+ * {@link CHANGES_CHANNEL}, where each commit that wrote says so and names
+ * the payments it changed (queries.ts `notifyChanged`). A nudge only: the
+ * database is the truth, and a replica that lost its connection may have
+ * missed nudges, so after every reconnect `onReconnect` tells it to drop
+ * whatever it cached.
  */
 import pg from "pg";
 import type { Clock } from "../../internal/clock.ts";
-import { CHANGES_CHANNEL } from "./queries.ts";
+import { CHANGES_CHANNEL, type ChangeNotice, parseChangePayload } from "./queries.ts";
 
 export type ChangeListener = {
   /** Whether the LISTEN connection is up now. */
@@ -26,8 +27,11 @@ export function listenForChanges({
 }: {
   url: string;
   clock: Clock;
-  /** The payment ids a commit changed. */
-  onChange(ids: string[]): void;
+  /**
+   * What a commit said it changed; `sender` is the process id of the
+   * server backend that sent it (the connection that committed).
+   */
+  onChange(notice: ChangeNotice, sender: number): void;
   /** Called after each (re)connection but the first: nudges may have been missed meanwhile. */
   onReconnect(): void;
   onError?(error: unknown): void;
@@ -45,8 +49,8 @@ export function listenForChanges({
     });
     client.on("end", () => lost.abort());
     client.on("notification", (message) => {
-      if (message.channel === CHANGES_CHANNEL && message.payload) {
-        onChange(message.payload.split(","));
+      if (message.channel === CHANGES_CHANNEL) {
+        onChange(parseChangePayload(message.payload ?? ""), message.processId);
       }
     });
     try {

@@ -21,6 +21,19 @@ export function listPostgresMigrations(): Migration[] {
 export type Queryable = Pick<pg.ClientBase, "query">;
 
 /**
+ * Where the storage's queries run (postgres/storage.ts): on the connection
+ * of the transaction the caller is in, else on the pool. `write` is for
+ * statements that change rows, so that the storage knows to tell the other
+ * replicas; `transaction` runs several statements atomically, joining the
+ * caller's transaction if there is one.
+ */
+export type Connections = {
+  read: Queryable;
+  write: Queryable;
+  transaction<R>(fn: () => Promise<R>): Promise<R>;
+};
+
+/**
  * Advisory lock key of the migrations (pg_advisory_xact_lock): the ASCII of
  * "0xbtcmig". Leadership uses another key (internal/leadership.ts).
  */

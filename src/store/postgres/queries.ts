@@ -234,14 +234,80 @@ export async function recordAttempt(
 export const CHANGES_CHANNEL = "oxbtcpay_changes";
 
 /**
- * Tells every replica listening on {@link CHANGES_CHANNEL} that `ids`
- * changed. Inside a transaction the notification is sent at its commit,
- * and not at all if it rolls back. A nudge only: listeners read the rows.
+ * What one change notification says: the payments a commit changed and
+ * whether a head moved (no id and no head: something was written, nothing
+ * named); or `all`: anything may have changed (too much to name).
  */
-export async function notifyChanged(db: Queryable, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  // NOTE: a payload is limited to 8000 bytes: ids (16 characters) in chunks.
-  for (let i = 0; i < ids.length; i += 400) {
-    await db.query("SELECT pg_notify($1, $2)", [CHANGES_CHANNEL, ids.slice(i, i + 400).join(",")]);
+export type ChangeNotice = { ids: string[]; head: boolean } | { all: true };
+
+/** PostgreSQL refuses a NOTIFY payload of 8000 bytes or more: each stays under this. */
+const NOTICE_BYTES = 7_000;
+/** Beyond this many notifications for one commit, one "anything changed" says it cheaper. */
+const MAX_NOTICES = 16;
+
+/**
+ * The payloads that tell `change` ({@link ChangeNotice} as JSON): the ids
+ * split so that each payload stays under PostgreSQL's limit, the head in
+ * the first; a single `{"all":true}` when that would take more than
+ * {@link MAX_NOTICES} payloads (or an id alone is too long).
+ */
+export function changePayloads({ ids, head }: { ids: readonly string[]; head: boolean }): string[] {
+  const all = JSON.stringify({ all: true } satisfies ChangeNotice);
+  const payloads: string[] = [];
+  let chunk: string[] = [];
+  let bytes = 0;
+  const flush = () => {
+    const notice: ChangeNotice = { ids: chunk, head: head && payloads.length === 0 };
+    payloads.push(JSON.stringify(notice));
+    chunk = [];
+    bytes = 0;
+  };
+  for (const id of new Set(ids)) {
+    const size = Buffer.byteLength(JSON.stringify(id)) + 1;
+    if (size > NOTICE_BYTES) return [all];
+    if (bytes + size > NOTICE_BYTES) flush();
+    chunk.push(id);
+    bytes += size;
+  }
+  if (chunk.length > 0 || payloads.length === 0) flush();
+  return payloads.length > MAX_NOTICES ? [all] : payloads;
+}
+
+/**
+ * Reads a payload of {@link CHANGES_CHANNEL}; one it cannot read (another
+ * version's, say) says `all`, so that the listener refetches rather than
+ * misses a change.
+ */
+export function parseChangePayload(payload: string): ChangeNotice {
+  try {
+    const value: unknown = JSON.parse(payload);
+    if (typeof value === "object" && value !== null) {
+      const { ids, head } = value as { ids?: unknown; head?: unknown };
+      if (
+        Array.isArray(ids) &&
+        ids.every((id) => typeof id === "string") &&
+        typeof head === "boolean"
+      ) {
+        return { ids, head };
+      }
+    }
+  } catch {
+    // Not JSON: below.
+  }
+  return { all: true };
+}
+
+/**
+ * Tells every replica listening on {@link CHANGES_CHANNEL} that `ids`
+ * changed (and, with `head`, that a head moved). Inside a transaction the
+ * notifications are sent at its commit, and not at all if it rolls back.
+ * A nudge only: listeners read the rows.
+ */
+export async function notifyChanged(
+  db: Queryable,
+  change: { ids: readonly string[]; head: boolean },
+): Promise<void> {
+  for (const payload of changePayloads(change)) {
+    await db.query("SELECT pg_notify($1, $2)", [CHANGES_CHANNEL, payload]);
   }
 }
