@@ -61,13 +61,12 @@ function pgMessage(error: unknown): string {
   return errorMessage(error);
 }
 
+const rowsOf = (n: number) => `${n} ${n === 1 ? "row" : "rows"}`;
+
 /** The summary on stdout: rows per table, the amount sums, the counter. */
 function summaryLines(summary: CopySummary): string[] {
   const lines: Array<[string, string]> = [
-    ...Object.entries(summary.rows).map(([table, rows]): [string, string] => [
-      table,
-      `${rows} rows`,
-    ]),
+    ...Object.entries(summary.rows).map(([table, rows]): [string, string] => [table, rowsOf(rows)]),
     ["derivation counter", String(summary.derivationIndex)],
     ...Object.entries(summary.sums).map(([column, sum]): [string, string] => [
       `sum of ${column}`,
@@ -145,7 +144,7 @@ Example:
         const summary = await copySqliteToPostgres({
           from: sqlite,
           to: target,
-          onTable: (table, rows) => progress(`${table}: ${rows} rows copied`),
+          onTable: (table, rows) => progress(`${table}: ${rowsOf(rows)} copied`),
         });
         progress("counts, amount sums and the derivation counter verified; committed");
         process.stdout.write(
