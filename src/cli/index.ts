@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   backup: async () => (await import("./commands/backup.ts")).backupCommand(),
   restore: async () => (await import("./commands/restore.ts")).restoreCommand(),
   rescan: async () => (await import("./commands/rescan.ts")).rescanCommand(),
+  "migrate-db": async () => (await import("./commands/migrate-db.ts")).migrateDbCommand(),
 };
 
 const program = new Command()

@@ -107,7 +107,7 @@ export class DatabaseLockedError extends BaseError {
     const who =
       holder === undefined
         ? "another 0xbtcpay process"
-        : `${holder.command === "restore" ? "`0xbtcpay restore`" : "a 0xbtcpay daemon"} (pid ${holder.pid}, started ${new Date(holder.startedAt).toISOString()})`;
+        : `${holder.command === "restore" || holder.command === "migrate-db" ? `\`0xbtcpay ${holder.command}\`` : "a 0xbtcpay daemon"} (pid ${holder.pid}, started ${new Date(holder.startedAt).toISOString()})`;
     super(`database ${path} is in use by ${who}: stop it first`);
     this.holder = holder;
   }

@@ -189,18 +189,45 @@ async function targetSummary(to: Queryable): Promise<CopySummary> {
   return { rows, sums, derivationIndex: counter.rows[0]?.value as number };
 }
 
+/** The tables copied, in the order they are copied (`onTable` reports them in this order). */
+export const COPIED_TABLES: readonly string[] = TABLES.map((table) => table.name);
+
 /**
  * Copies `from` into `to` (migrated, empty: {@link CopyTargetNotEmptyError}
  * otherwise) and returns what was verified. Nothing is committed unless the
  * target's counts, sums and counter equal the source's
- * ({@link CopyVerificationError}).
+ * ({@link CopyVerificationError}). `onTable` is called after each table's
+ * rows are written (not yet committed), for progress lines.
  */
 export async function copySqliteToPostgres({
   from,
   to,
+  onTable,
 }: {
   from: Db;
   to: PostgresDb;
+  onTable?: (table: string, rows: number) => void;
+}): Promise<CopySummary> {
+  // NOTE: one read transaction on the source for the summary and every
+  // table: a writer meanwhile (a CLI command on the file) cannot make the
+  // rows copied differ from the counts they are verified against.
+  const snapshot = !from.inTransaction;
+  if (snapshot) from.exec("BEGIN");
+  try {
+    return await copyRows({ from, to, onTable });
+  } finally {
+    if (snapshot && from.inTransaction) from.exec("ROLLBACK");
+  }
+}
+
+async function copyRows({
+  from,
+  to,
+  onTable,
+}: {
+  from: Db;
+  to: PostgresDb;
+  onTable: ((table: string, rows: number) => void) | undefined;
 }): Promise<CopySummary> {
   const expected = sourceSummary(from);
   return await inTransaction(to.pool, async (client) => {
@@ -219,6 +246,7 @@ export async function copySqliteToPostgres({
         `SELECT ${columns.join(", ")} FROM ${table.name} ORDER BY ${table.order}`,
       );
       let batch: unknown[][] = [];
+      let copied = 0;
       const flush = async () => {
         if (batch.length === 0) return;
         const values = batch
@@ -228,6 +256,7 @@ export async function copySqliteToPostgres({
           `INSERT INTO ${table.name} (${columns.join(", ")})${overriding} VALUES ${values}`,
           batch.flat(),
         );
+        copied += batch.length;
         batch = [];
       };
       for (const row of select.raw().iterate()) {
@@ -235,6 +264,7 @@ export async function copySqliteToPostgres({
         if (batch.length >= BATCH_ROWS) await flush();
       }
       await flush();
+      onTable?.(table.name, copied);
       const identity = KEPT_IDENTITIES[table.name];
       if (identity) {
         await client.query(
