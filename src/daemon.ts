@@ -19,8 +19,9 @@ import { createAllowlist } from "./internal/allowlist.ts";
 import { type Clock, createClock } from "./internal/clock.ts";
 import { type Drainable, drainable } from "./internal/drain.ts";
 import { errorMessage } from "./internal/errors.ts";
+import { createLeadership, type Leadership } from "./internal/leadership.ts";
 import type { Logger } from "./internal/logger.ts";
-import { createShutdown } from "./internal/shutdown.ts";
+import { createShutdown, type Shutdown } from "./internal/shutdown.ts";
 import { createOpsListener, createOpsMetrics, readinessBounds } from "./ops/index.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
@@ -33,7 +34,7 @@ import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
 import { lockDatabase } from "./store/lock.ts";
-import { createSqliteStorage } from "./store/storage.ts";
+import { createSqliteStorage, type Storage } from "./store/storage.ts";
 
 export type Daemon = {
   privateUrl: string;
@@ -48,7 +49,10 @@ export type Daemon = {
   watchers: ReadonlyMap<string, ChainWatcher>;
   /** The public port's open connections and refusals (tests, the bench). */
   publicConnections: Pick<ConnectionLimits, "open" | "openFrom" | "refused">;
-  db: Db;
+  /** The SQLite connection; undefined on PostgreSQL (`database.url`). */
+  db: Db | undefined;
+  /** Whether this daemon runs the scan now: always on SQLite; on PostgreSQL while it leads. */
+  isLeader(): boolean;
   /**
    * Settles once the daemon has stopped and closed the database; rejects if
    * it stopped on a fatal error (wrong chain).
@@ -105,6 +109,52 @@ async function close(server: Drainable, name: string, logger: Logger): Promise<v
   }
 }
 
+type Opened = {
+  storage: Storage;
+  /** The SQLite connection; undefined on PostgreSQL. */
+  db: Db | undefined;
+  /** The PostgreSQL URL (leadership's own connection); undefined on SQLite. */
+  postgresUrl: string | undefined;
+};
+
+/**
+ * Opens the configured database (migrated) as the Storage: a SQLite file,
+ * locked for this daemon alone, or a PostgreSQL database that replicas
+ * share. What it opens is closed by `shutdown`.
+ */
+async function openStorage({
+  config,
+  clock,
+  logger,
+  shutdown,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+}): Promise<Opened> {
+  const url = config.database.url;
+  if (url !== undefined) {
+    // NOTE: imported here, so a SQLite daemon never loads pg.
+    const { openPostgres } = await import("./store/postgres/index.ts");
+    const { createPostgresStorage } = await import("./store/postgres/storage.ts");
+    const pg = await openPostgres({ url });
+    const storage = createPostgresStorage({ db: pg, url, clock, logger });
+    shutdown.add(() => storage.close());
+    logger.child({ module: "daemon" }).info({ database: pg.name }, "database: PostgreSQL");
+    return { storage, db: undefined, postgresUrl: url };
+  }
+  const path = config.database.path as string;
+  // One daemon per database: refused here, before anything is opened or bound.
+  if (path !== ":memory:") {
+    const lock = lockDatabase({ path, command: "serve" });
+    shutdown.add(() => lock.release());
+  }
+  const db = openDatabase({ path });
+  shutdown.add(() => db.close());
+  return { storage: createSqliteStorage(db), db, postgresUrl: undefined };
+}
+
 export async function startDaemon({
   config,
   logger,
@@ -119,27 +169,25 @@ export async function startDaemon({
 }): Promise<Daemon> {
   const shutdown = createShutdown();
   const log = logger.child({ module: "daemon" });
-  // One daemon per database: refused here, before anything is opened or bound.
-  if (config.database.path !== ":memory:") {
-    const lock = lockDatabase({ path: config.database.path, command: "serve" });
-    shutdown.add(() => lock.release());
-  }
-  let db: Db;
+  let opened: Opened;
   try {
-    db = openDatabase({ path: config.database.path });
+    opened = await openStorage({ config, clock, logger, shutdown });
   } catch (error) {
     await shutdown.kill();
     throw error;
   }
-  shutdown.add(() => db.close());
+  const { storage, db, postgresUrl } = opened;
   // During bursts of checkouts, WAL checkpoints run in a worker thread, so
   // the main thread never stalls on one.
+  const path = config.database.path;
   const checkpointer =
-    config.database.path === ":memory:"
+    db === undefined || path === undefined || path === ":memory:"
       ? undefined
-      : startCheckpointer({ db, path: config.database.path, logger });
+      : startCheckpointer({ db, path, logger });
   if (checkpointer) shutdown.add(() => checkpointer.close());
   const metrics = createOpsMetrics({ clock });
+  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
+  let leadership: Leadership | undefined;
 
   let sender: PostbackSender | undefined;
   // Addresses are derived ahead in a worker thread; an index it has not
@@ -158,7 +206,7 @@ export async function startDaemon({
   const keepBlocksOf = (network: { finalityDepth: number }) =>
     Math.max(256, network.finalityDepth * 2);
   const payments = await createPayments({
-    storage: createSqliteStorage(db),
+    storage,
     deriver: addresses,
     clock,
     logger,
@@ -299,7 +347,8 @@ export async function startDaemon({
   const ops = config.ops.enabled
     ? createOpsListener({
         metrics,
-        db,
+        writable: () => storage.writable(),
+        scanning: () => leadership?.isLeader() ?? true,
         payments,
         networks: networks.map((network) => ({
           name: network.name,
@@ -361,18 +410,34 @@ export async function startDaemon({
         ]
       : [],
   );
-  const loops = [
-    ...[...watchers.values()].map((each) => each.run(shutdown.signal)),
-    payments.deadlines.run(shutdown.signal),
-    postbackSender.run(shutdown.signal),
-    ...heads.map((subscription) => subscription.run(shutdown.signal)),
-  ].map((loop) =>
+  const fatal = (loop: Promise<void>) =>
     loop.catch(async (error) => {
       log.fatal({ err: errorMessage(error) }, "stopping on a fatal error");
       void shutdown.kill();
       throw error;
-    }),
-  );
+    });
+  /** What the scanner runs (the chain watchers and the deadline sweep) until `signal` aborts. */
+  const scan = (signal: AbortSignal) =>
+    [...[...watchers.values()].map((each) => each.run(signal)), payments.deadlines.run(signal)].map(
+      fatal,
+    );
+  /** The scanner's terms on PostgreSQL: each runs until leadership is lost (or the stop). */
+  const terms: Promise<unknown>[] = [];
+  if (postgresUrl !== undefined) {
+    leadership = createLeadership({
+      url: postgresUrl,
+      clock,
+      logger,
+      onElected: (term) => {
+        terms.push(Promise.allSettled(scan(AbortSignal.any([term, shutdown.signal]))));
+      },
+    });
+  }
+  const loops = [
+    ...(leadership ? [leadership.run(shutdown.signal)] : scan(shutdown.signal)),
+    postbackSender.run(shutdown.signal),
+    ...heads.map((subscription) => subscription.run(shutdown.signal)),
+  ].map(fatal);
   // The first thing a stop does (terminators run newest first): the ports
   // stop accepting and answer what they have in flight while the loops,
   // already told by the abort, finish their current step (a scan batch
@@ -390,6 +455,8 @@ export async function startDaemon({
       ...(opsDrain ? [close(opsDrain, "ops", log)] : []),
       Promise.allSettled(loops),
     ]);
+    // A term's watchers finish their batch once leadership is released.
+    await Promise.allSettled(terms);
   });
   const done = Promise.allSettled(loops).then(async (results) => {
     await shutdown.kill();
@@ -412,6 +479,7 @@ export async function startDaemon({
     watchers,
     publicConnections,
     db,
+    isLeader: () => leadership?.isLeader() ?? true,
     done,
     stop: () => shutdown.kill(),
   };

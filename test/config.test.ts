@@ -100,14 +100,22 @@ describe("config", () => {
     ]);
   });
 
-  test("database.url is refused while the PostgreSQL backend is not wired, and the error does not echo its password", async () => {
+  test("database: path (SQLite) or url (PostgreSQL, also from OXBTCPAY_DATABASE_URL), exactly one; errors never echo the password", async () => {
     const url = "postgres://shop:hunter2@127.0.0.1:5432/pay";
-    const issues = issuesOf({ ...minimal, database: { url } });
-    expect(issues).toEqual(["database.path: is required", 'database: Unrecognized key: "url"']);
-    expect(issues.join("\n")).not.toContain("hunter2");
-    expect(issuesOf({ ...minimal, database: { path: "/tmp/x.sqlite", url } })).toEqual([
-      'database: Unrecognized key: "url"',
+    expect(parseConfig({ ...minimal, database: { url } }).database).toEqual({ url });
+    expect(
+      parseConfig({ ...minimal, database: {} }, { OXBTCPAY_DATABASE_URL: url }).database,
+    ).toEqual({ url });
+    const both = issuesOf({ ...minimal, database: { path: "/tmp/x.sqlite", url } });
+    expect(both).toEqual([
+      "database: give either database.path (SQLite) or database.url (PostgreSQL), not both",
     ]);
+    expect(issuesOf({ ...minimal, database: {} })).toEqual([
+      "database: give database.path (a SQLite file) or database.url (PostgreSQL, or OXBTCPAY_DATABASE_URL)",
+    ]);
+    const wrong = issuesOf({ ...minimal, database: { url: "mysql://shop:hunter2@127.0.0.1/pay" } });
+    expect(wrong).toEqual(["database.url: expected a postgres:// or postgresql:// URL"]);
+    expect([...both, ...wrong].join("\n")).not.toContain("hunter2");
   });
 
   test("an xprv in wallet.xpub is refused with the reason", async () => {

@@ -5,6 +5,7 @@ import { ANVIL_ACCOUNTS } from "../src/chain/anvil.ts";
 import type { Daemon } from "../src/daemon.ts";
 import {
   anvilCall,
+  dbOf,
   rpc,
   STATUS_KEYS,
   startPayment,
@@ -217,7 +218,7 @@ describe("end to end on anvil", () => {
       paid_at: null,
       paid_amount: "0",
     });
-    expect(daemon.db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 0 });
+    expect(dbOf(daemon).prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 0 });
   });
 
   test("a daemon restarted on the same database mid-flow (after seen) still marks the payment paid", async () => {
@@ -245,7 +246,9 @@ describe("end to end on anvil", () => {
     expect(paid).toMatchObject({ tx_hash: hash, status: "paid" });
     const postback = await waitFor(() => receiver.received[0]);
     expect(JSON.parse(JSON.parse(postback.body).data)).toEqual({ order: 1 });
-    expect(second.daemon.db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 1 });
+    expect(dbOf(second.daemon).prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({
+      n: 1,
+    });
   });
 
   test("a failing provider is retried, never crashes the daemon and never advances the cursor", async () => {

@@ -10,6 +10,7 @@ import { parseConfig } from "../src/config/index.ts";
 import { type Daemon, startDaemon } from "../src/daemon.ts";
 import { generateApiKey, hashApiKey } from "../src/rpc/api-keys.ts";
 import {
+  dbOf,
   LOOPBACK_TARGETS,
   offlineResolver,
   STATUS_KEYS,
@@ -136,7 +137,7 @@ describe("merchant API on a running daemon", () => {
       postbacks: [],
     });
     expect(
-      daemon.db.prepare("SELECT tx_hash, value FROM transfers WHERE payment_id = ?").all(id),
+      dbOf(daemon).prepare("SELECT tx_hash, value FROM transfers WHERE payment_id = ?").all(id),
     ).toEqual([{ tx_hash: hash, value: tokens(1).toString() }]);
     expect(receiver.received).toHaveLength(0);
   });

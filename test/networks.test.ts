@@ -27,6 +27,7 @@ import { decide } from "../src/payments/lifecycle.ts";
 import { listMigrations, migrate } from "../src/store/index.ts";
 import {
   anvilCall,
+  dbOf,
   LOOPBACK_TARGETS,
   offlineResolver,
   type ReceivedRequest,
@@ -644,7 +645,7 @@ describe("two chains, one address", () => {
     expect(reorgs("polygon")).toBeGreaterThan(polyReorgs);
     expect(reorgs("ethereum")).toBe(ethReorgs);
     expect(
-      daemon.db
+      dbOf(daemon)
         .prepare(
           "SELECT network, count(*) AS n FROM transfers WHERE payment_id = ? GROUP BY network",
         )

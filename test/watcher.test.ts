@@ -16,6 +16,7 @@ import type { Daemon } from "../src/daemon.ts";
 import {
   anvilCall,
   chainAlignedClock,
+  dbOf,
   manualClock,
   paymentsOn,
   silentLogger,
@@ -170,7 +171,7 @@ describe("payment lifecycle", () => {
     const [va, vb] = [await paidView(d, a.id), await paidView(d, b.id)];
     expect(va.tx_hash).toBe(hash);
     expect(vb.tx_hash).toBe(hash);
-    const rows = d.db
+    const rows = dbOf(d)
       .prepare("SELECT payment_id, log_index FROM transfers WHERE tx_hash = ? ORDER BY log_index")
       .all(hash);
     expect(rows).toEqual([
@@ -315,7 +316,7 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     expect(view.tx_hash).toBe(hash);
     expect((await d.payments.get(p.id))?.block_number).toBe(block + 1);
     expect(
-      d.db.prepare("SELECT count(*) AS n FROM transfers WHERE payment_id = ?").get(p.id),
+      dbOf(d).prepare("SELECT count(*) AS n FROM transfers WHERE payment_id = ?").get(p.id),
     ).toEqual({ n: 1 });
   });
 
@@ -337,7 +338,7 @@ describe("reorgs (anvil_reorg / anvil_rollback, seen on the hash chain)", () => 
     const view = await paidView(d, p.id);
     expect(view.tx_hash).toBe(hash);
     expect((await d.payments.get(p.id))?.block_number).toBe(block + 1);
-    expect(d.db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 1 });
+    expect(dbOf(d).prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 1 });
   });
 
   test("anvil_rollback below a seen payment → waiting again", async () => {
@@ -590,7 +591,7 @@ describe("provider limits and failures (a misbehaving proxy in front of anvil)",
     // The cursor never went backwards (no reorg happened) and no transfer was recorded twice.
     expect(cursors.every((c, i) => i === 0 || c >= (cursors[i - 1] as number))).toBe(true);
     expect(d.watcher.stats().reorgs).toBe(0);
-    expect(d.db.prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 3 });
+    expect(dbOf(d).prepare("SELECT count(*) AS n FROM transfers").get()).toEqual({ n: 3 });
   });
 });
 

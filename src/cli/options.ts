@@ -28,3 +28,20 @@ export function ago(ms: number): string {
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The SQLite file of a config, for the commands that work on one
+ * (backup, restore, status, doctor, dev); with `database.url` they print
+ * what to do instead and exit 1.
+ */
+export function sqlitePathOf(config: Config, command: string): string {
+  const path = config.database.path;
+  if (path === undefined) {
+    exitOnError(
+      new Error(
+        `\`0xbtcpay ${command}\` works on a SQLite database (database.path); this config uses PostgreSQL (database.url): use PostgreSQL's own tools (pg_dump, pg_restore, psql) and each replica's /readyz and /metrics`,
+      ),
+    );
+  }
+  return path;
+}

@@ -30,6 +30,7 @@ export const ENV_OVERRIDES = {
   OXBTCPAY_RPC_URL: ["chain", "rpcUrl"],
   OXBTCPAY_POSTBACK_SECRET: ["postbacks", "secret"],
   OXBTCPAY_POSTBACK_PREVIOUS_SECRETS: ["postbacks", "previousSecrets"],
+  OXBTCPAY_DATABASE_URL: ["database", "url"],
 } as const;
 
 /**
@@ -565,7 +566,20 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    database: z.object({ path: z.string().min(1) }).strict(),
+    /**
+     * Where payments are stored: `path`, a SQLite file (one daemon), or
+     * `url`, a PostgreSQL database that several replicas share.
+     */
+    database: z
+      .object({
+        path: z.string().min(1).optional(),
+        // NOTE: the message never repeats the value: it holds a password.
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\/./, { message: "expected a postgres:// or postgresql:// URL" })
+          .optional(),
+      })
+      .strict(),
     log: z
       .object({
         level: z
@@ -583,6 +597,16 @@ export const configSchema = z
         path: ["networks"],
         message:
           'give either `chain` (one network) or `networks` (several), not both: move the chain section into networks as an entry named "ethereum"',
+      });
+    }
+    if ((config.database.path === undefined) === (config.database.url === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["database"],
+        message:
+          config.database.path === undefined
+            ? "give database.path (a SQLite file) or database.url (PostgreSQL, or OXBTCPAY_DATABASE_URL)"
+            : "give either database.path (SQLite) or database.url (PostgreSQL), not both",
       });
     }
     if (config.chain === undefined && config.networks === undefined) {

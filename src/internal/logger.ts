@@ -29,6 +29,8 @@ export const REDACT_PATHS = [
   "config.chain.rpcUrl",
   "networks[*].rpcUrl",
   "config.networks[*].rpcUrl",
+  "config.database.url",
+  "database.url",
   "wsUrl",
   "*.wsUrl",
   "config.chain.wsUrl",

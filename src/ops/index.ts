@@ -16,7 +16,7 @@ import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
 import { PAYMENT_STATUSES, type Payments } from "../payments/index.ts";
 import type { PostbackSender } from "../postbacks/index.ts";
-import { type Db, probeWritable } from "../store/index.ts";
+import type { WriteProbe } from "../store/index.ts";
 import type { OpsMetrics, RouteOf } from "./metrics.ts";
 import {
   checkLiveness,
@@ -66,7 +66,8 @@ export type OpsNetwork = {
  */
 export function createOpsListener({
   metrics,
-  db,
+  writable,
+  scanning = () => true,
   payments,
   networks,
   checksPerNetwork,
@@ -76,7 +77,14 @@ export function createOpsListener({
   logger,
 }: {
   metrics: OpsMetrics;
-  db: Db;
+  /** Whether the database takes writes now (Storage.writable). */
+  writable: () => Promise<WriteProbe>;
+  /**
+   * Whether this process runs the chain watchers now: always on SQLite; on
+   * PostgreSQL, while this replica leads. A replica that does not reads
+   * where the scan stands from the database (the leader's cursor).
+   */
+  scanning?: () => boolean;
   payments: Pick<Payments, "scanPosition" | "tallies" | "outbox">;
   /** Every watched network, in config order. */
   networks: readonly OpsNetwork[];
@@ -108,14 +116,27 @@ export function createOpsListener({
 
   /** A network's position: the head from its watcher's memory, the scan from its cursor's row. */
   async function chainPosition({ name, watcher }: OpsNetwork) {
-    const stats = watcher.stats();
     const position = await payments.scanPosition(name);
+    if (!scanning()) {
+      // The leader's scan, as its cursor row shows it: the head it last
+      // recorded, and when it last moved the row.
+      const at = position?.updatedAt ?? null;
+      return {
+        stats: { ...watcher.stats(), head: position?.head ?? null, headSince: at },
+        head: position?.head ?? null,
+        headSince: at,
+        scanned: position?.blockNumber ?? null,
+        recordedAt: at,
+      };
+    }
+    const stats = watcher.stats();
     return {
       stats,
       // Before the node's first answer, the head stored with the cursor.
       head: stats.head ?? position?.head ?? null,
       headSince: stats.headSince,
       scanned: position?.blockNumber ?? null,
+      recordedAt: undefined as number | null | undefined,
     };
   }
 
@@ -307,6 +328,11 @@ export function createOpsListener({
   });
   registry.registerMetric(oldestPending);
   gauge(
+    "oxbtcpay_is_leader",
+    "1 while this process runs the chain watchers and the deadline sweep: always on SQLite; on PostgreSQL, the one replica holding leadership.",
+    () => (scanning() ? 1 : 0),
+  );
+  gauge(
     "oxbtcpay_sse_connections",
     "Live status streams (SSE) open on the public port.",
     sseConnections,
@@ -314,8 +340,13 @@ export function createOpsListener({
 
   /** What /readyz reads of one network. */
   async function inputsOf(network: OpsNetwork) {
-    const { head, headSince, scanned } = await chainPosition(network);
-    const rpc = metrics.rpcHealth(network.name);
+    const { head, headSince, scanned, recordedAt } = await chainPosition(network);
+    // NOTE: a replica that does not scan asks no node: the leader's last
+    // record of the node's answer stands for it.
+    const rpc =
+      recordedAt === undefined
+        ? metrics.rpcHealth(network.name)
+        : { lastOkAt: recordedAt, lastOkLatencyMs: recordedAt === null ? null : 0 };
     return {
       rpcLastOkAt: rpc.lastOkAt,
       rpcLastOkLatencyMs: rpc.lastOkLatencyMs,
@@ -329,7 +360,7 @@ export function createOpsListener({
     const first = networks[0];
     if (!first) throw new Error("the ops listener watches no network");
     const now = clock.now();
-    const database = probeWritable(db, { busyTimeoutMs: first.bounds.dbBusyTimeoutMs });
+    const database = await writable();
     if (!checksPerNetwork) {
       return checkReadiness({ now, database, ...(await inputsOf(first)) }, first.bounds);
     }

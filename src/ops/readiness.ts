@@ -4,6 +4,7 @@
  * the value is within it, and the answers list them all.
  */
 import type { WriteProbe } from "../store/index.ts";
+import { DB_PROBE_BUSY_TIMEOUT_MS } from "../store/storage.ts";
 
 /** One check of /livez or /readyz. `value` null: not known yet (fails). */
 export type Check = {
@@ -46,8 +47,6 @@ export type ReadinessBounds = {
 export const EXTRA_BLOCKS_BEHIND = 5;
 /** The RPC node must have answered within this long, or 3 polls, the longer. */
 export const MIN_RPC_AGE_MS = 60_000;
-/** How long the database write probe waits for another process's lock. */
-export const DB_PROBE_BUSY_TIMEOUT_MS = 100;
 /** A heartbeat later than this means the event loop was stuck (livez fails). */
 export const MAX_EVENT_LOOP_LAG_MS = 10_000;
 

@@ -49,7 +49,12 @@ export type { PaymentTallies } from "./tallies.ts";
 export type { CheckoutView, PaymentDetail, StatusView, TransferView } from "./views.ts";
 
 /** Where a network's scan stands: the last block fully recorded and the newest head seen. */
-export type ScanPosition = { blockNumber: number; head: number };
+export type ScanPosition = {
+  blockNumber: number;
+  head: number;
+  /** When the scan last moved the cursor's row (a batch or a new head), UNIX ms. */
+  updatedAt: number;
+};
 
 /** A network as the payment logic knows it. */
 export type PaymentNetwork = {
@@ -362,7 +367,13 @@ async function createPaymentLogic({
     },
     async scanPosition(network = names[0] as string) {
       const cursor = await store.getCursor(network);
-      return cursor ? { blockNumber: cursor.block_number, head: cursor.head_number } : undefined;
+      return cursor
+        ? {
+            blockNumber: cursor.block_number,
+            head: cursor.head_number,
+            updatedAt: cursor.updated_at,
+          }
+        : undefined;
     },
     networks: names,
     showNetworks,

@@ -14,7 +14,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createEventStore, type EventStore } from "./events.ts";
-import type { Db } from "./index.ts";
+import { type Db, probeWritable, type WriteProbe } from "./index.ts";
 import { createPaymentStore, type PaymentStore } from "./payments.ts";
 
 /** `T`'s methods, each resolving what the synchronous one returns. */
@@ -28,6 +28,9 @@ export type Async<T> = {
 export type PaymentQueries = Async<PaymentStore>;
 /** The postback outbox queries (store/events.ts documents each). */
 export type EventQueries = Async<EventStore>;
+
+/** How long the write probe waits for another process's lock (a CLI command's). */
+export const DB_PROBE_BUSY_TIMEOUT_MS = 100;
 
 /** What another replica committed: the payments it changed, and whether a head moved. */
 export type ExternalChange = { ids: readonly string[]; head: boolean };
@@ -57,6 +60,8 @@ export type Storage = {
   onExternalChange(listener: (change: ExternalChange) => void): () => void;
   /** A value that changes whenever anything (this process or another) writes. */
   dataVersion(): Promise<string>;
+  /** Whether the database takes writes now (/readyz), without writing. */
+  writable(): Promise<WriteProbe>;
 };
 
 /**
@@ -165,5 +170,6 @@ export function createSqliteStorage(db: Db): Storage {
     announce: async () => {},
     onExternalChange: () => () => {},
     dataVersion: () => query(() => versionQuery.get() as string),
+    writable: async () => probeWritable(db, { busyTimeoutMs: DB_PROBE_BUSY_TIMEOUT_MS }),
   };
 }

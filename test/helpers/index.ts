@@ -406,3 +406,9 @@ export const offlineResolver: Resolver = async (hostname) => {
     code: "ENOTFOUND",
   });
 };
+
+/** A daemon's SQLite connection (the tests that read it run on SQLite). */
+export function dbOf(daemon: { db: Db | undefined }): Db {
+  if (!daemon.db) throw new Error("this daemon runs on PostgreSQL: it has no SQLite connection");
+  return daemon.db;
+}

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { backupDatabase } from "../../store/backup.ts";
-import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
+import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 /** Databases of at least this many pages (100 MiB at 4 KiB) get progress lines on stderr. */
@@ -35,7 +35,7 @@ Examples:
       let shown = -1;
       try {
         const result = await backupDatabase({
-          path: config.database.path,
+          path: sqlitePathOf(config, "backup"),
           to,
           force: options.force === true,
           onProgress(copied, total) {

@@ -24,6 +24,7 @@ import {
 import { startDaemon } from "../../daemon.ts";
 import { createLogger } from "../../internal/logger.ts";
 import { parseAmount } from "../../payments/amount.ts";
+import { sqlitePathOf } from "../options.ts";
 import { exitOnError, onSignals } from "../run.ts";
 
 const DEV_CONFIG = fileURLToPath(new URL("../../../config/dev.json", import.meta.url));
@@ -286,7 +287,7 @@ async function runDev(options: DevOptions) {
 
   // A fresh chain every run, so a fresh database too: remove the database
   // file and its WAL files, nothing else.
-  const dbPath = resolve(config.database.path);
+  const dbPath = resolve(sqlitePathOf(config, "dev"));
   for (const suffix of ["", "-wal", "-shm"]) rmSync(`${dbPath}${suffix}`, { force: true });
   mkdirSync(dirname(dbPath), { recursive: true });
   mkdirSync(STATE_DIR, { recursive: true });

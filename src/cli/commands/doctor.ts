@@ -10,7 +10,7 @@ import { ConfigError, errorMessage } from "../../internal/errors.ts";
 import { newestSchemaVersion, openDatabase, schemaVersionOf } from "../../store/index.ts";
 import { heldLock } from "../../store/lock.ts";
 import { type CursorRow, createPaymentStore, LEGACY_NETWORK } from "../../store/payments.ts";
-import { CONFIG_OPTION_HELP } from "../options.ts";
+import { CONFIG_OPTION_HELP, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 /** How long each RPC call of the checks may take. */
@@ -194,7 +194,7 @@ async function checkPorts(config: Config, daemonPid: number | undefined): Promis
 }
 
 function checkDatabase(config: Config, daemonPid: number | undefined): Check {
-  const path = config.database.path;
+  const path = sqlitePathOf(config, "doctor");
   const newest = newestSchemaVersion();
   if (!existsSync(path)) {
     if (!existsSync(dirname(path))) {
@@ -300,7 +300,7 @@ Example:
       );
       checks.push(...perNetwork.flat());
       checks.push(checkXpub(config));
-      const daemonPid = heldLock(config.database.path)?.holder?.pid;
+      const daemonPid = heldLock(sqlitePathOf(config, "doctor"))?.holder?.pid;
       checks.push(...(await checkPorts(config, daemonPid)));
       checks.push(checkDatabase(config, daemonPid));
       const width = Math.max(13, ...checks.map((check) => check.name.length + 1));

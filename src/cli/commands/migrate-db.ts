@@ -11,7 +11,7 @@ import {
   postgresSchemaVersion,
   redactUrl,
 } from "../../store/postgres/index.ts";
-import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
+import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 /** The environment variable that gives the target when `--to` is left out. */
@@ -27,7 +27,7 @@ function sourceOf(options: Options): string {
       new Error("no SQLite database: pass --from FILE, or --config FILE to use its database.path"),
     );
   }
-  return resolve(configFrom(options).database.path);
+  return resolve(sqlitePathOf(configFrom(options), "migrate-db --from"));
 }
 
 /** The PostgreSQL URL: `--to`, else $OXBTCPAY_DATABASE_URL; refused unless postgres(ql)://. */

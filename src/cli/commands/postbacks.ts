@@ -4,6 +4,7 @@ import { createOutbox } from "../../payments/outbox.ts";
 import { EVENT_STATES, type EventRow, type EventState } from "../../store/events.ts";
 import { type Db, openDatabase } from "../../store/index.ts";
 import { createSqliteStorage } from "../../store/storage.ts";
+import { sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 function state(value: string): EventState {
@@ -29,7 +30,7 @@ function configFrom(options: { config?: string }): Config {
  * it), and refuses one that is missing or not at this build's schema version.
  */
 function openExisting(config: Config): Db {
-  return openDatabase({ path: config.database.path, migrate: false });
+  return openDatabase({ path: sqlitePathOf(config, "postbacks"), migrate: false });
 }
 
 const iso = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());

@@ -3,7 +3,7 @@ import { networksOf } from "../../config/index.ts";
 import { rescanFrom } from "../../payments/rescan.ts";
 import { openDatabase } from "../../store/index.ts";
 import { createSqliteStorage } from "../../store/storage.ts";
-import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
+import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 function blockNumber(value: string): number {
@@ -57,7 +57,7 @@ Examples:
         exitOnError(new Error(`no network named "${options.network}" in the config (${names})`));
       }
       try {
-        const db = openDatabase({ path: config.database.path, migrate: false });
+        const db = openDatabase({ path: sqlitePathOf(config, "rescan"), migrate: false });
         let moved: Awaited<ReturnType<typeof rescanFrom>>;
         try {
           moved = await rescanFrom({

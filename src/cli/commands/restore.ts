@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { networksOf } from "../../config/index.ts";
 import { DatabaseLockedError } from "../../internal/errors.ts";
 import { restoreDatabase } from "../../store/backup.ts";
-import { CONFIG_OPTION_HELP, configFrom } from "../options.ts";
+import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 export function restoreCommand(): Command {
@@ -34,7 +34,7 @@ Example (as the daemon's user, e.g. through sudo -u oxbtcpay):
     )
     .action(async (options: { from: string; config?: string }) => {
       const config = configFrom(options);
-      const path = config.database.path;
+      const path = sqlitePathOf(config, "restore");
       const from = resolve(options.from);
       try {
         const result = await restoreDatabase({

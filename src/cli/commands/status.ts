@@ -6,7 +6,7 @@ import { openDatabase, schemaVersionOf } from "../../store/index.ts";
 import { heldLock } from "../../store/lock.ts";
 import { createOverview } from "../../store/overview.ts";
 import { type CursorRow, createPaymentStore, LEGACY_NETWORK } from "../../store/payments.ts";
-import { ago, CONFIG_OPTION_HELP, configFrom, iso } from "../options.ts";
+import { ago, CONFIG_OPTION_HELP, configFrom, iso, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 
 /** `status --json`: snake_case like the JSON-RPC results; times in UNIX ms. */
@@ -63,7 +63,7 @@ function scanOf(cursor: CursorRow | undefined, now: number): ScanReport | null {
 }
 
 function report(config: Config, now: number): StatusReport {
-  const path = config.database.path;
+  const path = sqlitePathOf(config, "status");
   const db = openDatabase({ path, readonly: true });
   try {
     const overview = createOverview(db);

@@ -92,6 +92,19 @@ export function createPostgresEventQueries({
             );
       return rows;
     },
+    async claim(id, now, leaseUntil) {
+      // NOTE: a row another replica is claiming at this instant is skipped,
+      // not waited for; one whose lease is live stays with its holder; a
+      // replica that died mid-delivery loses it when the lease runs out.
+      const { rows } = await write.query<EventRow>(
+        `UPDATE events SET lease_until = $3
+         WHERE id = (SELECT id FROM events WHERE id = $1 AND state = 'pending'
+           AND (lease_until IS NULL OR lease_until <= $2) FOR UPDATE SKIP LOCKED)
+         RETURNING ${COLUMNS}`,
+        [id, now, leaseUntil],
+      );
+      return rows[0];
+    },
     async setPayload(id, payload) {
       await write.query("UPDATE events SET payload = $2 WHERE id = $1 AND payload IS NULL", [
         id,
@@ -111,7 +124,7 @@ export function createPostgresEventQueries({
       // One statement: atomic on its own, and part of the caller's transaction if any.
       await write.query(
         `UPDATE events SET state = 'pending', round_attempts = 0, next_attempt_at = $2,
-           delivered_at = NULL, requeued_at = $2
+           delivered_at = NULL, requeued_at = $2, lease_until = NULL
          WHERE id = ANY($1)`,
         [[...ids], now],
       );

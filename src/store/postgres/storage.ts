@@ -19,6 +19,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
 import type { Clock } from "../../internal/clock.ts";
+import { errorMessage } from "../../internal/errors.ts";
 import type { Logger } from "../../internal/logger.ts";
 import type { ExternalChange, Storage } from "../storage.ts";
 import { type ChangeListener, listenForChanges } from "./changes.ts";
@@ -26,6 +27,9 @@ import { createPostgresEventQueries } from "./events.ts";
 import type { Connections, PostgresDb, Queryable } from "./index.ts";
 import { createPostgresPaymentQueries } from "./payments.ts";
 import { type ChangeNotice, notifyChanged } from "./queries.ts";
+
+/** How long /readyz's database probe waits for the server. */
+const PROBE_TIMEOUT_MS = 2_000;
 
 export type PostgresStorage = Storage & {
   /** Stops listening and closes the pool. */
@@ -280,6 +284,29 @@ export function createPostgresStorage({
       };
     },
     dataVersion,
+    async writable() {
+      // NOTE: a server that is down, or a standby (read-only), fails; the
+      // probe gives up after PROBE_TIMEOUT_MS rather than hang /readyz.
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const { rows } = await Promise.race([
+          pool.query<{ primary: boolean }>("SELECT NOT pg_is_in_recovery() AS primary"),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)),
+              PROBE_TIMEOUT_MS,
+            );
+          }),
+        ]);
+        return rows[0]?.primary
+          ? { ok: true }
+          : { ok: false, error: "the server is a read-only standby" };
+      } catch (error) {
+        return { ok: false, error: errorMessage(error) };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     listening: () => listener?.listening() ?? false,
     async close() {
       stop.abort();
