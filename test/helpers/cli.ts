@@ -70,7 +70,8 @@ export function writeDaemonConfig(
   }: {
     rpcUrl: string;
     token: string;
-    dbPath: string;
+    /** A SQLite file, or a PostgreSQL database (`{ url }`). */
+    dbPath: string | { url: string };
     chain?: Record<string, unknown>;
     postbacks?: Record<string, unknown>;
     name?: string;
@@ -88,7 +89,7 @@ export function writeDaemonConfig(
       // checkouts on the same machine) run at the same time.
       ops: { host: "127.0.0.1", port: 0 },
       postbacks: { allowTargets: LOOPBACK_TARGETS, ...postbacks },
-      database: { path: dbPath },
+      database: typeof dbPath === "string" ? { path: dbPath } : { url: dbPath.url },
       log: { level: "info" },
     }),
   );

@@ -73,7 +73,8 @@ export const LOOPBACK_TARGETS = ["127.0.0.1/32", "::1/128"];
 
 export function testConfig(
   chain: { rpcUrl: string; token: string },
-  dbPath: string,
+  /** A SQLite file, or a PostgreSQL database (`{ url }`). */
+  dbPath: string | { url: string },
   overrides: {
     chain?: Partial<ConfigInput["chain"]>;
     payments?: ConfigInput["payments"];
@@ -108,14 +109,14 @@ export function testConfig(
     postbacks: { allowTargets: LOOPBACK_TARGETS, ...overrides.postbacks },
     // Many daemons run at once: each ops listener on a port of its own.
     ops: { host: "127.0.0.1", port: 0, ...overrides.ops },
-    database: { path: dbPath },
+    database: typeof dbPath === "string" ? { path: dbPath } : { url: dbPath.url },
     log: { level: "silent" },
   });
 }
 
 export async function startTestDaemon(
   chain: { rpcUrl: string; token: string },
-  dbPath: string,
+  dbPath: string | { url: string },
   overrides: Parameters<typeof testConfig>[2] = {},
   options: { clock?: Clock; resolve?: Resolver } = {},
 ): Promise<Daemon> {
