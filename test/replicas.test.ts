@@ -24,6 +24,7 @@ import {
 } from "./helpers/index.ts";
 import { type PostgresCluster, startPostgres } from "./helpers/postgres.ts";
 import { parsePrometheusText, sampleValue } from "./helpers/prom-text.ts";
+import { startRpcProxy } from "./helpers/proxy.ts";
 
 const PAYER = ANVIL_ACCOUNTS[1] as Hex;
 
@@ -42,13 +43,26 @@ afterAll(async () => {
 });
 
 /** `count` replicas of one config on database `name`; the first to start leads. */
-async function replicas(name: string, count: number, postbacks: Record<string, unknown> = {}) {
+async function replicas(
+  name: string,
+  count: number,
+  {
+    rpcUrl = chain.rpcUrl,
+    postbacks = {},
+    chainSettings = {},
+  }: {
+    rpcUrl?: string;
+    postbacks?: Record<string, unknown>;
+    chainSettings?: Record<string, unknown>;
+  } = {},
+) {
   const url = await cluster.createDatabase(name);
   const config = writeDaemonConfig(dir.path, {
-    rpcUrl: chain.rpcUrl,
+    rpcUrl,
     token: chain.token,
     dbPath: { url },
     postbacks,
+    chain: chainSettings,
     name: `${name}.json`,
   });
   const started: DaemonChild[] = [];
@@ -144,5 +158,215 @@ describe("replicas on one PostgreSQL", () => {
       expect((await status(replica.publicUrl, last.id)).body.status).toBe("waiting");
     }
     await leaderOf(three);
+  });
+});
+
+const alive = (child: DaemonChild) =>
+  child.child.exitCode === null && child.child.signalCode === null;
+
+describe("failover", () => {
+  test("kill -9 the leader three times in the middle of a 250-transfer scan: another replica takes over, every payment ends where balanceOf says, no transfer twice, every postback delivered (repeats only under one webhook-id)", async () => {
+    const PAYMENTS = 100;
+    const PER_TX = 10;
+    const TXS = 25;
+    const shop = await startReceiver();
+    // A slow provider: the backlog takes the leader many batches, long enough to kill it midway.
+    const proxy = await startRpcProxy(chain.rpcUrl);
+    const startBlock = Number(await chain.client.getBlockNumber()) + 1;
+    const {
+      url,
+      config,
+      replicas: group,
+    } = await replicas("failover", 3, {
+      rpcUrl: proxy.url,
+      postbacks: { timeoutMs: 2_000 },
+      chainSettings: { startBlock, maxBlockRange: 2, confirmations: 1 },
+    });
+    const payments = await Promise.all(
+      Array.from({ length: PAYMENTS }, (_, i) =>
+        startPayment((group[i % group.length] as DaemonChild).privateUrl, {
+          amount: "1",
+          data: `order-${i}`,
+          postback_url: shop.url,
+        }),
+      ),
+    );
+    // The chain moves on while the provider fails: a backlog builds up.
+    proxy.setMode("http500");
+    let sent = 0;
+    for (let tx = 0; tx < TXS; tx++) {
+      const to: Hex[] = [];
+      const values: bigint[] = [];
+      for (let k = 0; k < PER_TX; k++) {
+        to.push((payments[sent % PAYMENTS] as { address: Hex }).address);
+        // Full, partial and over: some payments end paid, some not.
+        values.push(((BigInt(sent) * 7919n) % tokens(1)) + 40_000_000n);
+        sent++;
+      }
+      await chain.client.writeContract({
+        address: chain.token,
+        abi: testTokenAbi,
+        functionName: "transferMany",
+        args: [to, values],
+        account: PAYER,
+        chain: chain.client.chain,
+      });
+      await chain.mine(3);
+    }
+    const head = Number(await chain.client.getBlockNumber());
+    proxy.setHook(async () => {
+      await new Promise((r) => setTimeout(r, 10));
+      return undefined;
+    });
+    proxy.setMode("pass");
+
+    const cursor = async () =>
+      Number(
+        (await query<{ block_number: string }>(url, "SELECT block_number FROM chain_cursor"))[0]
+          ?.block_number ?? -1,
+      );
+    const span = head - startBlock;
+    const killedAt: number[] = [];
+    for (const fraction of [0.2, 0.45, 0.7]) {
+      const point = startBlock + Math.floor(span * fraction);
+      await waitFor(async () => (await cursor()) >= point, {
+        timeoutMs: 60_000,
+        what: `cursor at ${point}`,
+      });
+      const leader = await leaderOf(group.filter(alive));
+      await leader.kill9();
+      killedAt.push(await cursor());
+      // Another replica takes over and moves the scan on; the killed one comes back.
+      const before = await cursor();
+      const replacement = await spawnDaemon(config);
+      children.push(replacement);
+      group.push(replacement);
+      await waitFor(async () => (await cursor()) > before || (await cursor()) >= head, {
+        timeoutMs: 30_000,
+        what: "the scan moving under a new leader",
+      });
+    }
+    expect(killedAt.every((at) => at < head)).toBe(true);
+    await waitFor(async () => (await cursor()) >= head, { timeoutMs: 60_000, what: "scan done" });
+
+    const [counts] = await query<{ n: string; d: string }>(
+      url,
+      "SELECT count(*) AS n, count(DISTINCT (network, tx_hash, log_index)) AS d FROM transfers",
+    );
+    expect(counts).toEqual({ n: String(TXS * PER_TX), d: String(TXS * PER_TX) });
+    const rows = await query<{ id: string; address: Hex; paid_amount: string; status: string }>(
+      url,
+      "SELECT id, address, paid_amount::text, status FROM payments",
+    );
+    const paid = new Set<string>();
+    for (const row of rows) {
+      const balance = await chain.balanceOf(chain.token, row.address);
+      expect(BigInt(row.paid_amount), row.id).toBe(balance);
+      expect(row.status === "paid", row.id).toBe(balance >= tokens(1));
+      if (row.status === "paid") paid.add(row.id);
+    }
+    expect(paid.size).toBeGreaterThan(0);
+    expect(paid.size).toBeLessThan(PAYMENTS);
+
+    // Every paid payment's postback reached the shop; a repeat (a replica
+    // killed mid-delivery) carries the same webhook-id.
+    await waitFor(
+      async () => {
+        const [pending] = await query<{ n: string }>(
+          url,
+          "SELECT count(*) AS n FROM events WHERE state <> 'delivered'",
+        );
+        return pending?.n === "0";
+      },
+      { timeoutMs: 60_000, what: "every postback delivered" },
+    );
+    const events = await query<{ id: string; payment_id: string }>(
+      url,
+      "SELECT id, payment_id FROM events",
+    );
+    expect(new Set(events.map((e) => e.payment_id))).toEqual(paid);
+    const idsByPayment = new Map<string, Set<string>>();
+    for (const request of shop.received) {
+      const body = JSON.parse(request.body) as { data: string };
+      // The shop's `data` comes back as it was given: a JSON string.
+      const key = JSON.parse(body.data) as string;
+      if (!payments.some((_, i) => `order-${i}` === key)) {
+        throw new Error(`a postback for no payment: ${request.body}`);
+      }
+      const ids = idsByPayment.get(key) ?? new Set<string>();
+      ids.add(String(request.headers["webhook-id"]));
+      idsByPayment.set(key, ids);
+    }
+    expect(idsByPayment.size).toBe(paid.size);
+    for (const ids of idsByPayment.values()) expect(ids.size).toBe(1);
+    await proxy.close();
+    await shop.close();
+  });
+});
+
+describe("PostgreSQL restart", () => {
+  test("the server stops while two replicas run: they report not ready, then reconnect by themselves; nothing is lost and new payments work", async () => {
+    const { url, replicas: two } = await replicas("restart", 2, {
+      chainSettings: { confirmations: 1 },
+    });
+    const before = await startPayment((two[0] as DaemonChild).privateUrl, {
+      amount: "0.5",
+      data: "before",
+      postback_url: null,
+    });
+    const readyz = async (child: DaemonChild) =>
+      (await fetch(`${await opsUrlOf(child)}/readyz`)).status;
+    // A block so that the leader's cursor is fresh for both replicas' readiness.
+    await chain.mine(1);
+    await waitFor(async () => (await Promise.all(two.map(readyz))).every((s) => s === 200), {
+      what: "both ready",
+      timeoutMs: 30_000,
+    });
+
+    await cluster.stop();
+    await waitFor(async () => (await Promise.all(two.map(readyz))).every((s) => s === 503), {
+      what: "both not ready while the server is down",
+      timeoutMs: 30_000,
+    });
+    // Shoppers' status pages and the shop's calls fail cleanly meanwhile, no replica exits.
+    const down = await rpc((two[1] as DaemonChild).privateUrl, {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "start_payment",
+      params: { amount: "0.5", data: null, postback_url: null },
+    });
+    expect(down.json.error).toBeDefined();
+    expect(two.every(alive)).toBe(true);
+
+    await cluster.start();
+    await chain.mine(1);
+    await waitFor(async () => (await Promise.all(two.map(readyz))).every((s) => s === 200), {
+      what: "both ready again",
+      timeoutMs: 60_000,
+    });
+    await leaderOf(two);
+    const after = await startPayment((two[1] as DaemonChild).privateUrl, {
+      amount: "0.5",
+      data: "after",
+      postback_url: null,
+    });
+    // The payment from before the restart is there, and both are paid by one scan.
+    for (const p of [before, after]) {
+      await chain.transfer({
+        token: chain.token,
+        from: PAYER,
+        to: p.address,
+        value: tokens(1) / 2n,
+      });
+    }
+    await chain.mine(2);
+    for (const p of [before, after]) {
+      await waitFor(
+        async () => (await status((two[0] as DaemonChild).publicUrl, p.id)).body.status === "paid",
+        { what: `${p.id} paid`, timeoutMs: 30_000 },
+      );
+    }
+    const [count] = await query<{ n: string }>(url, "SELECT count(*) AS n FROM payments");
+    expect(count?.n).toBe("2");
   });
 });

@@ -327,8 +327,11 @@ export function createChainWatcher({
       while (!signal.aborted) {
         let delay = pollIntervalMs;
         wokenEarly = false;
-        const before = (await sink.cursor())?.blockNumber;
+        let before: number | undefined;
         try {
+          // NOTE: inside the try: the database may be unreachable too
+          // (PostgreSQL restarting), which is retried like the provider.
+          before = (await sink.cursor())?.blockNumber;
           await tick(signal);
           if (failures > 0) log.info({ failures }, "chain provider recovered");
           failures = 0;
@@ -336,7 +339,11 @@ export function createChainWatcher({
           if (!shouldRetry(error)) throw error;
           // A poll that got some blocks scanned before failing is progress:
           // keep the backoff short rather than let it grow towards the cap.
-          const progressed = ((await sink.cursor())?.blockNumber ?? before) !== before;
+          const after = await sink.cursor().then(
+            (cursor) => cursor?.blockNumber,
+            () => before,
+          );
+          const progressed = (after ?? before) !== before;
           failures = progressed ? 1 : failures + 1;
           const kind = classifyProviderError(error, { now: clock.now() });
           if (kind.kind === "rate") {

@@ -116,7 +116,9 @@ export function createOpsListener({
 
   /** A network's position: the head from its watcher's memory, the scan from its cursor's row. */
   async function chainPosition({ name, watcher }: OpsNetwork) {
-    const position = await payments.scanPosition(name);
+    // NOTE: a database that does not answer fails the database check; the
+    // scan position is then unknown (null fails its checks too), not a 500.
+    const position = await payments.scanPosition(name).catch(() => undefined);
     if (!scanning()) {
       // The leader's scan, as its cursor row shows it: the head it last
       // recorded, and when it last moved the row.

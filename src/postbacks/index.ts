@@ -127,7 +127,7 @@ function describeFailure(error: unknown): string {
  * restarts resumes exactly where the table says.
  */
 /** A claim outlasts the attempt's timeout by this much (the database's round trips). */
-const CLAIM_MARGIN_MS = 30_000;
+const CLAIM_MARGIN_MS = 5_000;
 
 export function createPostbackSender({
   outbox,

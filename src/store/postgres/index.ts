@@ -181,6 +181,10 @@ export async function openPostgres({
   // An idle client whose server went away emits `error`: without a handler
   // that would crash the process; the next query reconnects instead.
   pool.on("error", () => {});
+  // NOTE: and so does a client checked out between two queries of a
+  // transaction (the server restarting): without a listener that, too, would
+  // crash the process; the transaction's next query fails instead.
+  pool.on("connect", (client) => client.on("error", () => {}));
   try {
     if (migrate) await migratePostgres(pool, { name, migrations });
     else await checkSchema(pool, { name, current: true, migrations });
