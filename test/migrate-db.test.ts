@@ -6,7 +6,9 @@
  */
 import { join } from "node:path";
 import pg from "pg";
+import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ANVIL_ACCOUNTS } from "../src/chain/anvil.ts";
 import { createEventStore } from "../src/store/events.ts";
 import { openDatabase, schemaVersionOf } from "../src/store/index.ts";
 import { lockDatabase } from "../src/store/lock.ts";
@@ -17,7 +19,17 @@ import {
 } from "../src/store/payments.ts";
 import { listPostgresMigrations, ROW_TYPES, redactUrl } from "../src/store/postgres/index.ts";
 import { CHILD_PROCESS_TIMEOUT_MS, cli, writeDaemonConfig } from "./helpers/cli.ts";
-import { tempDir, tokens } from "./helpers/index.ts";
+import {
+  payInNewBlock,
+  startPayment,
+  startReceiver,
+  startTestChain,
+  startTestDaemon,
+  status,
+  tempDir,
+  tokens,
+  waitFor,
+} from "./helpers/index.ts";
 import { type PostgresCluster, startPostgres } from "./helpers/postgres.ts";
 
 let cluster: PostgresCluster;
@@ -215,11 +227,15 @@ function populate(path: string): void {
 }
 
 /** Rows as the store reads them (BIGINT a number, NUMERIC a decimal string), comparable with SQLite's. */
-async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+async function query<T extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: url, types: ROW_TYPES });
   await client.connect();
   try {
-    return (await client.query<T>(sql)).rows;
+    return (await client.query<T>(sql, values)).rows;
   } finally {
     await client.end();
   }
@@ -478,5 +494,74 @@ describe("0xbtcpay migrate-db", { timeout: CHILD_PROCESS_TIMEOUT_MS }, () => {
     }
     const listing = await cli(["--help"]);
     expect(listing.stdout).toContain("migrate-db");
+  });
+});
+
+describe("after migrate-db, the daemon continues on PostgreSQL", () => {
+  test("the same payments, the scan from the same cursor, the same derivation counter, and the pending postback delivered under its webhook-id", async () => {
+    const chain = await startTestChain();
+    // The shop is down for the first attempt, up for the retry.
+    let answers = 0;
+    const shop = await startReceiver(() => (answers++ === 0 ? 500 : 200));
+    try {
+      await chain.mint(chain.token, ANVIL_ACCOUNTS[1] as Hex, tokens(10));
+      const path = join(dir.path, "continues.sqlite");
+      const overrides = {
+        chain: { confirmations: 1 },
+        postbacks: { retrySchedule: ["2s"] },
+      };
+      const sqlite = await startTestDaemon(chain, path, overrides);
+      const paid = await startPayment(sqlite.privateUrl, {
+        amount: "1",
+        data: "paid-before",
+        postback_url: shop.url,
+      });
+      const open = await startPayment(sqlite.privateUrl, {
+        amount: "1",
+        data: "open-before",
+        postback_url: shop.url,
+      });
+      await payInNewBlock(chain, { to: paid.address, value: tokens(1) });
+      await chain.mine(1);
+      await waitFor(() => shop.received.length === 1, { what: "the first, failed attempt" });
+      await sqlite.stop();
+
+      const url = await cluster.createDatabase("continues");
+      const migrated = await cli(["migrate-db", "--from", path, "--to", url]);
+      expect(migrated.code, migrated.stderr).toBe(0);
+
+      const onPostgres = await startTestDaemon(chain, { url }, overrides);
+      try {
+        // The retry comes from the daemon on PostgreSQL, with the same id and body.
+        await waitFor(() => shop.received.length === 2, { what: "the retry", timeoutMs: 30_000 });
+        const [first, retry] = shop.received;
+        expect(retry?.headers["webhook-id"]).toBe(first?.headers["webhook-id"]);
+        expect(retry?.body).toBe(first?.body);
+        expect((await status(onPostgres.publicUrl, paid.id)).body.status).toBe("paid");
+        // The scan goes on from the copied cursor: the open payment is paid now.
+        await payInNewBlock(chain, { to: open.address, value: tokens(1) });
+        await chain.mine(1);
+        await waitFor(
+          async () => (await status(onPostgres.publicUrl, open.id)).body.status === "paid",
+          { what: "the open payment paid on PostgreSQL" },
+        );
+        // The counter went with the data: the next payment takes index 2, a new address.
+        const next = await startPayment(onPostgres.privateUrl, {
+          amount: "1",
+          data: null,
+          postback_url: null,
+        });
+        expect(next.address).not.toBe(paid.address);
+        expect(next.address).not.toBe(open.address);
+        expect(
+          await query(url, "SELECT derivation_index FROM payments WHERE id = $1", [next.id]),
+        ).toEqual([{ derivation_index: 2 }]);
+      } finally {
+        await onPostgres.stop();
+      }
+    } finally {
+      await shop.close();
+      await chain.stop();
+    }
   });
 });

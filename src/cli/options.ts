@@ -8,11 +8,14 @@ import { exitOnError } from "./run.ts";
 export const CONFIG_OPTION_HELP = "JSON config file (default: $OXBTCPAY_CONFIG)";
 
 /** Loads `--config` (or $OXBTCPAY_CONFIG); prints the problems and exits 1 if it is invalid. */
-export function configFrom(options: { config?: string }): Config {
+export function configFrom(
+  options: { config?: string },
+  env: Record<string, string | undefined> = process.env,
+): Config {
   const path = options.config ?? process.env.OXBTCPAY_CONFIG;
   if (!path) exitOnError(new Error("no config file: pass --config FILE or set OXBTCPAY_CONFIG"));
   try {
-    return loadConfig({ path, env: process.env });
+    return loadConfig({ path, env });
   } catch (error) {
     exitOnError(error);
   }

@@ -27,7 +27,9 @@ function sourceOf(options: Options): string {
       new Error("no SQLite database: pass --from FILE, or --config FILE to use its database.path"),
     );
   }
-  return resolve(sqlitePathOf(configFrom(options), "migrate-db --from"));
+  // NOTE: $OXBTCPAY_DATABASE_URL names the target here, not the config's database.
+  const config = configFrom(options, { ...process.env, OXBTCPAY_DATABASE_URL: undefined });
+  return resolve(sqlitePathOf(config, "migrate-db --from"));
 }
 
 /** The PostgreSQL URL: `--to`, else $OXBTCPAY_DATABASE_URL; refused unless postgres(ql)://. */
