@@ -25,6 +25,7 @@ import {
 import { type PostgresCluster, startPostgres } from "./helpers/postgres.ts";
 import { parsePrometheusText, sampleValue } from "./helpers/prom-text.ts";
 import { startRpcProxy } from "./helpers/proxy.ts";
+import { openEventStream } from "./helpers/sse.ts";
 
 const PAYER = ANVIL_ACCOUNTS[1] as Hex;
 
@@ -158,6 +159,43 @@ describe("replicas on one PostgreSQL", () => {
       expect((await status(replica.publicUrl, last.id)).body.status).toBe("waiting");
     }
     await leaderOf(three);
+  });
+});
+
+describe("changes reach every replica", () => {
+  test("a payment the leader sees paid is pushed on a follower's live stream and served by its status.json (LISTEN/NOTIFY)", async () => {
+    const { replicas: two } = await replicas("live", 2, { chainSettings: { confirmations: 1 } });
+    const leader = await leaderOf(two);
+    const follower = two.find((child) => child !== leader) as DaemonChild;
+    const payment = await startPayment(follower.privateUrl, {
+      amount: "0.5",
+      data: null,
+      postback_url: null,
+    });
+    const stream = await openEventStream(`${follower.publicUrl}/${payment.id}/events`);
+    const statusOf = async () => {
+      for (;;) {
+        const block = await stream.nextMessage(20_000);
+        const body = JSON.parse(block.data) as { status: string };
+        if (body.status !== "waiting") return body.status;
+      }
+    };
+    // The follower's first answer: waiting (and cached).
+    expect((await status(follower.publicUrl, payment.id)).body.status).toBe("waiting");
+    await chain.transfer({
+      token: chain.token,
+      from: PAYER,
+      to: payment.address,
+      value: tokens(1) / 2n,
+    });
+    await chain.mine(1);
+    // Pushed by the follower, which scans nothing: the leader's commit reached it.
+    expect(["seen", "paid"]).toContain(await statusOf());
+    await waitFor(
+      async () => (await status(follower.publicUrl, payment.id)).body.status === "paid",
+      { what: "paid on the follower's status.json", timeoutMs: 20_000 },
+    );
+    stream.close();
   });
 });
 
