@@ -327,6 +327,49 @@ describe.each([sqlite, postgres])("Storage on $name", (backend) => {
     expect(seen).toBe(5);
   });
 
+  test("lockCursor: a batch of a second (deposed) scanner waits for the first's commit and finds the cursor moved (compare-and-set)", async () => {
+    const storage = await fresh(backend);
+    await storage.payments.setCursor({
+      network: "ethereum",
+      chain_id: 1,
+      token: "0xtoken",
+      block_number: 10,
+      block_hash: null,
+      head_number: 20,
+      updated_at: 1,
+    });
+    let releaseFirst = () => {};
+    const gate = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    let firstLocked = () => {};
+    const locked = new Promise<void>((resolve) => {
+      firstLocked = resolve;
+    });
+    const first = storage.transaction(async () => {
+      const cursor = await storage.payments.lockCursor("ethereum");
+      firstLocked();
+      await gate;
+      await storage.payments.moveCursor("ethereum", {
+        block_number: (cursor?.block_number ?? 0) + 5,
+        block_hash: null,
+        head_number: 20,
+        updated_at: 2,
+      });
+    });
+    await locked;
+    // The second read the cursor at 10 before it fetched its batch from block 11.
+    const second = storage.transaction(async () => {
+      const cursor = await storage.payments.lockCursor("ethereum");
+      return cursor?.block_number === 10 ? "applied" : `dropped at ${cursor?.block_number}`;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    releaseFirst();
+    const [, outcome] = await Promise.all([first, second]);
+    expect(outcome).toBe("dropped at 15");
+    expect(await storage.payments.lockCursor("nowhere")).toBeUndefined();
+  });
+
   test("payments read back by id, ids, order id, address; cancelling sets cancelled_at once", async () => {
     const storage = await fresh(backend);
     await create(storage, 0, { order_id: "order-0", data: "shop data", networks: '["base"]' });

@@ -83,11 +83,12 @@ export function createPaymentSink({
   }
 
   const applyBatch = changes.transaction(async (batch: ScanBatch): Promise<number> => {
-    // NOTE: compare-and-set on the cursor. The watcher read it before it
-    // fetched the batch; if it moved meanwhile (`0xbtcpay rescan` moved it
-    // back), the batch no longer follows it: drop it, the watcher reads the
+    // NOTE: compare-and-set on the cursor (locked until the commit). The
+    // watcher read it before it fetched the batch; if it moved meanwhile
+    // (`0xbtcpay rescan` moved it back, or another replica's scan moved it
+    // on), the batch no longer follows it: drop it, the watcher reads the
     // cursor again and scans from there.
-    const stored = await store.getCursor(name);
+    const stored = await store.lockCursor(name);
     if (stored && stored.block_number !== batch.fromBlock - 1) {
       log.info(
         { from_block: batch.fromBlock, cursor: stored.block_number },
@@ -141,8 +142,8 @@ export function createPaymentSink({
     async (ancestor: { number: number; hash: string | null }, head: number): Promise<number> => {
       const now = clock.now();
       changes.headMoved();
+      const stored = await store.lockCursor(name);
       const affected = await store.forgetAbove(name, ancestor.number);
-      const stored = await store.getCursor(name);
       // A rescan may have moved the cursor below the ancestor meanwhile: keep it there.
       const keep = stored !== undefined && stored.block_number < ancestor.number;
       await store.moveCursor(name, {

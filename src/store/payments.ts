@@ -374,6 +374,15 @@ export function createPaymentStore(db: Db) {
     getCursor(network: string): CursorRow | undefined {
       return statements.getCursor.get(network) as CursorRow | undefined;
     },
+    /**
+     * The scan cursor of `network`, locked until the transaction ends: a
+     * batch moves it only from where it read it (compare-and-set), so a
+     * deposed leader writing late finds it moved. SQLite's transactions
+     * already run one at a time; on PostgreSQL this is `SELECT … FOR UPDATE`.
+     */
+    lockCursor(network: string): CursorRow | undefined {
+      return statements.getCursor.get(network) as CursorRow | undefined;
+    },
     /** Every network's cursor, oldest first (networks no longer configured included). */
     cursors(): CursorRow[] {
       return statements.cursors.all() as CursorRow[];

@@ -2,8 +2,8 @@
  * The payment queries (store/payments.ts documents each) on PostgreSQL,
  * with the SQLite store's semantics and row shapes: the same columns,
  * amounts as decimal strings, times and block numbers as numbers, undefined
- * for no row. `lockPayment` takes the row lock (`FOR UPDATE`) that SQLite
- * does not need.
+ * for no row. `lockPayment` and `lockCursor` take the row locks
+ * (`FOR UPDATE`) that SQLite does not need.
  */
 import type {
   BlockRow,
@@ -227,6 +227,14 @@ export function createPostgresPaymentQueries({ read, write }: Connections): Paym
     async getCursor(network) {
       const { rows } = await read.query<CursorRow>(
         "SELECT * FROM chain_cursor WHERE network = $1",
+        [network],
+      );
+      return rows[0];
+    },
+    async lockCursor(network) {
+      // A lock, not a write (as lockPayment).
+      const { rows } = await read.query<CursorRow>(
+        "SELECT * FROM chain_cursor WHERE network = $1 FOR UPDATE",
         [network],
       );
       return rows[0];
