@@ -4,7 +4,6 @@
  * and a real anvil chain. Any replica may die (kill -9) or lose the
  * database; no payment is missed, doubled or left unannounced.
  */
-import { join } from "node:path";
 import pg from "pg";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
