@@ -160,8 +160,10 @@ export const postgresPhase: Phase = {
           )
           .finally(() => client.end());
       }
-      progress(`postgres: bare-insert baseline warm-up ${warmupS} s, then ${baselineS} s`);
-      await bareInserts(scratchUrl, { connections: CONNECTIONS, seconds: warmupS });
+      progress(
+        `postgres: bare-insert baseline warm-up ${smoke ? 0 : warmupS} s, then ${baselineS} s`,
+      );
+      if (!smoke) await bareInserts(scratchUrl, { connections: CONNECTIONS, seconds: warmupS });
       const base = await bareInserts(scratchUrl, { connections: CONNECTIONS, seconds: baselineS });
       progress(
         `postgres bare inserts: ${base.rps.toFixed(0)} rows/s, p50 ${base.p50Ms.toFixed(2)} ms, p99 ${base.p99Ms.toFixed(2)} ms, ${CONNECTIONS} connections`,
@@ -328,9 +330,14 @@ export const postgresPhase: Phase = {
       }
       throw error;
     } finally {
+      const stopping = performance.now();
       await Promise.all(replicas.map((replica) => replica.stop()));
       await admin?.end().catch(() => {});
+      const stopped = performance.now();
       await cluster?.remove();
+      progress(
+        `postgres: replicas stopped in ${(stopped - stopping).toFixed(0)} ms, cluster removed in ${(performance.now() - stopped).toFixed(0)} ms`,
+      );
     }
   },
 };
