@@ -58,6 +58,12 @@ const FIGURES = [
   "ops_scrape_cpu_ms",
   "ops_readyz_p99_ms",
   "ops_scrape_p99_ms_backlog",
+  "pg_baseline_insert_rps",
+  "pg_start_payment_rps",
+  "pg_start_payment_p99_ms",
+  "pg_status_rps",
+  "failover_ms_p50",
+  "failover_ms_max",
 ];
 
 const dir = tempDir();
@@ -93,6 +99,9 @@ test("npm run bench -- --smoke prints every figure and a summary as JSON lines",
     "derive_per_s",
     "checkout_page_rps",
     "backfill_blocks_per_s_polygon",
+    "pg_start_payment_rps",
+    "pg_start_payment_p99_ms",
+    "pg_status_rps",
   ]) {
     const f = figures.find((x) => x.name === name);
     expect(typeof f?.baseline).toBe("number");

@@ -27,6 +27,8 @@ export type Child = {
   pid: number;
   /** Asks the child to stop and waits for it to exit (kills it after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
+  /** kill -9: no shutdown at all (a crash); resolves once the child has exited. */
+  kill(): Promise<void>;
 };
 
 /** Where --cpu-prof writes, when the bench runs with --profile DIR. */
@@ -111,6 +113,15 @@ function stopper(child: ChildProcess): (graceMs?: number) => Promise<void> {
     });
 }
 
+function killer(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+}
+
 export type DaemonChild = Child & {
   privateUrl: string;
   publicUrl: string;
@@ -177,6 +188,7 @@ export async function spawnDaemon({
         child.send({ type: "memory" });
       }),
     stop: stopper(child),
+    kill: killer(child),
   };
 }
 
@@ -190,7 +202,7 @@ export async function spawnBaseline(
     env: { BENCH_BASELINE: JSON.stringify(spec) },
     profile,
   });
-  return { pid: child.pid as number, url: ready.url, stop: stopper(child) };
+  return { pid: child.pid as number, url: ready.url, stop: stopper(child), kill: killer(child) };
 }
 
 /** Starts a flood of idle connections (see flood-child.ts) in a child process. */
@@ -214,6 +226,7 @@ export async function spawnFlooder(
         child.send({ type: "stats" });
       }),
     stop: stopper(child),
+    kill: killer(child),
   };
 }
 
@@ -250,6 +263,7 @@ export async function spawnSseClients(): Promise<SseClientsChild> {
       });
     },
     stop: stopper(child),
+    kill: killer(child),
   };
 }
 

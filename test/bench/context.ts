@@ -24,10 +24,14 @@ export type Phase = {
   run(context: BenchContext): Promise<void>;
 };
 
-/** The daemon's config for a bench phase: defaults everywhere except ports, chain, database, the rate limit and loopback postbacks. */
+/**
+ * The daemon's config for a bench phase: defaults everywhere except ports,
+ * chain, database, the rate limit and loopback postbacks. `dbPath` is a
+ * SQLite file, or `{ url }` a PostgreSQL database.
+ */
 export function daemonConfig(
   chain: { rpcUrl: string; token: string },
-  dbPath: string,
+  dbPath: string | { url: string },
   chainOverrides: Partial<ConfigInput["chain"]> = {},
 ): ConfigInput {
   return {
@@ -40,7 +44,7 @@ export function daemonConfig(
     ops: { port: 0 },
     // The bench's postback receiver listens on loopback (refused by default).
     postbacks: { allowTargets: ["127.0.0.1/32"] },
-    database: { path: dbPath },
+    database: typeof dbPath === "string" ? { path: dbPath } : { url: dbPath.url },
   };
 }
 

@@ -24,6 +24,7 @@ import { detectPhase, PAYER } from "./phases/detect.ts";
 import { detectBrowserPhase } from "./phases/detect-browser.ts";
 import { matchPhase } from "./phases/match.ts";
 import { opsScrapePhase } from "./phases/ops-scrape.ts";
+import { postgresPhase } from "./phases/postgres.ts";
 import { publicFloodPhase } from "./phases/public-flood.ts";
 import { rssPhase } from "./phases/rss.ts";
 import { ssePhase } from "./phases/sse.ts";
@@ -44,6 +45,7 @@ const PHASES: Phase[] = [
   detectBrowserPhase,
   ssePhase,
   opsScrapePhase,
+  postgresPhase,
 ];
 
 const { values: args } = parseArgs({

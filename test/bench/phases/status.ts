@@ -22,6 +22,15 @@ const TRANSPORT_HEADERS = new Set([
   "transfer-encoding",
 ]);
 
+/** The headers of a real response that the bare node:http baseline copies (all but the transport's). */
+export function baselineHeaders(response: Response): Record<string, string> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (!TRANSPORT_HEADERS.has(name)) headers[name] = value;
+  });
+  return headers;
+}
+
 function checked(what: string, result: LoadResult): LoadResult {
   if (result.non2xx > 0 || result.errors > 0 || result.responses === 0) {
     throw new Error(`${what}: ${describeLoad(result)}`);
@@ -52,10 +61,7 @@ export const statusPhase: Phase = {
       const sample = await fetch(`${daemon.publicUrl}/${ids[0]}/status.json`);
       const body = await sample.text();
       if (sample.status !== 200) throw new Error(`status.json answered ${sample.status}: ${body}`);
-      const headers: Record<string, string> = {};
-      sample.headers.forEach((value, name) => {
-        if (!TRANSPORT_HEADERS.has(name)) headers[name] = value;
-      });
+      const headers = baselineHeaders(sample);
       const baseline = await spawnBaseline(
         { mode: "status", headers, body },
         context.profile("status-baseline"),
