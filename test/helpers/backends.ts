@@ -24,14 +24,23 @@ export type TestDatabase = {
   backend: BackendName;
   /** What testConfig, startTestDaemon and writeDaemonConfig take. */
   target: string | { url: string };
-  /** Opens a Storage with the real migrations on this database (closed after the test). */
-  storage(options?: { clock?: Clock }): Promise<Storage>;
+  /** Opens a Storage with the real migrations on this database (closed after the test at the latest). */
+  storage(options?: { clock?: Clock }): Promise<Storage & { close(): Promise<void> }>;
   /**
    * Runs one statement, `?` for each parameter, and returns its rows; BIGINT
    * columns and counts are numbers on both backends (the store's row types).
    */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 };
+
+/** `close` that does its work on the first call only. */
+function once(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => {
+    closing ??= close();
+    return closing;
+  };
+}
 
 /**
  * Registers the hooks of a test file that runs on both backends: the
@@ -62,10 +71,11 @@ export function useBackends(): { fresh(backend: BackendName): Promise<TestDataba
       target: path,
       async storage() {
         const db = openDatabase({ path });
-        closers.push(() => {
+        const close = once(async () => {
           db.close();
         });
-        return createSqliteStorage(db);
+        closers.push(close);
+        return { ...createSqliteStorage(db), close };
       },
       async query<T>(sql: string, params: unknown[] = []) {
         if (!reader) {
@@ -91,8 +101,9 @@ export function useBackends(): { fresh(backend: BackendName): Promise<TestDataba
       async storage({ clock = createClock() } = {}) {
         const db = await openPostgres({ url, max: 10 });
         const storage = createPostgresStorage({ db, url, clock, retryIntervalMs: 100 });
-        closers.push(() => storage.close());
-        return storage;
+        const close = once(() => storage.close());
+        closers.push(close);
+        return { ...storage, close };
       },
       async query<T>(sql: string, params: unknown[] = []) {
         if (!reader) {
