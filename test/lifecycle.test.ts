@@ -68,9 +68,14 @@ async function scenario({ backend, restarts }: { backend: BackendName; restarts:
     // first poll, which on PostgreSQL waits for the election: a payment paid
     // before that poll (in a block under the head it sees) would be missed.
     // Nothing is created or paid here before the daemon has a scan position.
-    await waitFor(async () => (await started.payments.scanPosition()) !== undefined, {
-      what: "the first scan position",
-    });
+    try {
+      await waitFor(async () => (await started.payments.scanPosition()) !== undefined, {
+        what: "the first scan position",
+      });
+    } catch (error) {
+      await started.stop();
+      throw error;
+    }
     return started;
   };
   let daemon: Daemon = await start();
