@@ -6,7 +6,10 @@ import {
 } from "../src/addresses/index.ts";
 import { createAddressPool } from "../src/addresses/pool.ts";
 import { DEV_XPUB } from "../src/chain/anvil.ts";
-import { paymentsOn, silentLogger, tokens, waitFor } from "./helpers/index.ts";
+import { BACKENDS, useBackends } from "./helpers/backends.ts";
+import { paymentsWith, silentLogger, tokens, waitFor } from "./helpers/index.ts";
+
+const backends = useBackends();
 
 /** A pool for DEV_XPUB whose on-the-spot deriver counts how often the pool fell back to it. */
 function countingPool(options: { ahead: number; chunk: number; idleMs?: number }) {
@@ -109,9 +112,10 @@ describe("address pool lifecycle", () => {
   });
 });
 
-describe("group commit", () => {
+describe.each(BACKENDS)("group commit on %s", (backend) => {
   test("concurrent creates commit together; each gets its own index; one failing does not fail the others", async () => {
-    const { payments, db } = await paymentsOn();
+    const database = await backends.fresh(backend);
+    const payments = await paymentsWith({ storage: await database.storage() });
     const first = await payments.createDurably({
       amount: tokens(1),
       data: null,
@@ -133,7 +137,7 @@ describe("group commit", () => {
     const rows = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     expect(rows).toHaveLength(49);
     expect(new Set(rows.map((r) => r.derivation_index)).size).toBe(49);
-    expect(db.prepare("SELECT count(*) AS n FROM payments").get()).toEqual({ n: 50 });
+    expect(await database.query("SELECT count(*) AS n FROM payments")).toEqual([{ n: 50 }]);
     expect(first.derivation_index).toBe(0);
     // The failed one consumed no index: 0 (first) and 1..49 (the others).
     expect(rows.map((r) => r.derivation_index).sort((a, b) => a - b)).toEqual(

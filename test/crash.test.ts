@@ -1,18 +1,20 @@
 /**
  * kill -9 at several moments of a long scan: after each restart every payment
  * must be exactly where the chain says (cursor and state commit together).
+ * On both backends: a SQLite file, and a PostgreSQL database on a throwaway
+ * cluster.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { testTokenAbi } from "../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../src/chain/anvil.ts";
+import { BACKENDS, useBackends } from "./helpers/backends.ts";
 import { exitOf, startServe } from "./helpers/cli.ts";
 import {
   anvilCall,
-  paymentsOn,
+  paymentsWith,
   startTestChain,
   type TestChain,
   tempDir,
@@ -26,28 +28,35 @@ const PAYMENTS = 200;
 const PER_TX = 10;
 const TXS = 25; // 250 transfers: every payment gets one, the first 50 get two
 
-let chain: TestChain;
 const dir = tempDir();
-beforeAll(async () => {
-  chain = await startTestChain();
-  await chain.mint(chain.token, PAYER, tokens(1_000_000));
-});
-afterAll(async () => {
-  await chain?.stop();
+const backends = useBackends();
+afterAll(() => {
   dir.cleanup();
 });
 
-describe("crash safety", () => {
+describe.each(BACKENDS)("crash safety on %s", (backend) => {
+  // A chain of its own: each backend's payments have the same addresses
+  // (the same xpub from index 0), and balanceOf must be this run's funds only.
+  let chain: TestChain;
+  beforeAll(async () => {
+    chain = await startTestChain();
+    await chain.mint(chain.token, PAYER, tokens(1_000_000));
+  });
+  afterAll(async () => {
+    await chain?.stop();
+  });
+
   test("kill -9 at 6 moments of a 250-transfer scan: paid_amount equals balanceOf, no duplicate transfers", async () => {
-    const dbPath = join(dir.path, "crash.sqlite");
+    const database = await backends.fresh(backend);
     // Payments exist before any scanning.
-    const { db, payments } = await paymentsOn({ path: dbPath, token: chain.token });
+    const storage = await database.storage();
+    const payments = await paymentsWith({ storage, token: chain.token });
     const rows = await Promise.all(
       Array.from({ length: PAYMENTS }, () =>
         payments.create({ amount: tokens(1), data: null, postbackUrl: null }),
       ),
     );
-    db.close();
+    await storage.close();
 
     const startBlock = Number(await anvilCall<string>(chain.rpcUrl, "eth_blockNumber")) + 1;
     let sent = 0;
@@ -80,7 +89,7 @@ describe("crash safety", () => {
       await new Promise((r) => setTimeout(r, 15));
       return undefined;
     });
-    const configPath = join(dir.path, "crash.json");
+    const configPath = join(dir.path, `crash-${backend}.json`);
     writeFileSync(
       configPath,
       JSON.stringify({
@@ -98,18 +107,17 @@ describe("crash safety", () => {
         private: { host: "127.0.0.1", port: 0 },
         public: { host: "127.0.0.1", port: 0 },
         ops: { port: 0 },
-        database: { path: dbPath },
+        database:
+          typeof database.target === "string"
+            ? { path: database.target }
+            : { url: database.target.url },
         log: { level: "warn" },
       }),
     );
 
-    const reader = new Database(dbPath, { readonly: true });
-    const cursor = () =>
-      (
-        reader.prepare("SELECT block_number FROM chain_cursor").get() as
-          | { block_number: number }
-          | undefined
-      )?.block_number ?? -1;
+    const cursor = async () =>
+      (await database.query<{ block_number: number }>("SELECT block_number FROM chain_cursor"))[0]
+        ?.block_number ?? -1;
     const span = head - startBlock;
     const killPoints = [0.1, 0.25, 0.4, 0.55, 0.7, 0.85].map(
       (f) => startBlock + Math.floor(span * f),
@@ -117,45 +125,49 @@ describe("crash safety", () => {
     const killedAt: number[] = [];
     for (const point of killPoints) {
       const child = startServe(configPath);
-      await waitFor(() => cursor() >= point, { timeoutMs: 30_000, what: `cursor at ${point}` });
+      await waitFor(async () => (await cursor()) >= point, {
+        timeoutMs: 30_000,
+        what: `cursor at ${point}`,
+      });
       child.kill("SIGKILL");
       await exitOf(child);
-      killedAt.push(cursor());
+      const at = await cursor();
+      killedAt.push(at);
       // Invariant at every kill: what is recorded is exactly the chain's transfers up to the cursor.
-      const recorded = reader
-        .prepare("SELECT count(*) AS n FROM transfers WHERE block_number <= ?")
-        .get(cursor());
-      const all = reader.prepare("SELECT count(*) AS n FROM transfers").get();
+      const recorded = await database.query(
+        "SELECT count(*) AS n FROM transfers WHERE block_number <= ?",
+        [at],
+      );
+      const all = await database.query("SELECT count(*) AS n FROM transfers");
       expect(recorded).toEqual(all);
     }
     expect(new Set(killedAt).size).toBeGreaterThanOrEqual(5);
 
     const final = startServe(configPath);
-    await waitFor(() => cursor() >= head, { timeoutMs: 30_000, what: "scan finished" });
+    await waitFor(async () => (await cursor()) >= head, {
+      timeoutMs: 30_000,
+      what: "scan finished",
+    });
     final.kill("SIGTERM");
     await exitOf(final);
     await proxy.close();
 
-    const transferCount = reader
-      .prepare(
-        "SELECT count(*) AS n, count(DISTINCT tx_hash || ':' || log_index) AS d FROM transfers",
-      )
-      .get();
-    expect(transferCount).toEqual({ n: TXS * PER_TX, d: TXS * PER_TX });
-    const state = reader
-      .prepare("SELECT id, address, paid_amount, amount, paid_at FROM payments")
-      .all() as Array<{
+    const transferCount = await database.query(
+      "SELECT count(*) AS n, count(DISTINCT tx_hash || ':' || log_index) AS d FROM transfers",
+    );
+    expect(transferCount).toEqual([{ n: TXS * PER_TX, d: TXS * PER_TX }]);
+    const state = await database.query<{
       id: string;
       address: Hex;
       paid_amount: string;
       amount: string;
       paid_at: number | null;
-    }>;
+    }>("SELECT id, address, paid_amount, amount, paid_at FROM payments");
+    expect(state).toHaveLength(PAYMENTS);
     for (const payment of state) {
       const balance = await chain.balanceOf(chain.token, payment.address);
       expect(BigInt(payment.paid_amount), payment.id).toBe(balance);
       expect(payment.paid_at !== null, payment.id).toBe(balance >= BigInt(payment.amount));
     }
-    reader.close();
   });
 });

@@ -2,7 +2,8 @@
  * The merchant API on the private port: API keys and permissions,
  * start_payment's new params and order_id idempotency, get/list/cancel,
  * batches and notifications. Over real sockets on 127.0.0.1 to the daemon's
- * listener, on a real in-memory SQLite.
+ * listener, on a real in-memory SQLite; order_id under concurrency on both
+ * backends (a SQLite file, a PostgreSQL database on a throwaway cluster).
  */
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -13,7 +14,9 @@ import type { Payments } from "../src/payments/index.ts";
 import { encodeCursor } from "../src/payments/list.ts";
 import { type ApiKeyEntry, generateApiKey, hashApiKey } from "../src/rpc/api-keys.ts";
 import { createPrivateListener } from "../src/rpc/index.ts";
-import { type Json, listenNode, setupApps } from "./helpers/private-app.ts";
+import { BACKENDS, useBackends } from "./helpers/backends.ts";
+import { manualClock, paymentsWith } from "./helpers/index.ts";
+import { appsOn, type Json, listenNode, setupApps } from "./helpers/private-app.ts";
 
 const call = (method: string, params: unknown, id: unknown = 1) => ({
   jsonrpc: "2.0",
@@ -30,6 +33,7 @@ const invalidParams = (reason: string, id: unknown = 1) => ({
 });
 
 const PAYER = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+const backends = useBackends();
 let txCounter = 0;
 
 /** Feeds the payment logic one confirmed transfer to `to`, as the chain watcher would. */
@@ -193,8 +197,38 @@ describe("start_payment: idempotency by order_id", () => {
     expect(countPayments()).toBe(1);
   });
 
+  test("the database refuses a second row with the same order_id", async () => {
+    const { db } = await setupApps();
+    const insert = db.prepare(
+      "INSERT INTO payments (id, amount, derivation_index, address, created_at, expires_at, order_id) VALUES (?, '1', ?, ?, 0, 0, ?)",
+    );
+    insert.run("0000000000000001", 0, "0xa", "o-1");
+    insert.run("0000000000000002", 1, "0xb", null);
+    insert.run("0000000000000003", 2, "0xc", null);
+    expect(() => insert.run("0000000000000004", 3, "0xd", "o-1")).toThrow(
+      /UNIQUE constraint failed: payments.order_id/,
+    );
+  });
+});
+
+describe.each(BACKENDS)("start_payment: order_id under concurrency, on %s", (backend) => {
+  /** The ports over payments on a fresh database of `backend`, and SQL on it. */
+  async function setup() {
+    const database = await backends.fresh(backend);
+    const clock = manualClock();
+    const payments = await paymentsWith({ storage: await database.storage(), clock });
+    const count = async (sql: string) =>
+      ((await database.query<{ n: number }>(sql))[0] as { n: number }).n;
+    return {
+      ...appsOn({ payments, clock }),
+      database,
+      countPayments: () => count("SELECT count(*) AS n FROM payments"),
+      nextIndex: () => count("SELECT value AS n FROM counters WHERE name = 'derivation_index'"),
+    };
+  }
+
   test("10 concurrent start_payment calls with one order_id create exactly one payment", async () => {
-    const { post, nextIndex, countPayments, db } = await setupApps();
+    const { post, nextIndex, countPayments, database } = await setup();
     const bodies: Json[] = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         post(start({ amount: "3", order_id: "race-1" }, i)).then((r) => r.json()),
@@ -202,15 +236,15 @@ describe("start_payment: idempotency by order_id", () => {
     );
     expect(new Set(bodies.map((b) => b.result.id)).size).toBe(1);
     expect(new Set(bodies.map((b) => b.result.address)).size).toBe(1);
-    expect(countPayments()).toBe(1);
-    expect(nextIndex()).toBe(1);
-    expect(db.prepare("SELECT order_id, derivation_index FROM payments").all()).toEqual([
+    expect(await countPayments()).toBe(1);
+    expect(await nextIndex()).toBe(1);
+    expect(await database.query("SELECT order_id, derivation_index FROM payments")).toEqual([
       { order_id: "race-1", derivation_index: 0 },
     ]);
   });
 
   test("10 concurrent calls over a real socket create exactly one payment", async () => {
-    const { listener, nextIndex, countPayments } = await setupApps();
+    const { listener, nextIndex, countPayments } = await setup();
     const server = await listenNode(listener);
     try {
       const bodies: Json[] = await Promise.all(
@@ -224,24 +258,11 @@ describe("start_payment: idempotency by order_id", () => {
       );
       expect(new Set(bodies.map((b) => b.result.id)).size).toBe(1);
       expect(bodies.map((b) => b.id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      expect(countPayments()).toBe(1);
-      expect(nextIndex()).toBe(1);
+      expect(await countPayments()).toBe(1);
+      expect(await nextIndex()).toBe(1);
     } finally {
       await server.close();
     }
-  });
-
-  test("the database refuses a second row with the same order_id", async () => {
-    const { db } = await setupApps();
-    const insert = db.prepare(
-      "INSERT INTO payments (id, amount, derivation_index, address, created_at, expires_at, order_id) VALUES (?, '1', ?, ?, 0, 0, ?)",
-    );
-    insert.run("0000000000000001", 0, "0xa", "o-1");
-    insert.run("0000000000000002", 1, "0xb", null);
-    insert.run("0000000000000003", 2, "0xc", null);
-    expect(() => insert.run("0000000000000004", 3, "0xd", "o-1")).toThrow(
-      /UNIQUE constraint failed: payments.order_id/,
-    );
   });
 });
 

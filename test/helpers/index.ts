@@ -23,7 +23,7 @@ import type { StatusView } from "../../src/payments/index.ts";
 import { createPayments } from "../../src/payments/index.ts";
 import type { Resolver } from "../../src/postbacks/targets.ts";
 import { type Db, openDatabase } from "../../src/store/index.ts";
-import { createSqliteStorage } from "../../src/store/storage.ts";
+import { createSqliteStorage, type Storage } from "../../src/store/storage.ts";
 
 export const silentLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -362,8 +362,30 @@ export async function paymentsOn({
   >
 > = {}) {
   const database = db ?? openDatabase({ path });
-  const payments = await createPayments({
+  const payments = await paymentsWith({
     storage: createSqliteStorage(database),
+    token,
+    ...overrides,
+  });
+  return { db: database, payments };
+}
+
+/** The real payment logic on `storage` (either backend), with no watcher or servers. */
+export async function paymentsWith({
+  storage,
+  token = TEST_TOKEN,
+  ...overrides
+}: {
+  storage: Storage;
+  token?: string;
+} & Partial<
+  Pick<
+    Parameters<typeof createPayments>[0],
+    "clock" | "requiredConfirmations" | "expiresAfterSeconds" | "monitorForSeconds"
+  >
+>) {
+  return await createPayments({
+    storage,
     deriver: createAddressDeriver({ xpub: DEV_XPUB }),
     clock: createClock(),
     logger: silentLogger,
@@ -374,7 +396,6 @@ export async function paymentsOn({
     expiresAfterSeconds: 86_400,
     ...overrides,
   });
-  return { db: database, payments };
 }
 
 /** status.json's fields in their order: the original five, then the additive ones. */

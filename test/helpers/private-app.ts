@@ -1,13 +1,15 @@
 /**
  * The private and public ports as the daemon serves them: their node:http
  * listeners on real sockets on 127.0.0.1, over a real in-memory SQLite with
- * the real migrations, and a clock tests move by hand.
+ * the real migrations (or over payments on any storage: `appsOn`), and a
+ * clock tests move by hand.
  */
 import { createServer, request as httpRequest, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import { onTestFinished } from "vitest";
 import { createAllowlist } from "../../src/internal/allowlist.ts";
 import type { Logger } from "../../src/internal/logger.ts";
+import type { Payments } from "../../src/payments/index.ts";
 import { createPublicListener, type PublicAppOptions } from "../../src/public/index.ts";
 import type { ApiKeyEntry } from "../../src/rpc/api-keys.ts";
 import {
@@ -15,7 +17,7 @@ import {
   type PrivateAppOptions,
   type RpcMethod,
 } from "../../src/rpc/index.ts";
-import { manualClock, paymentsOn, silentLogger } from "./index.ts";
+import { type ManualClock, manualClock, paymentsOn, silentLogger } from "./index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests inspect arbitrary JSON-RPC bodies
 export type Json = any;
@@ -123,7 +125,41 @@ function servedOnDemand(listener: RequestListener): () => Promise<number> {
   };
 }
 
-export async function setupApps({
+/** What {@link setupApps} and {@link appsOn} take besides the payments. */
+type AppOptions = {
+  allow?: string[];
+  /** Whether loopback callers are always let in (the daemon's rule); off: only `allow` is. */
+  loopback?: boolean;
+  apiKeys?: ApiKeyEntry[];
+  trustProxy?: string[] | undefined;
+  rateLimit?: { windowMs: number; max: number } | undefined;
+  publicTrustProxy?: string[] | undefined;
+  logger?: Logger;
+  extraMethods?: RpcMethod[];
+};
+
+/**
+ * The ports over a real in-memory SQLite (see {@link appsOn}), with its
+ * database and two counts read from it.
+ */
+export async function setupApps(options: AppOptions = {}) {
+  const clock = manualClock();
+  const { db, payments } = await paymentsOn({ clock });
+  const countPayments = () =>
+    (db.prepare("SELECT count(*) AS n FROM payments").get() as { n: number }).n;
+  const nextIndex = () =>
+    (
+      db.prepare("SELECT value FROM counters WHERE name = 'derivation_index'").get() as {
+        value: number;
+      }
+    ).value;
+  return { db, countPayments, nextIndex, ...appsOn({ payments, clock, ...options }) };
+}
+
+/** The private and public ports over `payments` (on either backend), and clients of them. */
+export function appsOn({
+  payments,
+  clock,
   allow = [] as string[],
   /** Whether loopback callers are always let in (the daemon's rule); off: only `allow` is. */
   loopback = true,
@@ -133,9 +169,7 @@ export async function setupApps({
   publicTrustProxy = undefined as string[] | undefined,
   logger = silentLogger as Logger,
   extraMethods = [] as RpcMethod[],
-} = {}) {
-  const clock = manualClock();
-  const { db, payments } = await paymentsOn({ clock });
+}: AppOptions & { payments: Payments; clock: ManualClock }) {
   const privateOptions: PrivateAppOptions = {
     payments,
     allowlist: createAllowlist({ allow, loopback }),
@@ -186,16 +220,7 @@ export async function setupApps({
     path: string,
     { from = "127.0.0.1", headers = {} as Record<string, string> } = {},
   ) => sendPublic({ path, headers, from });
-  const countPayments = () =>
-    (db.prepare("SELECT count(*) AS n FROM payments").get() as { n: number }).n;
-  const nextIndex = () =>
-    (
-      db.prepare("SELECT value FROM counters WHERE name = 'derivation_index'").get() as {
-        value: number;
-      }
-    ).value;
   return {
-    db,
     clock,
     payments,
     listener,
@@ -205,7 +230,5 @@ export async function setupApps({
     post,
     call,
     getStatus,
-    countPayments,
-    nextIndex,
   };
 }
