@@ -234,6 +234,7 @@ export async function startDaemon({
     defaultEvents: config.postbacks.events,
     onEvents: () => sender?.wake(),
     onGroupCommit: () => void checkpointer?.touch(),
+    waitForScan: true,
   });
   const guard = createTargetGuard({
     allowTargets: config.postbacks.allowTargets,

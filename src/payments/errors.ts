@@ -26,3 +26,12 @@ export class PaymentAlreadyPaidError extends BaseError {
 export class RescanError extends BaseError {
   static override code = "RESCAN";
 }
+
+/**
+ * A payment cannot be created yet: the chain watchers have not read the
+ * chain once (a first start, or a new network), so a transfer to a new
+ * address could land below where the scan will begin. Retrying later works.
+ */
+export class ScanNotStartedError extends BaseError {
+  static override code = "SCAN_NOT_STARTED";
+}

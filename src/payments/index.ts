@@ -17,7 +17,7 @@ import type { Storage } from "../store/storage.ts";
 import { type ChangeListener, createChangeFeed } from "./changes.ts";
 import { type Created, createPaymentCreator, type NewPayment } from "./create.ts";
 import { createDeadlineSweep, type DeadlineSweep } from "./deadlines.ts";
-import { PaymentAlreadyPaidError, PaymentNotFoundError } from "./errors.ts";
+import { PaymentAlreadyPaidError, PaymentNotFoundError, ScanNotStartedError } from "./errors.ts";
 import { generatePaymentId, type IdGenerator } from "./ids.ts";
 import { DEFAULT_EVENT_TYPES, type EventType } from "./lifecycle.ts";
 import { type ListQuery, listPayments } from "./list.ts";
@@ -67,6 +67,10 @@ export type PaymentNetwork = {
   /** Its recent block headers kept for reorg checks; default `keepBlocks`. */
   keepBlocks?: number | undefined;
 };
+
+/** How long a create waits for the first scan position before it fails (ScanNotStartedError). */
+const SCAN_START_WAIT_MS = 10_000;
+const SCAN_START_POLL_MS = 50;
 
 export type Payments = {
   /**
@@ -159,6 +163,12 @@ export async function createPayments(
     onEvents?: () => void;
     /** Called after each group commit of start_payment (a burst of checkouts is under way). */
     onGroupCommit?: () => void;
+    /**
+     * Creates wait until every network has a scan position (the daemon:
+     * see `whenScanStarted`); off for tools and tests that create payments
+     * before anything scans.
+     */
+    waitForScan?: boolean;
   } & PaymentNetworksParams,
 ): Promise<Payments> {
   const {
@@ -174,6 +184,7 @@ export async function createPayments(
     generateId = generatePaymentId,
     onEvents = () => {},
     onGroupCommit = () => {},
+    waitForScan = false,
   } = params;
   const showNetworks = params.networks !== undefined;
   let networks: readonly PaymentNetwork[];
@@ -206,6 +217,7 @@ export async function createPayments(
     generateId,
     onEvents,
     onGroupCommit,
+    waitForScan,
     networks,
     showNetworks,
     requiredConfirmations,
@@ -225,6 +237,7 @@ async function createPaymentLogic({
   generateId,
   onEvents,
   onGroupCommit,
+  waitForScan,
   networks,
   showNetworks,
   requiredConfirmations,
@@ -241,6 +254,7 @@ async function createPaymentLogic({
   generateId: IdGenerator;
   onEvents: () => void;
   onGroupCommit: () => void;
+  waitForScan: boolean;
   networks: readonly PaymentNetwork[];
   showNetworks: boolean;
   requiredConfirmations: (network: string) => number;
@@ -346,9 +360,43 @@ async function createPaymentLogic({
     if (change.ids.length > 0) recount();
   });
 
+  // NOTE: on a first start the scan begins at the head of its first poll
+  // (without a startBlock): a payment created and paid before that poll
+  // would be paid below the scan. So creates wait until every network has
+  // a scan position (set by this daemon's watchers, or the leader's), then
+  // never again.
+  let scanStarted: Promise<void> | undefined;
+  async function untilScanStarted(): Promise<void> {
+    const deadline = clock.now() + SCAN_START_WAIT_MS;
+    for (;;) {
+      const cursors = await Promise.all(names.map((name) => store.getCursor(name)));
+      if (cursors.every((cursor) => cursor !== undefined)) return;
+      if (clock.now() >= deadline) {
+        throw new ScanNotStartedError(
+          "the daemon has not read the chain yet (first start): try again in a moment",
+        );
+      }
+      await clock.sleep(SCAN_START_POLL_MS);
+    }
+  }
+  function whenScanStarted(): Promise<void> {
+    if (!waitForScan) return Promise.resolve();
+    scanStarted ??= untilScanStarted().catch((error: unknown) => {
+      scanStarted = undefined; // the next create asks again
+      throw error;
+    });
+    return scanStarted;
+  }
+
   return {
-    create: (params) => creator.create(params),
-    createDurably: creator.createDurably,
+    create: async (params) => {
+      await whenScanStarted();
+      return creator.create(params);
+    },
+    createDurably: async (params) => {
+      await whenScanStarted();
+      return creator.createDurably(params);
+    },
     get: (id) => store.getPayment(id),
     getByOrderId: (orderId) => store.getPaymentByOrderId(orderId),
     async cancel(id) {

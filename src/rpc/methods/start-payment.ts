@@ -1,9 +1,9 @@
 import { toUnixSeconds } from "../../internal/clock.ts";
 import { formatAmount, parseAmount } from "../../payments/amount.ts";
-import { OrderIdConflictError } from "../../payments/errors.ts";
+import { OrderIdConflictError, ScanNotStartedError } from "../../payments/errors.ts";
 import type { Payments } from "../../payments/index.ts";
 import { acceptedNetworksOf, EVENT_TYPES, type EventType } from "../../payments/lifecycle.ts";
-import { InvalidParamsError } from "../jsonrpc.ts";
+import { InvalidParamsError, JsonRpcError } from "../jsonrpc.ts";
 import {
   optionalEventTypes,
   optionalInteger,
@@ -24,6 +24,12 @@ export const MAX_DATA_BYTES = 16 * 1024;
 export const MAX_ORDER_ID_LENGTH = 128;
 /** Longest `description`, in characters (UTF-16 code units). */
 export const MAX_DESCRIPTION_LENGTH = 1000;
+/**
+ * The error code of a start_payment refused because the daemon has not read
+ * the chain yet (its first seconds on a new database): the shop retries.
+ */
+export const SCAN_NOT_STARTED = -32002;
+
 /** Bounds of `expires_in`, in seconds: 1 minute to 30 days. */
 export const EXPIRES_IN_BOUNDS = { min: 60, max: 30 * 86_400 } as const;
 
@@ -118,6 +124,9 @@ export function startPaymentMethod({
       } catch (error) {
         if (error instanceof OrderIdConflictError) {
           throw new InvalidParamsError("order_id already used with a different amount");
+        }
+        if (error instanceof ScanNotStartedError) {
+          throw new JsonRpcError(SCAN_NOT_STARTED, error.message);
         }
         throw error;
       }
