@@ -116,29 +116,29 @@ describe("replicas on one PostgreSQL", () => {
   test("three replicas create payments at once: every address distinct, every derivation index used once; exactly one leads", async () => {
     const { url, replicas: three } = await replicas("create", 3);
     const PER_REPLICA = 60;
-    const created = await Promise.all(
-      three.flatMap((replica, r) =>
-        Array.from({ length: PER_REPLICA }, (_, i) =>
-          startPayment(replica.privateUrl, {
-            amount: "0.5",
-            data: `r${r}-${i}`,
-            postback_url: null,
-          }),
+    // order_id idempotency holds across replicas too: the same order id on
+    // all three at once, amid the other creates, is one payment.
+    const sameOrder = (replica: DaemonChild) =>
+      startPayment(replica.privateUrl, {
+        amount: "1",
+        data: null,
+        postback_url: null,
+        order_id: "order-across-replicas",
+      });
+    const [created, same] = await Promise.all([
+      Promise.all(
+        three.flatMap((replica, r) =>
+          Array.from({ length: PER_REPLICA }, (_, i) =>
+            startPayment(replica.privateUrl, {
+              amount: "0.5",
+              data: `r${r}-${i}`,
+              postback_url: null,
+            }),
+          ),
         ),
       ),
-    );
-    // order_id idempotency holds across replicas too: the same order id on
-    // all three at once is one payment.
-    const same = await Promise.all(
-      three.map((replica) =>
-        startPayment(replica.privateUrl, {
-          amount: "1",
-          data: null,
-          postback_url: null,
-          order_id: "order-across-replicas",
-        }),
-      ),
-    );
+      Promise.all(three.flatMap((replica) => [sameOrder(replica), sameOrder(replica)])),
+    ]);
     expect(new Set(same.map((p) => p.id)).size).toBe(1);
 
     const rows = await query<{ derivation_index: string; address: string }>(

@@ -237,6 +237,33 @@ describe.each([sqlite, postgres])("Storage on $name", (backend) => {
     expect(await storage.payments.countByStatus()).toEqual({ waiting: 1 });
   });
 
+  test("a batch: consecutive indexes in one counter update, rows inserted at once in the given order; a clash inserts none of them and takes no index", async () => {
+    const storage = await fresh(backend);
+    await create(storage, 0, { order_id: "taken" });
+    const inserted = await storage.transaction(async () => {
+      const first = await storage.payments.allocateIndexes(3);
+      return storage.payments.insertPayments(
+        [0, 1, 2].map((k) => row(first + k, { order_id: k === 1 ? "batch-1" : null })),
+      );
+    });
+    expect(inserted).toStrictEqual([
+      stored(row(1)),
+      stored(row(2, { order_id: "batch-1" })),
+      stored(row(3)),
+    ]);
+    const byOrder = await storage.payments.getPaymentsByOrderIds(["taken", "batch-1", "none"]);
+    expect(byOrder.map((p) => p.derivation_index).sort()).toEqual([0, 2]);
+    expect(await storage.payments.getPaymentsByOrderIds([])).toEqual([]);
+    await expect(
+      storage.transaction(async () => {
+        const first = await storage.payments.allocateIndexes(2);
+        await storage.payments.insertPayments([row(first), row(first + 1, { order_id: "taken" })]);
+      }),
+    ).rejects.toMatchObject({ code: backend.uniqueViolation });
+    expect(await storage.payments.getPayment(row(4).id)).toBeUndefined();
+    expect(await storage.transaction(() => storage.payments.allocateIndex())).toBe(4);
+  });
+
   test("an order_id is taken once: the second insert fails, and its savepoint gives the index back", async () => {
     const storage = await fresh(backend);
     const results = await storage.transaction(async () => {

@@ -139,6 +139,12 @@ export function createPaymentStore(db: Db) {
     nextIndex: db.prepare(
       "UPDATE counters SET value = value + 1 WHERE name = 'derivation_index' RETURNING value - 1 AS value",
     ),
+    nextIndexes: db.prepare(
+      "UPDATE counters SET value = value + @count WHERE name = 'derivation_index' RETURNING value - @count AS value",
+    ),
+    getPaymentsByOrderIds: db.prepare(
+      "SELECT * FROM payments WHERE order_id IN (SELECT value FROM json_each(?))",
+    ),
     insertPayment: db.prepare(`INSERT INTO payments
       (id, amount, derivation_index, address, data, postback_url, created_at, expires_at,
        order_id, description, return_url, cancel_url, postback_events, networks)
@@ -227,6 +233,24 @@ export function createPaymentStore(db: Db) {
       const row = statements.nextIndex.get() as { value: number } | undefined;
       if (!row) throw new Error("derivation counter missing");
       return row.value;
+    },
+    /**
+     * Takes `count` consecutive derivation indexes and returns the first.
+     * Call inside the transaction that inserts their payments.
+     */
+    allocateIndexes(count: number): number {
+      const row = statements.nextIndexes.get({ count }) as { value: number } | undefined;
+      if (!row) throw new Error("derivation counter missing");
+      return row.value;
+    },
+    /** Inserts payments and returns their whole rows, in the order given. */
+    insertPayments(rows: readonly NewPaymentRow[]): StoredPayment[] {
+      return rows.map((row) => statements.insertPayment.get(row) as StoredPayment);
+    },
+    /** The payments holding these order ids (any order; ids of none are left out). */
+    getPaymentsByOrderIds(orderIds: readonly string[]): StoredPayment[] {
+      if (orderIds.length === 0) return [];
+      return statements.getPaymentsByOrderIds.all(JSON.stringify(orderIds)) as StoredPayment[];
     },
     /** Inserts the payment and returns its whole row (defaults included). */
     insertPayment(row: NewPaymentRow): StoredPayment {

@@ -19,9 +19,11 @@ import type { PaymentQueries } from "../storage.ts";
 import type { Connections } from "./index.ts";
 import {
   allocateIndex,
+  allocateIndexes,
   getPayment,
   getPaymentByOrderId,
   insertPayment,
+  insertPayments,
   insertTransfer,
 } from "./queries.ts";
 
@@ -39,7 +41,17 @@ function byPaymentId<T extends { payment_id: string }>(rows: T[]): Map<string, T
 export function createPostgresPaymentQueries({ read, write }: Connections): PaymentQueries {
   return {
     allocateIndex: () => allocateIndex(write),
+    allocateIndexes: (count) => allocateIndexes(write, count),
     insertPayment: (row) => insertPayment(write, row),
+    insertPayments: (rows) => insertPayments(write, rows),
+    async getPaymentsByOrderIds(orderIds) {
+      if (orderIds.length === 0) return [];
+      const { rows } = await read.query<StoredPayment>(
+        "SELECT * FROM payments WHERE order_id = ANY($1)",
+        [[...orderIds]],
+      );
+      return rows;
+    },
     getPayment: (id) => getPayment(read, id),
     async lockPayment(id) {
       // A lock, not a write: on the transaction's connection like any read.

@@ -20,6 +20,17 @@ export const UNIQUE_VIOLATION = "23505";
  * after another, and a rolled-back insert gives its index back (no gap,
  * never used twice).
  */
+/** Takes `count` consecutive indexes under the same row lock; returns the first. */
+export async function allocateIndexes(db: Queryable, count: number): Promise<number> {
+  const { rows } = await db.query<{ value: number }>(
+    "UPDATE counters SET value = value + $1 WHERE name = 'derivation_index' RETURNING value - $1 AS value",
+    [count],
+  );
+  const row = rows[0];
+  if (!row) throw new Error("derivation counter missing");
+  return row.value;
+}
+
 export async function allocateIndex(db: Queryable): Promise<number> {
   const { rows } = await db.query<{ value: number }>(
     "UPDATE counters SET value = value + 1 WHERE name = 'derivation_index' RETURNING value - 1 AS value",
@@ -60,6 +71,30 @@ export async function insertPayment(db: Queryable, row: NewPaymentRow): Promise<
     values,
   );
   return rows[0] as StoredPayment;
+}
+
+/**
+ * Inserts payments in one statement and returns their rows in the order
+ * given. A taken order_id or id throws the unique violation: nothing of
+ * the statement is inserted.
+ */
+export async function insertPayments(
+  db: Queryable,
+  rows: readonly NewPaymentRow[],
+): Promise<StoredPayment[]> {
+  if (rows.length === 0) return [];
+  const width = PAYMENT_COLUMNS.length;
+  const values = rows.flatMap((row) => PAYMENT_COLUMNS.map((column) => row[column]));
+  const tuples = rows.map(
+    (_, r) => `(${PAYMENT_COLUMNS.map((_, c) => `$${r * width + c + 1}`).join(", ")})`,
+  );
+  const { rows: inserted } = await db.query<StoredPayment>(
+    `INSERT INTO payments (${PAYMENT_COLUMNS.join(", ")}) VALUES ${tuples.join(", ")} RETURNING *`,
+    values,
+  );
+  // NOTE: RETURNING promises no order: put the rows back in the given one.
+  const byId = new Map(inserted.map((row) => [row.id, row]));
+  return rows.map((row) => byId.get(row.id) as StoredPayment);
 }
 
 export async function getPayment(db: Queryable, id: string): Promise<StoredPayment | undefined> {
