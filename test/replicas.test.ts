@@ -48,10 +48,12 @@ async function replicas(
   count: number,
   {
     rpcUrl = chain.rpcUrl,
+    token = chain.token,
     postbacks = {},
     chainSettings = {},
   }: {
     rpcUrl?: string;
+    token?: Hex;
     postbacks?: Record<string, unknown>;
     chainSettings?: Record<string, unknown>;
   } = {},
@@ -59,7 +61,7 @@ async function replicas(
   const url = await cluster.createDatabase(name);
   const config = writeDaemonConfig(dir.path, {
     rpcUrl,
-    token: chain.token,
+    token,
     dbPath: { url },
     postbacks,
     chain: chainSettings,
@@ -206,16 +208,21 @@ describe("failover", () => {
     const PAYMENTS = 100;
     const PER_TX = 10;
     const TXS = 25;
+    // A chain of its own: the replicas of every test here derive the same
+    // addresses (one xpub, indexes from 0), and balanceOf must see this test's funds only.
+    const own = await startTestChain();
+    await own.mint(own.token, PAYER, tokens(1_000_000));
     const shop = await startReceiver();
     // A slow provider: the backlog takes the leader many batches, long enough to kill it midway.
-    const proxy = await startRpcProxy(chain.rpcUrl);
-    const startBlock = Number(await chain.client.getBlockNumber()) + 1;
+    const proxy = await startRpcProxy(own.rpcUrl);
+    const startBlock = Number(await own.client.getBlockNumber()) + 1;
     const {
       url,
       config,
       replicas: group,
     } = await replicas("failover", 3, {
       rpcUrl: proxy.url,
+      token: own.token,
       postbacks: { timeoutMs: 2_000 },
       chainSettings: { startBlock, maxBlockRange: 2, confirmations: 1 },
     });
@@ -240,17 +247,17 @@ describe("failover", () => {
         values.push(((BigInt(sent) * 7919n) % tokens(1)) + 40_000_000n);
         sent++;
       }
-      await chain.client.writeContract({
-        address: chain.token,
+      await own.client.writeContract({
+        address: own.token,
         abi: testTokenAbi,
         functionName: "transferMany",
         args: [to, values],
         account: PAYER,
-        chain: chain.client.chain,
+        chain: own.client.chain,
       });
-      await chain.mine(3);
+      await own.mine(3);
     }
-    const head = Number(await chain.client.getBlockNumber());
+    const head = Number(await own.client.getBlockNumber());
     proxy.setHook(async () => {
       await new Promise((r) => setTimeout(r, 10));
       return undefined;
@@ -297,7 +304,7 @@ describe("failover", () => {
     );
     const paid = new Set<string>();
     for (const row of rows) {
-      const balance = await chain.balanceOf(chain.token, row.address);
+      const balance = await own.balanceOf(own.token, row.address);
       expect(BigInt(row.paid_amount), row.id).toBe(balance);
       expect(row.status === "paid", row.id).toBe(balance >= tokens(1));
       if (row.status === "paid") paid.add(row.id);
@@ -338,6 +345,7 @@ describe("failover", () => {
     for (const ids of idsByPayment.values()) expect(ids.size).toBe(1);
     await proxy.close();
     await shop.close();
+    await own.stop();
   });
 });
 
