@@ -37,9 +37,12 @@ describe("first start", () => {
   test("start_payment waits for the first poll: paid at once, mined at once, it is still found", async () => {
     // The provider is slow to give the first head: the ports are open long before.
     const proxy = await startRpcProxy(chain.rpcUrl);
-    let slow = true;
+    let first = true;
     proxy.setHook(async () => {
-      if (slow) await new Promise((resolve) => setTimeout(resolve, 1_500));
+      if (first) {
+        first = false;
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+      }
       return undefined;
     });
     const daemon = await startTestDaemon(
@@ -53,7 +56,6 @@ describe("first start", () => {
         data: null,
         postback_url: null,
       });
-      slow = false;
       await payInNewBlock(chain, { to: payment.address, value: tokens(1) });
       await chain.mine(3);
       await waitFor(

@@ -68,8 +68,11 @@ export type PaymentNetwork = {
   keepBlocks?: number | undefined;
 };
 
-/** How long a create waits for the first scan position before it fails (ScanNotStartedError). */
-const SCAN_START_WAIT_MS = 10_000;
+/**
+ * How long a create waits for the first scan positions; then it fails
+ * (ScanNotStartedError) if no network has one.
+ */
+const SCAN_START_WAIT_MS = 5_000;
 const SCAN_START_POLL_MS = 50;
 
 export type Payments = {
@@ -372,9 +375,19 @@ async function createPaymentLogic({
       const cursors = await Promise.all(names.map((name) => store.getCursor(name)));
       if (cursors.every((cursor) => cursor !== undefined)) return;
       if (clock.now() >= deadline) {
-        throw new ScanNotStartedError(
-          "the daemon has not read the chain yet (first start): try again in a moment",
+        const waiting = names.filter((_, i) => cursors[i] === undefined);
+        if (waiting.length === names.length) {
+          throw new ScanNotStartedError(
+            "the daemon has not read the chain yet (first start): try again in a moment",
+          );
+        }
+        // Several networks, one of them down since the very first start:
+        // the others take payments (as they do when one goes down later).
+        log.warn(
+          { networks: waiting },
+          "payments are created while these networks have never been scanned: their first scan begins at their head then, so funds sent on them before are not seen (set their startBlock)",
         );
+        return;
       }
       await clock.sleep(SCAN_START_POLL_MS);
     }
