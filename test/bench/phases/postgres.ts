@@ -45,6 +45,17 @@ function checked(what: string, result: LoadResult): LoadResult {
   return result;
 }
 
+/** Resolves once the daemon has a scan position in the database (its first poll). */
+async function waitForScanStart(admin: pg.Client): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { n } = await queryOne<{ n: string }>(admin, "SELECT count(*) AS n FROM chain_cursor");
+    if (Number(n) > 0) return;
+    if (Date.now() > deadline) throw new Error("the daemon never scanned: no chain_cursor row");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function queryOne<T>(client: pg.Client, sql: string): Promise<T> {
   const { rows } = await client.query(sql);
   if (rows[0] === undefined) throw new Error(`no row: ${sql}`);
@@ -199,6 +210,9 @@ export const postgresPhase: Phase = {
           headers: { "content-type": "application/json" },
           serverPid: daemon.pid,
         });
+      // A new database: start_payment waits for the first scan position;
+      // the load starts once there is one.
+      await waitForScanStart(admin as pg.Client);
       progress(`postgres start_payment: daemon warm-up ${warmupS} s, then ${loadS} s`);
       checked("start_payment warm-up", await startPayments(warmupS));
       const before = await countPayments();
