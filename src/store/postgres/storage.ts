@@ -26,7 +26,10 @@ import { type ChangeListener, listenForChanges } from "./changes.ts";
 import { createPostgresEventQueries } from "./events.ts";
 import type { Connections, PostgresDb, Queryable } from "./index.ts";
 import { createPostgresPaymentQueries } from "./payments.ts";
-import { type ChangeNotice, notifyChanged } from "./queries.ts";
+import { CHANGES_CHANNEL, type ChangeNotice, changePayloads, notifyChanged } from "./queries.ts";
+
+/** "Something was written" (no ids, no head) for the other replicas, then the commit. */
+const NUDGE_AND_COMMIT = `NOTIFY ${CHANGES_CHANNEL}, '${changePayloads({ ids: [], head: false })[0]}'; COMMIT`;
 
 /** How long /readyz's database probe waits for the server. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -176,8 +179,9 @@ export function createPostgresStorage({
       const result = await current.run(tx, fn);
       // NOTE: every writing commit notifies, named or not: that is how the
       // other replicas' dataVersion() changes on any write.
-      if (tx.wrote && !tx.announced) await notifyChanged(client, { ids: [], head: false });
-      await client.query("COMMIT");
+      // The nudge rides with the COMMIT (one round trip: a constant payload
+      // in the simple query protocol).
+      await client.query(tx.wrote && !tx.announced ? NUDGE_AND_COMMIT : "COMMIT");
       return result;
     } catch (error) {
       try {
