@@ -59,6 +59,7 @@ export function createPaymentCreator({
   expiresAfterSeconds,
   onCreated,
   onGroupCommit,
+  batchesInFlight = 1,
 }: {
   storage: Pick<Storage, "transaction">;
   store: PaymentQueries;
@@ -71,6 +72,8 @@ export function createPaymentCreator({
   onCreated: (earliestDeadline: number, count: number) => void;
   /** Called after each group commit (a burst of checkouts is under way). */
   onGroupCommit: () => void;
+  /** Group commits at once: 1 on SQLite (one writer), more on PostgreSQL. */
+  batchesInFlight?: number;
 }): PaymentCreator {
   const insertPayment = (params: NewPayment) =>
     storage.transaction(async (): Promise<Created> => {
@@ -259,16 +262,26 @@ export function createPaymentCreator({
     onGroupCommit();
   }
 
-  // NOTE: one batch commits at a time; what queues meanwhile is the next
-  // batch (the slower the commit, the larger the group).
-  let flushing = false;
+  // NOTE: at most `batchesInFlight` batches commit at once; what queues
+  // meanwhile is the next batch (the slower the commit, the larger the
+  // group). On PostgreSQL a second batch in flight waits on the counter's
+  // row lock inside the server and runs the moment the first commits,
+  // instead of a round trip later.
+  let flushing = 0;
+  let scheduled = false;
   async function flushQueue() {
-    flushing = true;
+    scheduled = false;
+    flushing++;
     try {
       while (queue.length > 0) await flushBatch(queue.splice(0));
     } finally {
-      flushing = false;
+      flushing--;
     }
+  }
+  function schedule() {
+    if (scheduled || flushing >= batchesInFlight) return;
+    scheduled = true;
+    setImmediate(flushQueue);
   }
 
   return {
@@ -280,7 +293,7 @@ export function createPaymentCreator({
     createDurably(params) {
       return new Promise((resolve, reject) => {
         queue.push({ params, resolve, reject });
-        if (queue.length === 1 && !flushing) setImmediate(flushQueue);
+        schedule();
       });
     },
   };

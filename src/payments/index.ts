@@ -298,6 +298,7 @@ async function createPaymentLogic({
       deadlines.deadlineAdded(at);
     },
     onGroupCommit,
+    batchesInFlight: storage.backend === "postgres" ? 2 : 1,
   });
   const names = networks.map((network) => network.name);
   const views = createPaymentViews({
