@@ -4,7 +4,7 @@
  * code that committed it, never from a poll of the database.
  */
 
-import { AsyncLocalStorage } from "node:async_hooks";
+import { createTaskContext } from "../internal/context.ts";
 import type { PaymentStatus } from "../store/payments.ts";
 import type { Storage } from "../store/storage.ts";
 
@@ -53,10 +53,10 @@ export function createChangeFeed({
   const listeners = new Set<ChangeListener>();
   // NOTE: each transaction collects its own changes: on PostgreSQL several
   // run at once (creates, a cancel, each network's scan).
-  const collecting = new AsyncLocalStorage<Collected>();
+  const collecting = createTaskContext<Collected>();
 
   function collected(): Collected {
-    const current = collecting.getStore();
+    const current = collecting.get();
     if (!current) throw new Error("a payment change outside a change-feed transaction");
     return current;
   }

@@ -95,6 +95,8 @@ export type Payments = {
   view(id: string): Promise<StatusView | undefined>;
   /** status.json's body (undefined: no such payment), cached until any database write. */
   statusJson(id: string): Promise<string | undefined>;
+  /** status.json's body from the cache, without waiting; undefined: ask `statusJson`. */
+  cachedStatusJson(id: string): string | undefined;
   /** status.json's bodies of several payments in a few queries (unknown ids left out). */
   statusJsonMany(ids: readonly string[]): Promise<Map<string, string>>;
   /** Views and postback events of rows, in a bounded number of queries. */
@@ -305,6 +307,7 @@ async function createPaymentLogic({
     store,
     events,
     dataVersion: storage.dataVersion,
+    dataVersionNow: storage.dataVersionNow,
     decimals,
     networks: { names, requiredConfirmations, show: showNetworks },
   });
@@ -420,6 +423,7 @@ async function createPaymentLogic({
     },
     view: (id) => views.view(id),
     statusJson: (id) => views.statusJson(id),
+    cachedStatusJson: (id) => views.cachedStatusJson(id),
     statusJsonMany: (ids) => views.statusJsonMany(ids),
     details: (rows) => views.details(rows),
     checkout: (id) => views.checkout(id),

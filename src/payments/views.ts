@@ -86,6 +86,11 @@ export type PaymentViews = {
    */
   statusJson(id: string): Promise<string | undefined>;
   /**
+   * status.json's body if the cache has it for the current data, without
+   * waiting (the hot path); undefined: ask `statusJson`.
+   */
+  cachedStatusJson(id: string): string | undefined;
+  /**
    * status.json's bodies of several payments, in a few queries however many
    * (live streams after a commit that changed many); unknown ids are left out.
    */
@@ -114,6 +119,7 @@ export function createPaymentViews({
   store,
   events,
   dataVersion,
+  dataVersionNow,
   decimals,
   networks,
 }: {
@@ -121,6 +127,8 @@ export function createPaymentViews({
   events: EventQueries;
   /** Changes on any write to the database. */
   dataVersion: () => Promise<string>;
+  /** The same without waiting, or undefined (Storage.dataVersionNow). */
+  dataVersionNow: () => string | undefined;
   decimals: number;
   networks: ViewNetworks;
 }): PaymentViews {
@@ -200,6 +208,11 @@ export function createPaymentViews({
 
   return {
     view,
+    cachedStatusJson(id) {
+      const version = dataVersionNow();
+      const hit = version === undefined ? undefined : statusCache.get(id);
+      return hit && hit.version === version ? hit.body : undefined;
+    },
     async statusJson(id) {
       const version = await dataVersion();
       const hit = statusCache.get(id);

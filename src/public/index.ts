@@ -190,6 +190,11 @@ export function createPublicListener(
       const match = isRead ? STATUS_PATH.exec(path) : null;
       if (match) {
         const id = match[1] as string;
+        // The hot path: a cached body is sent at once, no promise on the way.
+        const cached = payments.cachedStatusJson(id);
+        if (cached !== undefined) {
+          return send(req, res, { status: 200, headers: NO_STORE, body: cached });
+        }
         payments.statusJson(id).then(
           (body) =>
             send(

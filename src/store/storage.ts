@@ -12,7 +12,7 @@
  * `transaction` is a savepoint. A transaction holds database work only
  * (no RPC, no HTTP).
  */
-import { AsyncLocalStorage } from "node:async_hooks";
+import { createTaskContext } from "../internal/context.ts";
 import { createEventStore, type EventStore } from "./events.ts";
 import { type Db, probeWritable, type WriteProbe } from "./index.ts";
 import { createPaymentStore, type PaymentStore } from "./payments.ts";
@@ -60,6 +60,12 @@ export type Storage = {
   onExternalChange(listener: (change: ExternalChange) => void): () => void;
   /** A value that changes whenever anything (this process or another) writes. */
   dataVersion(): Promise<string>;
+  /**
+   * The same value without waiting, when it can be had so (the status.json
+   * hot path); undefined when not (SQLite: a transaction holds the
+   * connection; PostgreSQL: not listening, so nothing may be cached).
+   */
+  dataVersionNow(): string | undefined;
   /** Whether the database takes writes now (/readyz), without writing. */
   writable(): Promise<WriteProbe>;
 };
@@ -72,7 +78,7 @@ export type Storage = {
  */
 export function createSqliteStorage(db: Db): Storage {
   type Tx = { savepoints: number };
-  const current = new AsyncLocalStorage<Tx>();
+  const current = createTaskContext<Tx>();
   /** The transaction holding the connection, if any. */
   let holder: Tx | undefined;
   /** What waits for the connection, first come first served. */
@@ -87,7 +93,7 @@ export function createSqliteStorage(db: Db): Storage {
 
   /** Runs the synchronous query `run` when the connection is this caller's to use. */
   function query<R>(run: () => R): Promise<R> {
-    if (holder === undefined || holder === current.getStore()) {
+    if (holder === undefined || holder === current.get()) {
       try {
         return Promise.resolve(run());
       } catch (error) {
@@ -115,7 +121,7 @@ export function createSqliteStorage(db: Db): Storage {
   }
 
   async function transaction<R>(fn: () => Promise<R>): Promise<R> {
-    const outer = current.getStore();
+    const outer = current.get();
     if (outer !== undefined && outer === holder) {
       const name = `sp${++outer.savepoints}`;
       db.exec(`SAVEPOINT ${name}`);
@@ -170,6 +176,7 @@ export function createSqliteStorage(db: Db): Storage {
     announce: async () => {},
     onExternalChange: () => () => {},
     dataVersion: () => query(() => versionQuery.get() as string),
+    dataVersionNow: () => (holder === undefined ? (versionQuery.get() as string) : undefined),
     writable: async () => probeWritable(db, { busyTimeoutMs: DB_PROBE_BUSY_TIMEOUT_MS }),
   };
 }

@@ -16,9 +16,9 @@
  * transactions of one transaction run one after another (awaited, not
  * side by side in a Promise.all: they share one connection).
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import type pg from "pg";
 import type { Clock } from "../../internal/clock.ts";
+import { createTaskContext } from "../../internal/context.ts";
 import { errorMessage } from "../../internal/errors.ts";
 import type { Logger } from "../../internal/logger.ts";
 import type { ExternalChange, Storage } from "../storage.ts";
@@ -80,7 +80,7 @@ export function createPostgresStorage({
   retryIntervalMs?: number;
 }): PostgresStorage {
   const log = logger?.child({ module: "store" });
-  const current = new AsyncLocalStorage<Tx>();
+  const current = createTaskContext<Tx>();
   const pool = db.pool;
 
   /**
@@ -102,7 +102,7 @@ export function createPostgresStorage({
 
   /** The transaction the caller is in, if it is still open. */
   function openTx(): Tx | undefined {
-    const tx = current.getStore();
+    const tx = current.get();
     return tx === undefined || tx.ended ? undefined : tx;
   }
 
@@ -288,6 +288,10 @@ export function createPostgresStorage({
       };
     },
     dataVersion,
+    dataVersionNow() {
+      startListening();
+      return listener?.listening() ? `${version}` : undefined;
+    },
     async writable() {
       // NOTE: a server that is down, or a standby (read-only), fails; the
       // probe gives up after PROBE_TIMEOUT_MS rather than hang /readyz.
