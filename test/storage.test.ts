@@ -853,6 +853,30 @@ describe("Storage on SQLite only", () => {
 });
 
 describe("Storage on PostgreSQL only: replicas", () => {
+  test("a postback claim is a lease: another replica gets the event only once it has run out, or once the attempt is recorded", async () => {
+    const database = await postgres.fresh();
+    const a = (await database.open()) as PostgresStorage;
+    const b = (await database.open()) as PostgresStorage;
+    await create(a, 0);
+    await a.events.insert(event("e1", row(0).id, 1_000));
+    // Replica a claims it until 40_000 (an attempt's timeout and a margin).
+    expect(await a.events.claim("e1", 2_000, 40_000)).toStrictEqual(
+      storedEvent(event("e1", row(0).id, 1_000)),
+    );
+    // Replica b, while the lease lives: not its to send.
+    expect(await b.events.claim("e1", 3_000, 41_000)).toBeUndefined();
+    expect(await b.events.claim("e1", 39_999, 78_000)).toBeUndefined();
+    // a died mid-delivery: once the lease has run out, b takes it over.
+    expect((await b.events.claim("e1", 40_000, 78_000))?.id).toBe("e1");
+    // b records its attempt (delivered): the claim ends and nobody gets it again.
+    await b.events.recordAttempt(
+      { event_id: "e1", attempted_at: 40_000, duration_ms: 5, status: 200, error: null },
+      { state: "delivered", round_attempts: 0, next_attempt_at: 1_000, delivered_at: 40_005 },
+    );
+    expect(await a.events.claim("e1", 90_000, 128_000)).toBeUndefined();
+    expect((await a.events.get("e1"))?.state).toBe("delivered");
+  });
+
   test("a replica hears another's announce at commit (not its own, not a rollback), and its data version moves on any write", async () => {
     const database = await postgres.fresh();
     const first = (await database.open()) as PostgresStorage;
