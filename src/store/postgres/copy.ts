@@ -7,6 +7,7 @@
  */
 import { BaseError } from "../../internal/errors.ts";
 import type { Db } from "../index.ts";
+import { EVENT_COLUMNS } from "./events.ts";
 import { inTransaction, type PostgresDb, type Queryable } from "./index.ts";
 
 /** The target already holds a 0xbtcpay database's data: copying could mix two shops. */
@@ -99,22 +100,7 @@ const TABLES = [
     // payment's events in the order they were written (per-payment order).
     name: "events",
     order: "rowid",
-    columns: [
-      "id",
-      "payment_id",
-      "type",
-      "url",
-      "created_at",
-      "state",
-      "attempts",
-      "round_attempts",
-      "next_attempt_at",
-      "last_status",
-      "last_error",
-      "delivered_at",
-      "payload",
-      "requeued_at",
-    ],
+    columns: EVENT_COLUMNS,
     amounts: [],
   },
   {

@@ -10,8 +10,8 @@ import type { EventQueries } from "../storage.ts";
 import type { Connections } from "./index.ts";
 import { insertEvent, recordAttempt } from "./queries.ts";
 
-/** The columns of an {@link EventRow}: the SQLite table's. */
-const EVENT_COLUMNS = [
+/** The columns of an {@link EventRow}: the SQLite table's (what migrate-db copies too). */
+export const EVENT_COLUMNS = [
   "id",
   "payment_id",
   "type",
