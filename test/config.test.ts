@@ -365,6 +365,10 @@ describe("config", () => {
       for (const file of ["config/example.json", "config/dev.json"]) {
         expect(() => loadConfig({ path: file })).not.toThrow();
       }
+      // The replicas' example: PostgreSQL instead of a SQLite file.
+      expect(loadConfig({ path: "config/example-replicas.json" }).database).toEqual({
+        url: "postgres://oxbtcpay:PASSWORD@db.internal:5432/oxbtcpay",
+      });
     });
   });
 

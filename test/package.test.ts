@@ -131,6 +131,7 @@ describe("the packed npm package", () => {
     expect(serve.code).toBe(0);
     expect(serve.stdout).toMatch(/^Usage: 0xbtcpay serve \[options\]/);
     expect(serve.stdout).toContain("OXBTCPAY_RPC_URL");
+    expect(serve.stdout).toContain("OXBTCPAY_DATABASE_URL");
     // doctor checks a config without starting anything.
     expect(help.stdout).toContain("\n  doctor ");
     const doctor = await npx(["doctor", "--help"]);

@@ -19,6 +19,7 @@ Secrets may come from the environment instead of the file:
   OXBTCPAY_RPC_URL_<NAME>   networks[i].rpcUrl of the network named <name> (OXBTCPAY_RPC_URL_POLYGON)
   OXBTCPAY_POSTBACK_SECRET  postbacks.secret
   OXBTCPAY_POSTBACK_PREVIOUS_SECRETS  postbacks.previousSecrets (space- or comma-separated)
+  OXBTCPAY_DATABASE_URL     database.url: PostgreSQL, shared by several replicas (then no database.path)
 
 Example:
   0xbtcpay serve --config config/production.json`,
