@@ -81,6 +81,9 @@ export function createDeadlineSweep({
         const controller = new AbortController();
         const stop = () => controller.abort();
         signal.addEventListener("abort", stop, { once: true });
+        // NOTE: the stop may have come during the (asynchronous) sweep,
+        // before the listener: then this wait is over at once.
+        if (signal.aborted) stop();
         wakeAt = clock.now() + wait;
         wake = stop;
         await clock.sleep(wait, controller.signal);

@@ -99,6 +99,7 @@ function attemptSignal(timeoutMs: number, stop: AbortSignal | undefined) {
   }, timeoutMs);
   const onStop = () => controller.abort(new Error("stopping"));
   stop?.addEventListener("abort", onStop, { once: true });
+  if (stop?.aborted) onStop();
   return {
     signal: controller.signal,
     timedOut: () => timedOut,
@@ -346,6 +347,8 @@ export function createPostbackSender({
     const stop = () => controller.abort();
     notify = stop;
     signal.addEventListener("abort", stop, { once: true });
+    // A stop that came while the loop awaited the outbox: no wait.
+    if (signal.aborted) stop();
     await clock.sleep(ms, controller.signal);
     signal.removeEventListener("abort", stop);
     notify = undefined;
