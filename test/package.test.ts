@@ -1,12 +1,15 @@
 /**
- * The npm package, as a user gets it: `npm pack` (which builds dist/ through
- * prepack), `npm install <tarball>` into an empty folder, then the installed
+ * The npm package, as a user gets it: `npm pack` (which builds dist/ and
+ * writes npm-shrinkwrap.json through prepack), installed into an empty
+ * folder with the dependency tree its shrinkwrap pins, then the installed
  * `0xbtcpay` runs its commands, and `serve` takes a payment end to end from
  * the compiled JavaScript (migrations, worker threads and checkout assets
  * read from dist/).
  *
- * Nothing leaves the machine: --offline takes every package from npm's cache
- * (the repo's own `npm ci` filled it). Install scripts are skipped, and the
+ * Nothing leaves the machine: --offline takes every package from npm's cache,
+ * and needs nothing in it but what the repo's own `npm ci` put there (the
+ * tarballs of the lock, no registry metadata): the test passes on a machine
+ * whose cache is new. Install scripts are skipped, and the
  * one package that has one, better-sqlite3, gets the native addon that the
  * repo's `npm ci` compiled on this machine, for this Node, from the same
  * version (checked): compiling it again from source would take one to four
@@ -44,6 +47,14 @@ const dir = tempDir();
 const app = join(dir.path, "app");
 const installed = join(app, "node_modules", "0xbtcpay");
 let installLog = "";
+type Lock = {
+  name: string;
+  version: string;
+  lockfileVersion: number;
+  requires?: boolean;
+  packages: Record<string, Record<string, unknown>>;
+};
+let shrinkwrap: Lock;
 
 /** Runs the installed package's bin through npx, in the folder it was installed in. */
 async function npx(args: string[]) {
@@ -63,33 +74,58 @@ const ADDON = join("build", "Release", "better_sqlite3.node");
 const versionOf = (dir: string) =>
   (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { version: string }).version;
 
+/** The lock the app is installed from: the package's own shrinkwrap, nested under it as npm places a shrinkwrapped package's tree. */
+function appLock(tarballName: string, shrinkwrap: Lock): Lock {
+  const { "": root, ...tree } = shrinkwrap.packages;
+  const packages: Lock["packages"] = {
+    "": { name: "app", dependencies: { "0xbtcpay": `file:../${tarballName}` } },
+    "node_modules/0xbtcpay": {
+      ...root,
+      resolved: `file:../${tarballName}`,
+    },
+  };
+  for (const [key, entry] of Object.entries(tree)) packages[`node_modules/0xbtcpay/${key}`] = entry;
+  return { name: "app", version: "0.0.0", lockfileVersion: 3, requires: true, packages };
+}
+
 beforeAll(async () => {
   const packed = await run("npm", ["pack", "--pack-destination", dir.path], {
     cwd: process.cwd(),
     timeout: 180_000,
   });
-  const tarball = join(dir.path, packed.stdout.trim().split("\n").at(-1) ?? "");
+  const tarballName = packed.stdout.trim().split("\n").at(-1) ?? "";
+  const tarball = join(dir.path, tarballName);
   expect(existsSync(tarball)).toBe(true);
+  // The shrinkwrap that the package carries (scripts/shrinkwrap.ts, at prepack).
+  await run("tar", ["-xzf", tarball, "-C", dir.path, "package/npm-shrinkwrap.json"]);
+  shrinkwrap = JSON.parse(
+    readFileSync(join(dir.path, "package", "npm-shrinkwrap.json"), "utf8"),
+  ) as Lock;
   mkdirSync(app);
-  // NOTE: --prefix: npm looks for the project upward from its folder, and
-  // would install into any package.json above a temporary folder.
+  writeFileSync(
+    join(app, "package.json"),
+    JSON.stringify({
+      name: "app",
+      version: "0.0.0",
+      private: true,
+      dependencies: { "0xbtcpay": `file:../${tarballName}` },
+    }),
+  );
+  writeFileSync(join(app, "package-lock.json"), JSON.stringify(appLock(tarballName, shrinkwrap)));
+  // NOTE: `npm ci`, not `npm install <tarball>`: npm reads the shrinkwrap of a
+  // package from the registry's metadata, not from a tarball on disk, so an
+  // install of the tarball would resolve every version range through the
+  // registry's package documents, which no `npm ci` puts in the cache. A
+  // lock needs tarballs only, and these are the ones the repo's `npm ci`
+  // fetched. --prefix: npm looks for the project upward from its folder.
   const install = await run(
     "npm",
-    [
-      "install",
-      tarball,
-      "--prefix",
-      app,
-      "--offline",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-    ],
+    ["ci", "--prefix", app, "--offline", "--no-audit", "--no-fund", "--ignore-scripts"],
     { cwd: app, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
   );
   installLog = `${install.stdout}\n${install.stderr}`;
   const ours = join(process.cwd(), "node_modules", "better-sqlite3");
-  const theirs = join(app, "node_modules", "better-sqlite3");
+  const theirs = join(installed, "node_modules", "better-sqlite3");
   expect(versionOf(theirs)).toBe(versionOf(ours));
   mkdirSync(join(theirs, "build", "Release"), { recursive: true });
   copyFileSync(join(ours, ADDON), join(theirs, ADDON));
@@ -104,6 +140,8 @@ describe("the packed npm package", () => {
       "bin",
       "config",
       "dist",
+      "node_modules",
+      "npm-shrinkwrap.json",
       "package.json",
     ]);
     expect(existsSync(join(installed, "dist", "src", "cli", "index.js"))).toBe(true);
@@ -112,12 +150,45 @@ describe("the packed npm package", () => {
     expect(existsSync(join(installed, "dist", "src", "store", "migrations", "0001_init.sql"))).toBe(
       true,
     );
-    const modules = join(app, "node_modules");
-    for (const absent of ["tsx", "esbuild", "typescript", "@foundry-rs", "vitest"]) {
-      expect(existsSync(join(modules, absent)), absent).toBe(false);
+    for (const modules of [join(app, "node_modules"), join(installed, "node_modules")]) {
+      for (const absent of ["tsx", "esbuild", "typescript", "@foundry-rs", "vitest"]) {
+        expect(existsSync(join(modules, absent)), `${modules}: ${absent}`).toBe(false);
+      }
     }
     // Installed from the cache without a script run: nothing compiled, nothing downloaded.
     expect(installLog).not.toMatch(/gyp|prebuild-install/);
+  });
+
+  test("carries its production dependency tree, pinned: the repo's lock less the development tools", () => {
+    const repoLock = JSON.parse(readFileSync("package-lock.json", "utf8")) as Lock;
+    const manifest = JSON.parse(readFileSync("package.json", "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    const root = shrinkwrap.packages[""] as Record<string, unknown>;
+    expect(root.dependencies).toEqual(manifest.dependencies);
+    expect(root.devDependencies).toBeUndefined();
+    const entries = Object.entries(shrinkwrap.packages).filter(([key]) => key !== "");
+    for (const dep of Object.keys(manifest.dependencies)) {
+      expect(shrinkwrap.packages[`node_modules/${dep}`], dep).toBeDefined();
+    }
+    for (const [key, entry] of entries) {
+      // Each one exactly as the tests ran it: same version, same integrity.
+      expect(entry, key).toEqual(
+        expect.objectContaining({
+          version: repoLock.packages[key]?.version,
+          integrity: repoLock.packages[key]?.integrity,
+        }),
+      );
+      expect(entry.dev, key).toBeUndefined();
+    }
+    const names = entries.map(([key]) => key);
+    for (const dev of ["typescript", "vitest", "tsx", "@biomejs/biome", "@foundry-rs/anvil"]) {
+      expect(names).not.toContain(`node_modules/${dev}`);
+    }
+    // Installed as a shrinkwrapped package: its tree lives under it, nothing beside it.
+    expect(readdirSync(join(app, "node_modules")).filter((n) => !n.startsWith("."))).toEqual([
+      "0xbtcpay",
+    ]);
   });
 
   test("npx 0xbtcpay --help and serve --help", async () => {
