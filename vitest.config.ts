@@ -5,6 +5,9 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],
+    // A test that did not run (skipped after a failed beforeAll, or marked
+    // skip, todo or left out by an only) fails the run.
+    reporters: ["default", "./test/helpers/every-test-ran.ts"],
     pool: "forks",
     // NOTE: vitest's default (cores - 1) runs one file at a time on 2 cores.
     // Most files wait on anvil, sockets and child processes more than they
