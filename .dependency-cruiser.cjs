@@ -1,6 +1,6 @@
 /**
  * Which room of src/ may import which: `npm run deps` (part of `npm test`)
- * fails on any import these rules forbid. test/layering.test.ts proves that
+ * fails on any import these rules forbid. test/project/layering.test.ts proves that
  * each rule fires, on a small tree of files it writes.
  *
  * Every import counts, `import type` included: the parser here (swc, because

@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
+    globalSetup: ["test/helpers/global-setup.ts"],
     // A test that did not run (skipped after a failed beforeAll, or marked
     // skip, todo or left out by an only) fails the run.
     reporters: ["default", "./test/helpers/every-test-ran.ts"],

@@ -3,7 +3,7 @@
  * the same way (IPC channel for "ready" and "stop"), and what the bench reads
  * about them from /proc. A bench run from the TypeScript sources starts its
  * children through tsx; one compiled by `scripts/build.ts --bench` (what
- * test/bench-smoke.test.ts runs) starts their compiled JavaScript.
+ * test/project/bench-smoke.test.ts runs) starts their compiled JavaScript.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";

@@ -1,13 +1,13 @@
 /**
- * The compiled daemon the tests run as child processes. `test/global-setup.ts`
+ * The compiled daemon the tests run as child processes. `test/helpers/global-setup.ts`
  * writes it once per `vitest run` (`scripts/build.ts --out … --bench`: the
  * production build, plus the bench) into a folder of its own, named to the
  * test files by OXBTCPAY_TEST_BUILD, so it is never stale and two runs never
  * share one. A child process then starts in about a third of the CPU time
  * that compiling the sources through tsx costs, which adds up over the
  * suite's ~80 child processes. `bin/0xbtcpay` itself (tsx in a checkout,
- * dist/ in the package) is covered by test/cli.test.ts and
- * test/package.test.ts.
+ * dist/ in the package) is covered by test/cli/cli.test.ts and
+ * test/project/package.test.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";

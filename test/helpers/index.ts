@@ -96,7 +96,7 @@ export function testConfig(
     },
     wallet: { xpub: DEV_XPUB },
     private: { host: "127.0.0.1", port: 0 },
-    // Tests poll status.json every 20 ms: no per-IP rate limit here (test/public.test.ts covers it).
+    // Tests poll status.json every 20 ms: no per-IP rate limit here (test/public/public.test.ts covers it).
     public: {
       host: "127.0.0.1",
       port: 0,

@@ -1,4 +1,4 @@
-// Worker for test/background.test.ts: lowers its own priority, reports what it sees.
+// Worker for test/internal/background.test.ts: lowers its own priority, reports what it sees.
 import { getPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
 import { register } from "tsx/esm/api";
