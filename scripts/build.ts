@@ -25,7 +25,7 @@ const dist = resolve(root, args.out ?? "dist");
 
 /** Files read at run time, not imported, so tsc does not emit them. */
 const COPIED: { from: string; why: string }[] = [
-  { from: "src/store/migrations", why: "SQL migrations (store/index.ts)" },
+  { from: "src/store/sqlite/migrations", why: "SQLite migrations (store/sqlite/index.ts)" },
   { from: "src/store/postgres/migrations", why: "PostgreSQL migrations (store/postgres/index.ts)" },
   { from: "src/public/checkout/assets", why: "checkout page script and styles" },
   { from: "config/dev.json", why: "config of `0xbtcpay dev` (cli/commands/dev.ts)" },

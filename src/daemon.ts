@@ -31,10 +31,11 @@ import { type ConnectionLimits, createConnectionLimits } from "./public/connecti
 import { createPublicListener, publicRouteOf } from "./public/index.ts";
 import { createLiveStreams } from "./public/live.ts";
 import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
-import { startCheckpointer } from "./store/checkpoint.ts";
-import { type Db, openDatabase } from "./store/index.ts";
-import { lockDatabase } from "./store/lock.ts";
-import { createSqliteStorage, type Storage } from "./store/storage.ts";
+import { startCheckpointer } from "./store/sqlite/checkpoint.ts";
+import { type Db, openDatabase } from "./store/sqlite/index.ts";
+import { lockDatabase } from "./store/sqlite/lock.ts";
+import { createSqliteStorage } from "./store/sqlite/storage.ts";
+import type { Storage } from "./store/storage.ts";
 
 export type Daemon = {
   privateUrl: string;

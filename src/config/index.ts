@@ -18,7 +18,7 @@ import {
 import { DEFAULT_RETRY_SCHEDULE_MS } from "../postbacks/schedule.ts";
 import { secretKey } from "../postbacks/sign.ts";
 import { PERMISSIONS, parseKeyHash } from "../rpc/api-keys.ts";
-import { LEGACY_NETWORK } from "../store/payments.ts";
+import { LEGACY_NETWORK } from "../store/storage.ts";
 
 /**
  * Environment variables that may replace a key of the file (secrets stay out

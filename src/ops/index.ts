@@ -16,7 +16,7 @@ import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
 import { PAYMENT_STATUSES, type Payments } from "../payments/index.ts";
 import type { PostbackSender } from "../postbacks/index.ts";
-import type { WriteProbe } from "../store/index.ts";
+import type { WriteProbe } from "../store/storage.ts";
 import type { OpsMetrics, RouteOf } from "./metrics.ts";
 import {
   checkLiveness,

@@ -3,7 +3,7 @@
  * the ops room read: each check has a name, a value, a bound and whether
  * the value is within it, and the answers list them all.
  */
-import type { WriteProbe } from "../store/index.ts";
+import type { WriteProbe } from "../store/storage.ts";
 import { DB_PROBE_BUSY_TIMEOUT_MS } from "../store/storage.ts";
 
 /** One check of /livez or /readyz. `value` null: not known yet (fails). */

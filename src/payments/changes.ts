@@ -5,8 +5,7 @@
  */
 
 import { createTaskContext } from "../internal/context.ts";
-import type { PaymentStatus } from "../store/payments.ts";
-import type { Storage } from "../store/storage.ts";
+import type { PaymentStatus, Storage } from "../store/storage.ts";
 
 /** One commit's changes: the payments it re-decided, and whether the head moved (confirmations). */
 export type PaymentChange = { ids: readonly string[]; head: boolean };

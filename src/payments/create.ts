@@ -5,8 +5,7 @@
  */
 import type { AddressDeriver } from "../addresses/index.ts";
 import type { Clock } from "../internal/clock.ts";
-import type { NewPaymentRow, StoredPayment } from "../store/payments.ts";
-import type { PaymentQueries, Storage } from "../store/storage.ts";
+import type { NewPaymentRow, PaymentQueries, Storage, StoredPayment } from "../store/storage.ts";
 import { OrderIdConflictError } from "./errors.ts";
 import type { IdGenerator } from "./ids.ts";
 import type { EventType } from "./lifecycle.ts";

@@ -12,8 +12,8 @@ import type { AddressDeriver } from "../addresses/index.ts";
 import type { ChainSink } from "../chain/types.ts";
 import type { Clock } from "../internal/clock.ts";
 import type { Logger } from "../internal/logger.ts";
-import { LEGACY_NETWORK, type StoredPayment } from "../store/payments.ts";
 import type { Storage } from "../store/storage.ts";
+import { LEGACY_NETWORK, type StoredPayment } from "../store/storage.ts";
 import { type ChangeListener, createChangeFeed } from "./changes.ts";
 import { type Created, createPaymentCreator, type NewPayment } from "./create.ts";
 import { createDeadlineSweep, type DeadlineSweep } from "./deadlines.ts";
@@ -149,7 +149,7 @@ export type PaymentNetworksParams = {
 
 export async function createPayments(
   params: {
-    /** The storage (store/storage.ts): the SQLite store. */
+    /** The storage (store/storage.ts), on either backend. */
     storage: Storage;
     /** With `prefetch` (an address pool), told the next index after each create. */
     deriver: AddressDeriver & { prefetch?(nextIndex: number): void };

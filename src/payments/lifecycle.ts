@@ -20,7 +20,7 @@ import type {
   PaymentRow,
   PaymentStatus,
   StoredPayment,
-} from "../store/payments.ts";
+} from "../store/storage.ts";
 import { evaluateTransfers, type TransferForEvaluation } from "./evaluate.ts";
 
 export type { PaymentStatus };

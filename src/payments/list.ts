@@ -3,8 +3,12 @@
  * API's list_payments): stable while payments are added, each once. The
  * status filter reads the stored status (an indexed column).
  */
-import type { ListPosition, PaymentStatus, StoredPayment } from "../store/payments.ts";
-import type { PaymentQueries } from "../store/storage.ts";
+import type {
+  ListPosition,
+  PaymentQueries,
+  PaymentStatus,
+  StoredPayment,
+} from "../store/storage.ts";
 
 /** The opaque cursor for "after this row": base64url of "<created_at ms>.<id>". */
 export function encodeCursor(position: ListPosition): string {

@@ -5,9 +5,15 @@
  * transaction as the transition that raised them.
  */
 import { randomBytes } from "node:crypto";
-import type { AttemptRow, EventRow, EventState } from "../store/events.ts";
-import type { PaymentRow, StoredPayment } from "../store/payments.ts";
-import type { EventQueries, Storage } from "../store/storage.ts";
+import type {
+  AttemptRow,
+  EventQueries,
+  EventRow,
+  EventState,
+  PaymentRow,
+  Storage,
+  StoredPayment,
+} from "../store/storage.ts";
 import { DEFAULT_EVENT_TYPES, type EventType, isEventType } from "./lifecycle.ts";
 
 /**

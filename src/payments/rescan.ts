@@ -11,8 +11,8 @@
  * the sink (it no longer starts right after the stored cursor).
  */
 import { ChainMismatchError } from "../internal/errors.ts";
-import { LEGACY_NETWORK } from "../store/payments.ts";
 import type { Storage } from "../store/storage.ts";
+import { LEGACY_NETWORK } from "../store/storage.ts";
 import { RescanError } from "./errors.ts";
 
 export type Rescan = {

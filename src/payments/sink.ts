@@ -15,8 +15,8 @@ import type {
 import type { Clock } from "../internal/clock.ts";
 import { ChainMismatchError } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import { LEGACY_NETWORK } from "../store/payments.ts";
 import type { PaymentQueries } from "../store/storage.ts";
+import { LEGACY_NETWORK } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 

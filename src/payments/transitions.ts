@@ -5,8 +5,7 @@
  * it inside the transaction of its cause.
  */
 import type { Logger } from "../internal/logger.ts";
-import type { StoredPayment } from "../store/payments.ts";
-import type { EventQueries, PaymentQueries } from "../store/storage.ts";
+import type { EventQueries, PaymentQueries, StoredPayment } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import { decide, type EventType } from "./lifecycle.ts";
 import { queueEvents } from "./outbox.ts";

@@ -5,9 +5,14 @@
  * however many rows it has.
  */
 import { toUnixSeconds } from "../internal/clock.ts";
-import type { EventRow } from "../store/events.ts";
-import type { PaymentStatus, StoredPayment, TransferRow } from "../store/payments.ts";
-import type { EventQueries, PaymentQueries } from "../store/storage.ts";
+import type {
+  EventQueries,
+  EventRow,
+  PaymentQueries,
+  PaymentStatus,
+  StoredPayment,
+  TransferRow,
+} from "../store/storage.ts";
 import { formatAmount } from "./amount.ts";
 import { confirmationsOf, isLate } from "./evaluate.ts";
 import { acceptedNetworksOf, deadlineOf } from "./lifecycle.ts";

@@ -5,8 +5,7 @@
 import { toUnixSeconds } from "../internal/clock.ts";
 import { formatAmount } from "../payments/amount.ts";
 import { confirmationsOf } from "../payments/evaluate.ts";
-import type { EventRow } from "../store/events.ts";
-import type { PaymentNetworkColumns, PaymentRow } from "../store/payments.ts";
+import type { EventRow, PaymentNetworkColumns, PaymentRow } from "../store/storage.ts";
 
 /**
  * `id`, `data` (the shop's data as a JSON string, `"null"` if none) and

@@ -12,7 +12,7 @@ import { errorMessage } from "../internal/errors.ts";
 import { parseRetryAfter } from "../internal/http.ts";
 import type { Logger } from "../internal/logger.ts";
 import type { Outbox } from "../payments/index.ts";
-import type { EventRow } from "../store/events.ts";
+import type { EventRow } from "../store/storage.ts";
 import { postbackBody } from "./body.ts";
 import { classifyStatus, DEFAULT_JITTER, DEFAULT_RETRY_SCHEDULE_MS, nextStep } from "./schedule.ts";
 import { signatureHeader } from "./sign.ts";

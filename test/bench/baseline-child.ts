@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { openDatabase } from "../../src/store/index.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
 
 export type BaselineSpec =
   | {

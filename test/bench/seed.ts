@@ -4,7 +4,7 @@
  * nothing is derived. The daemon then opens the file as its own.
  */
 import { randomBytes } from "node:crypto";
-import { openDatabase } from "../../src/store/index.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
 
 export type SeedKind = "pending" | "paid" | "expired";
 

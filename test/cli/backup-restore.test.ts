@@ -15,7 +15,7 @@ import {
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { listMigrations } from "../../src/store/index.ts";
+import { listMigrations } from "../../src/store/sqlite/index.ts";
 import {
   CHILD_PROCESS_TIMEOUT_MS,
   cli,

@@ -9,15 +9,12 @@ import pg from "pg";
 import type { Hex } from "viem";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ANVIL_ACCOUNTS } from "../../src/chain/anvil.ts";
-import { createEventStore } from "../../src/store/events.ts";
-import { openDatabase, schemaVersionOf } from "../../src/store/index.ts";
-import { lockDatabase } from "../../src/store/lock.ts";
-import {
-  createPaymentStore,
-  type LifecycleFields,
-  type NewPaymentRow,
-} from "../../src/store/payments.ts";
 import { listPostgresMigrations, ROW_TYPES, redactUrl } from "../../src/store/postgres/index.ts";
+import { createEventStore } from "../../src/store/sqlite/events.ts";
+import { openDatabase, schemaVersionOf } from "../../src/store/sqlite/index.ts";
+import { lockDatabase } from "../../src/store/sqlite/lock.ts";
+import { createPaymentStore } from "../../src/store/sqlite/payments.ts";
+import type { LifecycleFields, NewPaymentRow } from "../../src/store/storage.ts";
 import { CHILD_PROCESS_TIMEOUT_MS, cli, writeDaemonConfig } from "../helpers/cli.ts";
 import {
   payInNewBlock,

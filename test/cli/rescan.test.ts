@@ -11,8 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { ANVIL_ACCOUNTS } from "../../src/chain/anvil.ts";
 import type { BlockHeader } from "../../src/chain/types.ts";
 import { rescanFrom } from "../../src/payments/rescan.ts";
-import { createPaymentStore } from "../../src/store/payments.ts";
-import { createSqliteStorage } from "../../src/store/storage.ts";
+import { createPaymentStore } from "../../src/store/sqlite/payments.ts";
+import { createSqliteStorage } from "../../src/store/sqlite/storage.ts";
 import {
   CHILD_PROCESS_TIMEOUT_MS,
   cli,

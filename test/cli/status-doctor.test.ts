@@ -9,8 +9,8 @@ import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { createAddressDeriver } from "../../src/addresses/index.ts";
 import { ANVIL_ACCOUNTS, DEV_XPUB } from "../../src/chain/anvil.ts";
-import { listMigrations, migrate } from "../../src/store/index.ts";
-import { COUNT_BY_STATUS_SQL } from "../../src/store/overview.ts";
+import { listMigrations, migrate } from "../../src/store/sqlite/index.ts";
+import { COUNT_BY_STATUS_SQL } from "../../src/store/sqlite/overview.ts";
 import {
   CHILD_PROCESS_TIMEOUT_MS,
   cli,

@@ -24,7 +24,7 @@ import { type Daemon, startDaemon } from "../../src/daemon.ts";
 import { ConfigError } from "../../src/internal/errors.ts";
 import { evaluateTransfers, type TransferForEvaluation } from "../../src/payments/evaluate.ts";
 import { decide } from "../../src/payments/lifecycle.ts";
-import { listMigrations, migrate } from "../../src/store/index.ts";
+import { listMigrations, migrate } from "../../src/store/sqlite/index.ts";
 import {
   anvilCall,
   dbOf,

@@ -13,8 +13,8 @@ import { ANVIL_ACCOUNTS, DEV_XPUB } from "../../src/chain/anvil.ts";
 import { parseConfig } from "../../src/config/index.ts";
 import { startDaemon } from "../../src/daemon.ts";
 import type { Resolver } from "../../src/postbacks/targets.ts";
-import type { EventRow } from "../../src/store/events.ts";
-import { openDatabase } from "../../src/store/index.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import type { EventRow } from "../../src/store/storage.ts";
 import { cli, spawnDaemon as spawnDaemonChild } from "../helpers/cli.ts";
 import {
   LOOPBACK_TARGETS,

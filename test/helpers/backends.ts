@@ -10,10 +10,11 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { type Clock, createClock } from "../../src/internal/clock.ts";
-import { openDatabase } from "../../src/store/index.ts";
 import { openPostgres, ROW_TYPES } from "../../src/store/postgres/index.ts";
 import { createPostgresStorage } from "../../src/store/postgres/storage.ts";
-import { createSqliteStorage, type Storage } from "../../src/store/storage.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import { createSqliteStorage } from "../../src/store/sqlite/storage.ts";
+import type { Storage } from "../../src/store/storage.ts";
 import { tempDir } from "./index.ts";
 import { type PostgresCluster, startPostgres } from "./postgres.ts";
 

@@ -22,8 +22,9 @@ import { createLogger } from "../../src/internal/logger.ts";
 import type { StatusView } from "../../src/payments/index.ts";
 import { createPayments } from "../../src/payments/index.ts";
 import type { Resolver } from "../../src/postbacks/targets.ts";
-import { type Db, openDatabase } from "../../src/store/index.ts";
-import { createSqliteStorage, type Storage } from "../../src/store/storage.ts";
+import { type Db, openDatabase } from "../../src/store/sqlite/index.ts";
+import { createSqliteStorage } from "../../src/store/sqlite/storage.ts";
+import type { Storage } from "../../src/store/storage.ts";
 
 export const silentLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 

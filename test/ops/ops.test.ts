@@ -20,9 +20,12 @@ import {
   readinessBounds,
 } from "../../src/ops/readiness.ts";
 import { PAYMENT_STATUSES } from "../../src/payments/index.ts";
-import { PENDING_SUMMARY_SQL } from "../../src/store/events.ts";
-import { openDatabase, probeWritable, type WriteProbe } from "../../src/store/index.ts";
-import { COUNT_BY_STATUS_SQL } from "../../src/store/payments.ts";
+import { openDatabase, probeWritable } from "../../src/store/sqlite/index.ts";
+import {
+  COUNT_BY_STATUS_SQL,
+  PENDING_SUMMARY_SQL,
+  type WriteProbe,
+} from "../../src/store/storage.ts";
 import {
   paymentsOn,
   rpc,

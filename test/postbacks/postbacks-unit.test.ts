@@ -9,7 +9,7 @@ import {
   withJitter,
 } from "../../src/postbacks/schedule.ts";
 import { generateSecret, secretKey, sign, signatureHeader } from "../../src/postbacks/sign.ts";
-import type { PaymentRow } from "../../src/store/payments.ts";
+import type { PaymentRow } from "../../src/store/storage.ts";
 
 // Fixed test vector: key bytes 0x00..0x1f.
 const SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

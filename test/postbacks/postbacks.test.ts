@@ -15,9 +15,9 @@ import { createLogger } from "../../src/internal/logger.ts";
 import { createPayments } from "../../src/payments/index.ts";
 import { createPostbackSender, sign } from "../../src/postbacks/index.ts";
 import { createTargetGuard, type Resolver } from "../../src/postbacks/targets.ts";
-import { createEventStore } from "../../src/store/events.ts";
-import { openDatabase } from "../../src/store/index.ts";
-import { createSqliteStorage } from "../../src/store/storage.ts";
+import { createEventStore } from "../../src/store/sqlite/events.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import { createSqliteStorage } from "../../src/store/sqlite/storage.ts";
 import {
   LOOPBACK_TARGETS,
   manualClock,

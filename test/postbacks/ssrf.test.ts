@@ -13,8 +13,8 @@ import {
   type Resolver,
 } from "../../src/postbacks/targets.ts";
 import { createPrivateListener } from "../../src/rpc/index.ts";
-import { openDatabase } from "../../src/store/index.ts";
-import { createSqliteStorage } from "../../src/store/storage.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import { createSqliteStorage } from "../../src/store/sqlite/storage.ts";
 import { silentLogger } from "../helpers/index.ts";
 import { listenNode, request } from "../helpers/private-app.ts";
 

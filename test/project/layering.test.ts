@@ -42,13 +42,15 @@ const FIXTURE: Record<string, string> = {
   "src/addresses/a.ts": 'export { b } from "./b.ts";\nexport const a = 1;\n',
   "src/addresses/b.ts": 'export { a } from "./a.ts";\nexport const b = 1;\n',
   "src/addresses/index.ts": 'export { missing } from "./missing.ts";\n',
-  "src/chain/watcher.ts": 'export { store } from "../store/index.ts";\n',
-  "src/store/index.ts":
+  "src/chain/watcher.ts": 'export { store } from "../store/sqlite/index.ts";\n',
+  "src/store/sqlite/index.ts":
     'export { config } from "../../config/index.ts";\nexport const store = 1;\n',
   "src/config/index.ts": 'export { exitOnError } from "../cli/run.ts";\nexport const config = 1;\n',
   "src/payments/index.ts":
     'export { rpc } from "../rpc/index.ts";\nexport { storage } from "../store/storage.ts";\nexport const payments = 1;\n',
-  "src/payments/sink.ts": 'export { store } from "../store/index.ts";\n',
+  "src/payments/sink.ts": 'export { store } from "../store/sqlite/index.ts";\n',
+  "src/store/postgres/storage.ts": 'export { store } from "../sqlite/index.ts";\n',
+  "src/store/postgres/copy.ts": 'export { store } from "../sqlite/index.ts";\n',
   "src/store/storage.ts": "export const storage = 1;\n",
   "src/rpc/index.ts":
     'export { method } from "./methods/start.ts";\nexport { now } from "../internal/clock.ts";\nexport const rpc = 1;\n',
@@ -75,15 +77,16 @@ describe("dependency rules", () => {
     }
     const { found } = await violations(dir.path);
     expect(found).toEqual([
-      "chain-knows-no-payments: src/chain/watcher.ts -> src/store/index.ts",
+      "backends-stay-apart: src/store/postgres/storage.ts -> src/store/sqlite/index.ts",
+      "chain-knows-no-payments: src/chain/watcher.ts -> src/store/sqlite/index.ts",
       "cli-is-the-top: src/config/index.ts -> src/cli/run.ts",
-      "lower-rooms-stay-low: src/store/index.ts -> src/config/index.ts",
+      "lower-rooms-stay-low: src/store/sqlite/index.ts -> src/config/index.ts",
       // A cycle is reported once, not once per edge.
       "no-circular: src/addresses/a.ts -> src/addresses/b.ts",
       "only-cli-starts-the-daemon: src/postbacks/index.ts -> src/daemon.ts",
       "ops-is-imported-by-the-wiring-only: src/public/live.ts -> src/ops/index.ts",
       "payments-below-the-ports: src/payments/index.ts -> src/rpc/index.ts",
-      "payments-sees-the-storage-interface: src/payments/sink.ts -> src/store/index.ts",
+      "payments-sees-the-storage-interface: src/payments/sink.ts -> src/store/sqlite/index.ts",
       "ports-stay-apart: src/public/index.ts -> src/rpc/index.ts",
       "src-not-to-dev-deps: src/internal/clock.ts -> node_modules/devonly/index.js",
       "src-not-to-test: src/internal/logger.ts -> test/helpers.ts",
@@ -99,7 +102,7 @@ describe("dependency rules", () => {
     const { result, found } = await violations(process.cwd());
     expect(found).toEqual([]);
     const daemon = result.modules.find((m) => m.source === "src/daemon.ts");
-    expect(daemon?.dependencies.map((d) => d.resolved)).toContain("src/store/index.ts");
+    expect(daemon?.dependencies.map((d) => d.resolved)).toContain("src/store/sqlite/index.ts");
     expect(result.summary.totalCruised).toBeGreaterThan(50);
   });
 });

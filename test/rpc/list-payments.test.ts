@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "vitest";
 import type { BlockHeader } from "../../src/chain/types.ts";
 import { createAllowlist } from "../../src/internal/allowlist.ts";
 import { createPrivateListener } from "../../src/rpc/index.ts";
-import { migrate } from "../../src/store/index.ts";
+import { migrate } from "../../src/store/sqlite/index.ts";
 import { paymentsOn, rpc, silentLogger, skewedClock, tokens } from "../helpers/index.ts";
 import { listenNode } from "../helpers/private-app.ts";
 

@@ -8,8 +8,8 @@ import {
   DEFAULT_AUTOCHECKPOINT,
   SAFETY_NET_AUTOCHECKPOINT,
   startCheckpointer,
-} from "../../src/store/checkpoint.ts";
-import { type Db, openDatabase } from "../../src/store/index.ts";
+} from "../../src/store/sqlite/checkpoint.ts";
+import { type Db, openDatabase } from "../../src/store/sqlite/index.ts";
 import { silentLogger, tempDir, waitFor } from "../helpers/index.ts";
 
 /** 4,000 commits of 3 pages: about 50 MB through the WAL. */

@@ -9,9 +9,6 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createClock } from "../../src/internal/clock.ts";
 import { SchemaTooNewError, SchemaTooOldError } from "../../src/internal/errors.ts";
-import { createEventStore } from "../../src/store/events.ts";
-import { openDatabase } from "../../src/store/index.ts";
-import { createPaymentStore, type NewPaymentRow } from "../../src/store/payments.ts";
 import { listenForChanges } from "../../src/store/postgres/changes.ts";
 import { CopyTargetNotEmptyError, copySqliteToPostgres } from "../../src/store/postgres/copy.ts";
 import {
@@ -40,6 +37,10 @@ import {
   recordAttempt,
   UNIQUE_VIOLATION,
 } from "../../src/store/postgres/queries.ts";
+import { createEventStore } from "../../src/store/sqlite/events.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import { createPaymentStore } from "../../src/store/sqlite/payments.ts";
+import type { NewPaymentRow } from "../../src/store/storage.ts";
 import { waitFor } from "../helpers/index.ts";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.ts";
 

@@ -13,7 +13,7 @@ import {
   SchemaTooNewError,
   SchemaTooOldError,
 } from "../../src/internal/errors.ts";
-import { listMigrations, migrate, openDatabase } from "../../src/store/index.ts";
+import { listMigrations, migrate, openDatabase } from "../../src/store/sqlite/index.ts";
 import { cli } from "../helpers/cli.ts";
 import { startTestDaemon, TEST_TOKEN, tempDir } from "../helpers/index.ts";
 

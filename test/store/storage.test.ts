@@ -13,17 +13,19 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { createClock } from "../../src/internal/clock.ts";
-import type { EventRow } from "../../src/store/events.ts";
-import { openDatabase } from "../../src/store/index.ts";
-import type {
-  LifecycleFields,
-  NewPaymentRow,
-  StoredPayment,
-  TransferRow,
-} from "../../src/store/payments.ts";
 import { openPostgres } from "../../src/store/postgres/index.ts";
 import { createPostgresStorage, type PostgresStorage } from "../../src/store/postgres/storage.ts";
-import { createSqliteStorage, type ExternalChange, type Storage } from "../../src/store/storage.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import { createSqliteStorage } from "../../src/store/sqlite/storage.ts";
+import type {
+  EventRow,
+  ExternalChange,
+  LifecycleFields,
+  NewPaymentRow,
+  Storage,
+  StoredPayment,
+  TransferRow,
+} from "../../src/store/storage.ts";
 import { tempDir, waitFor } from "../helpers/index.ts";
 import { type PostgresCluster, startPostgres } from "../helpers/postgres.ts";
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, test } from "vitest";
-import { listMigrations, migrate, openDatabase } from "../../src/store/index.ts";
+import { listMigrations, migrate, openDatabase } from "../../src/store/sqlite/index.ts";
 import { tempDir } from "../helpers/index.ts";
 
 const dir = tempDir();

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
-import { backupDatabase } from "../../store/backup.ts";
+import { backupDatabase } from "../../store/sqlite/backup.ts";
 import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

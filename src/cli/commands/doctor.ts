@@ -7,9 +7,10 @@ import { createAddressDeriver, createFastAddressDeriver } from "../../addresses/
 import { type ChainClient, createChainClient } from "../../chain/client.ts";
 import { type Config, loadConfig, type NetworkConfig, networksOf } from "../../config/index.ts";
 import { ConfigError, errorMessage } from "../../internal/errors.ts";
-import { newestSchemaVersion, openDatabase, schemaVersionOf } from "../../store/index.ts";
-import { heldLock } from "../../store/lock.ts";
-import { type CursorRow, createPaymentStore, LEGACY_NETWORK } from "../../store/payments.ts";
+import { newestSchemaVersion, openDatabase, schemaVersionOf } from "../../store/sqlite/index.ts";
+import { heldLock } from "../../store/sqlite/lock.ts";
+import { createPaymentStore } from "../../store/sqlite/payments.ts";
+import { type CursorRow, LEGACY_NETWORK } from "../../store/storage.ts";
 import { CONFIG_OPTION_HELP, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

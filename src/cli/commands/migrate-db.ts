@@ -2,8 +2,6 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { DatabaseLockedError, errorMessage } from "../../internal/errors.ts";
-import { openDatabase, schemaVersionOf } from "../../store/index.ts";
-import { lockDatabase } from "../../store/lock.ts";
 import { type CopySummary, copySqliteToPostgres } from "../../store/postgres/copy.ts";
 import {
   openPostgres,
@@ -11,6 +9,8 @@ import {
   postgresSchemaVersion,
   redactUrl,
 } from "../../store/postgres/index.ts";
+import { openDatabase, schemaVersionOf } from "../../store/sqlite/index.ts";
+import { lockDatabase } from "../../store/sqlite/lock.ts";
 import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

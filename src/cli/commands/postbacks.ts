@@ -1,9 +1,9 @@
 import { Command, InvalidArgumentError } from "commander";
 import { type Config, loadConfig } from "../../config/index.ts";
 import { createOutbox } from "../../payments/outbox.ts";
-import { EVENT_STATES, type EventRow, type EventState } from "../../store/events.ts";
-import { type Db, openDatabase } from "../../store/index.ts";
-import { createSqliteStorage } from "../../store/storage.ts";
+import { type Db, openDatabase } from "../../store/sqlite/index.ts";
+import { createSqliteStorage } from "../../store/sqlite/storage.ts";
+import { EVENT_STATES, type EventRow, type EventState } from "../../store/storage.ts";
 import { sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

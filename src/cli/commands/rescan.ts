@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { networksOf } from "../../config/index.ts";
 import { rescanFrom } from "../../payments/rescan.ts";
-import { openDatabase } from "../../store/index.ts";
-import { createSqliteStorage } from "../../store/storage.ts";
+import { openDatabase } from "../../store/sqlite/index.ts";
+import { createSqliteStorage } from "../../store/sqlite/storage.ts";
 import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { Command } from "commander";
 import { networksOf } from "../../config/index.ts";
 import { DatabaseLockedError } from "../../internal/errors.ts";
-import { restoreDatabase } from "../../store/backup.ts";
+import { restoreDatabase } from "../../store/sqlite/backup.ts";
 import { CONFIG_OPTION_HELP, configFrom, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

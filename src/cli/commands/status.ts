@@ -2,10 +2,11 @@ import { Command } from "commander";
 import { type Config, networksOf } from "../../config/index.ts";
 import { errorMessage } from "../../internal/errors.ts";
 import { PAYMENT_STATUSES } from "../../payments/index.ts";
-import { openDatabase, schemaVersionOf } from "../../store/index.ts";
-import { heldLock } from "../../store/lock.ts";
-import { createOverview } from "../../store/overview.ts";
-import { type CursorRow, createPaymentStore, LEGACY_NETWORK } from "../../store/payments.ts";
+import { openDatabase, schemaVersionOf } from "../../store/sqlite/index.ts";
+import { heldLock } from "../../store/sqlite/lock.ts";
+import { createOverview } from "../../store/sqlite/overview.ts";
+import { createPaymentStore } from "../../store/sqlite/payments.ts";
+import { type CursorRow, LEGACY_NETWORK } from "../../store/storage.ts";
 import { ago, CONFIG_OPTION_HELP, configFrom, iso, sqlitePathOf } from "../options.ts";
 import { exitOnError } from "../run.ts";
 

@@ -6,7 +6,7 @@
  * the counts and the sums of every amount read back equal the source's.
  */
 import { BaseError } from "../../internal/errors.ts";
-import type { Db } from "../index.ts";
+import type { Db } from "../sqlite/index.ts";
 import { EVENT_COLUMNS } from "./events.ts";
 import { inTransaction, type PostgresDb, type Queryable } from "./index.ts";
 

@@ -1,12 +1,11 @@
 /**
- * The postback outbox queries (store/events.ts documents each) on
+ * The postback outbox queries (`EventStore` in store/storage.ts documents each) on
  * PostgreSQL, with the SQLite store's semantics and row shapes. `seq` (the
  * insertion order, SQLite's rowid) orders them; it and `lease_until` (a
  * replica's claim, queries.ts `claimDueEvents`) stay out of the rows.
  */
-import type { AttemptRow, EventRow, EventState } from "../events.ts";
-import { PENDING_SUMMARY_SQL } from "../events.ts";
-import type { EventQueries } from "../storage.ts";
+import type { AttemptRow, EventQueries, EventRow, EventState } from "../storage.ts";
+import { PENDING_SUMMARY_SQL } from "../storage.ts";
 import type { Connections } from "./index.ts";
 import { insertEvent, recordAttempt } from "./queries.ts";
 

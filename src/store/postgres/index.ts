@@ -8,13 +8,13 @@
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { SchemaTooNewError, SchemaTooOldError } from "../../internal/errors.ts";
-import { listMigrations, type Migration, newestSchemaVersion } from "../index.ts";
+import { type Migration, newestSchemaVersion, readMigrations } from "../storage.ts";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations/", import.meta.url));
 
 /** PostgreSQL's migrations (numbered on their own, not SQLite's). */
 export function listPostgresMigrations(): Migration[] {
-  return listMigrations(MIGRATIONS_DIR);
+  return readMigrations(MIGRATIONS_DIR);
 }
 
 /** A client or a pool: anything that runs a query. */

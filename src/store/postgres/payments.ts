@@ -1,5 +1,5 @@
 /**
- * The payment queries (store/payments.ts documents each) on PostgreSQL,
+ * The payment queries (`PaymentStore` in store/storage.ts documents each) on PostgreSQL,
  * with the SQLite store's semantics and row shapes: the same columns,
  * amounts as decimal strings, times and block numbers as numbers, undefined
  * for no row. `lockPayment` and `lockCursor` take the row locks
@@ -10,12 +10,12 @@ import type {
   CursorRow,
   LifecycleFields,
   ListPosition,
+  PaymentQueries,
   PaymentStatus,
   StoredPayment,
   TransferRow,
-} from "../payments.ts";
-import { COUNT_BY_STATUS_SQL, LEGACY_NETWORK } from "../payments.ts";
-import type { PaymentQueries } from "../storage.ts";
+} from "../storage.ts";
+import { COUNT_BY_STATUS_SQL, LEGACY_NETWORK } from "../storage.ts";
 import type { Connections } from "./index.ts";
 import {
   allocateIndex,

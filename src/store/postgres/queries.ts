@@ -4,11 +4,18 @@
  * transfers recorded once per (network, tx_hash, log_index), the scan
  * cursor moved by compare-and-set, and postback events claimed with
  * `FOR UPDATE SKIP LOCKED` plus a lease. Rows have the SQLite store's
- * shapes (store/payments.ts, store/events.ts). Every function takes the
+ * shapes (store/storage.ts). Every function takes the
  * connection (or transaction) to run on; callers own transactions.
  */
-import type { AttemptRow, EventRow, EventState } from "../events.ts";
-import type { CursorRow, NewPaymentRow, StoredPayment, TransferRow } from "../payments.ts";
+import type {
+  AttemptRow,
+  CursorRow,
+  EventRow,
+  EventState,
+  NewPaymentRow,
+  StoredPayment,
+  TransferRow,
+} from "../storage.ts";
 import type { Queryable } from "./index.ts";
 
 /** PostgreSQL's SQLSTATE of a unique violation (an order_id taken by another replica). */
@@ -229,7 +236,7 @@ export async function claimDueEvents(
 
 /**
  * Records one delivery attempt and the event's new state, and ends the
- * claim (as store/events.ts `recordAttempt`: an attempt that started from
+ * claim (as the SQLite store's `recordAttempt`: an attempt that started from
  * another `round_attempts` is recorded but changes no state). Run it in
  * one transaction. Returns whether the state was updated.
  */

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { encodeFunctionData, type Hex } from "viem";
 import { testTokenAbi } from "../../../contracts-abi/index.ts";
 import { ANVIL_ACCOUNTS } from "../../../src/chain/anvil.ts";
-import { openDatabase } from "../../../src/store/index.ts";
+import { openDatabase } from "../../../src/store/sqlite/index.ts";
 import { anvilCall, startTestChain, type TestChain, waitFor } from "../../helpers/index.ts";
 import { type RpcCall, rpcError, startRpcProxy } from "../../helpers/proxy.ts";
 import { spawnDaemon } from "../children.ts";

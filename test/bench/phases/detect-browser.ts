@@ -7,7 +7,7 @@
  * each after a random pause, so blocks land at every point of the poll cycle.
  */
 import { join } from "node:path";
-import { openDatabase } from "../../../src/store/index.ts";
+import { openDatabase } from "../../../src/store/sqlite/index.ts";
 import { startPayment, tokens, waitFor } from "../../helpers/index.ts";
 import { openEventStream } from "../../helpers/sse.ts";
 import { spawnDaemon } from "../children.ts";

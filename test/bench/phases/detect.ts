@@ -18,7 +18,7 @@
  */
 import { join } from "node:path";
 import { ANVIL_ACCOUNTS } from "../../../src/chain/anvil.ts";
-import { openDatabase } from "../../../src/store/index.ts";
+import { openDatabase } from "../../../src/store/sqlite/index.ts";
 import {
   startPayment,
   startReceiver,

@@ -13,9 +13,8 @@
  * are printed on stderr (README "Benchmarks").
  */
 import { join } from "node:path";
-import { PENDING_SUMMARY_SQL } from "../../../src/store/events.ts";
-import { openDatabase } from "../../../src/store/index.ts";
-import { COUNT_BY_STATUS_SQL } from "../../../src/store/payments.ts";
+import { openDatabase } from "../../../src/store/sqlite/index.ts";
+import { COUNT_BY_STATUS_SQL, PENDING_SUMMARY_SQL } from "../../../src/store/storage.ts";
 import { cpuMsOf, spawnDaemon } from "../children.ts";
 import { type BenchContext, daemonConfig, type Phase } from "../context.ts";
 import { figure, median, percentile, progress } from "../report.ts";

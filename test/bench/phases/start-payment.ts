@@ -10,7 +10,7 @@
  * connections.
  */
 import { join } from "node:path";
-import { openDatabase } from "../../../src/store/index.ts";
+import { openDatabase } from "../../../src/store/sqlite/index.ts";
 import { spawnBaseline, spawnDaemon } from "../children.ts";
 import { type BenchContext, daemonConfig, type Phase } from "../context.ts";
 import { describeLoad, type LoadResult, runLoad } from "../load.ts";

@@ -1,56 +1,19 @@
 /**
- * The postback outbox: events written in the same transaction as the state
- * change that causes them, and their delivery state.
+ * The postback outbox on SQLite ({@link EventStore} in store/storage.ts
+ * documents each query): events written in the same transaction as the
+ * state change that causes them, and their delivery state. Statements are
+ * prepared once; the insertion order is the rowid.
  */
+import {
+  type AttemptRow,
+  type EventRow,
+  type EventState,
+  type EventStore,
+  PENDING_SUMMARY_SQL,
+} from "../storage.ts";
 import type { Db } from "./index.ts";
 
-export type EventState = "pending" | "delivered" | "failed";
-
-export const EVENT_STATES: readonly EventState[] = ["pending", "delivered", "failed"];
-
-export type EventRow = {
-  id: string;
-  payment_id: string;
-  type: string;
-  url: string;
-  created_at: number;
-  state: EventState;
-  /** Every attempt ever made. */
-  attempts: number;
-  /** Attempts since the event was queued or re-queued: indexes the retry schedule. */
-  round_attempts: number;
-  next_attempt_at: number;
-  last_status: number | null;
-  last_error: string | null;
-  delivered_at: number | null;
-  /** The body as first sent; null until the first attempt. */
-  payload: string | null;
-  requeued_at: number | null;
-};
-
-export type AttemptRow = {
-  id: number;
-  event_id: string;
-  attempted_at: number;
-  duration_ms: number;
-  status: number | null;
-  error: string | null;
-};
-
-/**
- * The undelivered queue, read on every metrics scrape. Two subqueries, so
- * each uses its index: the count scans the partial index of pending events
- * (covering: its cost follows the queue, not the history), the oldest is one
- * lookup in events_pending_since, whose expression this repeats word for
- * word (migration 0006). Exported for the plan test and the bench.
- */
-export const PENDING_SUMMARY_SQL = `SELECT
-  (SELECT count(*) FROM events WHERE state = 'pending') AS count,
-  (SELECT min(coalesce(requeued_at, created_at)) FROM events WHERE state = 'pending') AS oldest`;
-
-export type EventStore = ReturnType<typeof createEventStore>;
-
-export function createEventStore(db: Db) {
+export function createEventStore(db: Db): EventStore {
   const statements = {
     insert: db.prepare(`INSERT INTO events (id, payment_id, type, url, created_at, next_attempt_at)
       VALUES (@id, @payment_id, @type, @url, @created_at, @next_attempt_at)`),

@@ -1,34 +1,38 @@
 /**
- * SQLite: one database file, opened with the durability settings on every
- * open, and numbered append-only migrations applied at start. Every open
- * checks the schema version first (see {@link checkSchema}).
+ * The SQLite backend's database: one file, opened with the durability
+ * settings on every open (WAL, synchronous=FULL), its own numbered
+ * append-only migrations (./migrations) applied at start, and the write
+ * probe of /readyz. Every open checks the schema version first (see
+ * {@link checkSchema}). The daemon's default; ./storage.ts puts the
+ * Storage interface on it.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { DatabaseMissingError, SchemaTooNewError, SchemaTooOldError } from "../internal/errors.ts";
+import {
+  DatabaseMissingError,
+  SchemaTooNewError,
+  SchemaTooOldError,
+} from "../../internal/errors.ts";
+import {
+  type Migration,
+  newestSchemaVersion as newestVersionOf,
+  readMigrations,
+  type WriteProbe,
+} from "../storage.ts";
 
 export type Db = Database.Database;
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations/", import.meta.url));
 
-export type Migration = { version: number; name: string; sql: string };
-
 /** The migrations shipped with this version, in order. */
-export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
-  return readdirSync(dir)
-    .filter((file) => /^\d{4}_[a-z0-9_]+\.sql$/.test(file))
-    .sort()
-    .map((file) => ({
-      version: Number(file.slice(0, 4)),
-      name: file.replace(/\.sql$/, ""),
-      sql: readFileSync(`${dir}${file}`, "utf8"),
-    }));
+export function listMigrations(): Migration[] {
+  return readMigrations(MIGRATIONS_DIR);
 }
 
 /** The newest schema version this build ships: the number of its last migration. */
 export function newestSchemaVersion(migrations = listMigrations()): number {
-  return Math.max(0, ...migrations.map((m) => m.version));
+  return newestVersionOf(migrations);
 }
 
 /** The schema version of `db`: its newest applied migration (0: none, not a 0xbtcpay database). */
@@ -147,9 +151,6 @@ export function migrate(db: Db, migrations = listMigrations()): number[] {
   }
   return newlyApplied;
 }
-
-/** What {@link probeWritable} found. */
-export type WriteProbe = { ok: true } | { ok: false; error: string };
 
 /**
  * Whether this connection could write now, without writing: `BEGIN

@@ -12,8 +12,9 @@
  * table when there is none): 0.1–0.3 s each warm, a few seconds cold. Fine
  * for an operator's command, not for a metrics scrape.
  */
+
+import type { PaymentStatus } from "../storage.ts";
 import type { Db } from "./index.ts";
-import type { PaymentStatus } from "./payments.ts";
 
 export type PostbackQueue = {
   /** Events still to be delivered (retrying or due). */

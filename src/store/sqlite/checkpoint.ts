@@ -25,9 +25,9 @@
  * does not carry it.
  */
 import { Worker } from "node:worker_threads";
-import { workerModule } from "../internal/background.ts";
-import { errorMessage } from "../internal/errors.ts";
-import type { Logger } from "../internal/logger.ts";
+import { workerModule } from "../../internal/background.ts";
+import { errorMessage } from "../../internal/errors.ts";
+import type { Logger } from "../../internal/logger.ts";
 import type { Db } from "./index.ts";
 
 /** SQLite's default `wal_autocheckpoint`, in pages. */

@@ -21,7 +21,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
-import { DatabaseLockedError, type LockHolder } from "../internal/errors.ts";
+import { DatabaseLockedError, type LockHolder } from "../../internal/errors.ts";
 
 export type DatabaseLock = {
   /** The lock file beside the database. */

@@ -29,7 +29,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { BackupError, errorMessage, SchemaTooNewError } from "../internal/errors.ts";
+import { BackupError, errorMessage, SchemaTooNewError } from "../../internal/errors.ts";
 import { newestSchemaVersion, openDatabase, schemaVersionOf } from "./index.ts";
 import { lockDatabase } from "./lock.ts";
 

@@ -4,7 +4,7 @@
  * one after another. It writes no rows; see ./checkpoint.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { lowerThreadPriority } from "../internal/background.ts";
+import { lowerThreadPriority } from "../../internal/background.ts";
 import { openDatabase } from "./index.ts";
 
 lowerThreadPriority();

@@ -1,140 +1,25 @@
 /**
- * Queries over payments, transfers, the scan cursors (one per network) and
- * the derivation counter. Statements are prepared once; callers own
+ * The payment queries on SQLite ({@link PaymentStore} in store/storage.ts
+ * documents each): payments, transfers, the scan cursors (one per network)
+ * and the derivation counter. Statements are prepared once; callers own
  * transactions.
  */
+import {
+  type BlockRow,
+  COUNT_BY_STATUS_SQL,
+  type CursorRow,
+  LEGACY_NETWORK,
+  type LifecycleFields,
+  type ListPosition,
+  type NewPaymentRow,
+  type PaymentStatus,
+  type PaymentStore,
+  type StoredPayment,
+  type TransferRow,
+} from "../storage.ts";
 import type { Db } from "./index.ts";
 
-/**
- * The network of a config with the single `chain` section, and of every row
- * written before there were several (migration 0007).
- */
-export const LEGACY_NETWORK = "ethereum";
-
-/** A payment's stored status; written only by src/payments (the lifecycle). */
-export type PaymentStatus = "waiting" | "seen" | "paid" | "expired" | "cancelled";
-
-export type PaymentRow = {
-  id: string;
-  amount: string;
-  derivation_index: number;
-  address: string;
-  data: string | null;
-  postback_url: string | null;
-  created_at: number;
-  expires_at: number;
-  seen_at: number | null;
-  paid_at: number | null;
-  tx_hash: string | null;
-  /** Block of the transfer that completes (or, while partial, was last added to) the payment. */
-  block_number: number | null;
-  paid_amount: string;
-  late_amount: string;
-  paid_late_at: number | null;
-  reorged_after_paid_at: number | null;
-  /** The shop's order id (unique when set): start_payment is idempotent on it. */
-  order_id: string | null;
-  description: string | null;
-  return_url: string | null;
-  cancel_url: string | null;
-  cancelled_at: number | null;
-  status: PaymentStatus;
-  /** JSON array of the event types the shop opted in to; null: the daemon's default. */
-  postback_events: string | null;
-};
-
-/** The columns of several networks (migration 0007). */
-export type PaymentNetworkColumns = {
-  /** JSON array of the networks the payment accepts; null: every network the daemon watches. */
-  networks: string | null;
-  /** The network of `tx_hash` (the completing transfer); null until paid. */
-  network: string | null;
-  /** The network of `block_number` (the transfer confirmations are counted from). */
-  block_network: string | null;
-  /** Base units received on networks the payment does not accept (never counted). */
-  wrong_network_amount: string;
-};
-
-/** A payment as stored: every column. */
-export type StoredPayment = PaymentRow & PaymentNetworkColumns;
-
-/** The fields the lifecycle decides, stored together. */
-export type LifecycleFields = Pick<
-  StoredPayment,
-  | "status"
-  | "seen_at"
-  | "paid_at"
-  | "tx_hash"
-  | "block_number"
-  | "paid_amount"
-  | "late_amount"
-  | "paid_late_at"
-  | "reorged_after_paid_at"
-  | "network"
-  | "block_network"
-  | "wrong_network_amount"
->;
-
-/** The columns start_payment writes; the rest start empty. */
-export type NewPaymentRow = Pick<
-  PaymentRow,
-  | "id"
-  | "amount"
-  | "derivation_index"
-  | "address"
-  | "data"
-  | "postback_url"
-  | "created_at"
-  | "expires_at"
-  | "order_id"
-  | "description"
-  | "return_url"
-  | "cancel_url"
-  | "postback_events"
-> &
-  Pick<PaymentNetworkColumns, "networks">;
-
-/** A position in the newest-first listing: the last (created_at, id) already returned. */
-export type ListPosition = { created_at: number; id: string };
-
-export type TransferRow = {
-  tx_hash: string;
-  log_index: number;
-  block_number: number;
-  block_hash: string;
-  from_address: string;
-  to_address: string;
-  value: string;
-  payment_id: string;
-  recorded_at: number;
-  block_timestamp: number | null;
-  /** The network the transfer is on. */
-  network: string;
-};
-
-export type BlockRow = { number: number; hash: string; parent_hash: string; timestamp: number };
-
-/** One network's scan cursor. */
-export type CursorRow = {
-  network: string;
-  chain_id: number;
-  token: string;
-  block_number: number;
-  block_hash: string | null;
-  head_number: number;
-  updated_at: number;
-};
-
-/**
- * Payments by status: a covering scan of the payments_by_status index (no
- * table row is read), run once at start to seed the in-memory tallies.
- * Exported for the plan test and the bench.
- */
-export const COUNT_BY_STATUS_SQL = "SELECT status, count(*) AS count FROM payments GROUP BY status";
-
-export type PaymentStore = ReturnType<typeof createPaymentStore>;
-
-export function createPaymentStore(db: Db) {
+export function createPaymentStore(db: Db): PaymentStore {
   const statements = {
     nextIndex: db.prepare(
       "UPDATE counters SET value = value + 1 WHERE name = 'derivation_index' RETURNING value - 1 AS value",
