@@ -3,11 +3,18 @@
  * is applied to it in a transaction (it expires unless its amount arrived
  * in time). A timer waits for the nearest deadline; at start, one sweep
  * catches up with the deadlines that passed while the daemon was down.
+ *
+ * A sweep works off what is due in batches of {@link SWEEP_BATCH}, oldest
+ * deadline first, one transaction each, and yields to the event loop
+ * between two: a backlog of any size (a daemon that was down for a day
+ * during a sale comes back to tens of thousands of overdue payments) holds
+ * the database (on SQLite, the one connection) for one batch at a time, so
+ * both ports keep answering, and memory holds one batch of rows.
  */
 import type { Clock } from "../internal/clock.ts";
 import { errorMessage } from "../internal/errors.ts";
 import type { Logger } from "../internal/logger.ts";
-import type { PaymentQueries } from "../store/storage.ts";
+import type { DeadlinePage, PaymentQueries } from "../store/storage.ts";
 import type { ChangeFeed } from "./changes.ts";
 import type { Transitions } from "./transitions.ts";
 
@@ -15,10 +22,16 @@ import type { Transitions } from "./transitions.ts";
 const MAX_WAIT_MS = 60_000;
 /** Pause after a failed sweep (e.g. the disk is full) before the next try. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
+/** Payments re-decided per transaction of a sweep. */
+export const SWEEP_BATCH = 200;
 
 export type DeadlineSweep = {
-  /** Applies every deadline due now, in one transaction; returns how many events it queued. */
-  sweep(): Promise<number>;
+  /**
+   * Applies every deadline due now, a batch per transaction; returns how
+   * many events it queued. With `signal`, stops between two batches once
+   * it aborts.
+   */
+  sweep(signal?: AbortSignal): Promise<number>;
   /** Sweeps at each deadline until `signal` aborts. */
   run(signal: AbortSignal): Promise<void>;
   /** A payment with deadline `at` was created: wake earlier if it is the nearest. */
@@ -45,21 +58,42 @@ export function createDeadlineSweep({
   let wakeAt = Number.POSITIVE_INFINITY;
   let wake: (() => void) | undefined;
 
-  const sweepDue = changes.transaction(async (): Promise<number> => {
-    const now = clock.now();
-    const heads = await store.heads();
-    let queued = 0;
-    // A fully received payment still confirming stays open: its row comes
-    // back on each sweep until it is paid, and the confirming set re-decides it.
-    for (const payment of await store.dueDeadlines(now))
-      queued += await transitions.apply(payment.id, heads, now);
-    return queued;
-  });
+  /** Re-decides one batch of what is due at `now`; the last row tells where the next starts. */
+  const sweepBatch = changes.transaction(
+    async (
+      now: number,
+      after: DeadlinePage["after"],
+    ): Promise<{ rows: number; queued: number; last: DeadlinePage["after"] }> => {
+      const heads = await store.heads();
+      const due = await store.dueDeadlines(now, { limit: SWEEP_BATCH, after });
+      let queued = 0;
+      for (const payment of due) queued += await transitions.apply(payment.id, heads, now);
+      const last = due.at(-1);
+      return {
+        rows: due.length,
+        queued,
+        last: last && { expires_at: last.expires_at, id: last.id },
+      };
+    },
+  );
 
-  async function sweep(): Promise<number> {
-    const queued = await sweepDue();
-    if (queued > 0) onEvents();
-    return queued;
+  async function sweep(signal?: AbortSignal): Promise<number> {
+    // NOTE: one `now` for the whole sweep, so it ends: what falls due while
+    // it runs is the next sweep's. A fully received payment still
+    // confirming stays open; the page position passes over it, and the
+    // confirming set re-decides it at each new head.
+    const now = clock.now();
+    let after: DeadlinePage["after"];
+    let queued = 0;
+    for (;;) {
+      const batch = await sweepBatch(now, after);
+      queued += batch.queued;
+      if (batch.queued > 0) onEvents();
+      if (batch.rows < SWEEP_BATCH || signal?.aborted) return queued;
+      after = batch.last;
+      // Whatever waits for the database or the event loop goes first.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   return {
@@ -71,7 +105,7 @@ export function createDeadlineSweep({
       while (!signal.aborted) {
         let wait = MAX_WAIT_MS;
         try {
-          await sweep();
+          await sweep(signal);
           const next = await store.nextDeadline(clock.now());
           if (next !== undefined) wait = Math.min(wait, Math.max(0, next - clock.now()));
         } catch (error) {

@@ -4,6 +4,7 @@
  * attempt and the event's delivery state in SQLite (so a restart or a
  * kill -9 loses nothing).
  */
+import { getMaxListeners, setMaxListeners } from "node:events";
 import type { Dispatcher } from "undici";
 import { fetch as undiciFetch } from "undici";
 import type { Clock } from "../internal/clock.ts";
@@ -372,6 +373,10 @@ export function createPostbackSender({
     stats: () => ({ ...outcomes }),
     async run(signal) {
       stopSignal = signal;
+      // NOTE: each attempt in flight listens for the stop, and so do the
+      // daemon's other tasks on the same signal: more than Node's default
+      // of 10 by design, not a leak (each attempt removes its listener).
+      setMaxListeners(getMaxListeners(signal) + concurrency, signal);
       while (!signal.aborted) {
         notified = false;
         let nextAt: number | undefined;

@@ -111,6 +111,12 @@ export type NewPaymentRow = Pick<
 /** A position in the newest-first listing: the last (created_at, id) already returned. */
 export type ListPosition = { created_at: number; id: string };
 
+/** A page of due deadlines: at most `limit`, after the position (expires_at, id) `after`. */
+export type DeadlinePage = {
+  limit: number;
+  after?: { expires_at: number; id: string } | undefined;
+};
+
 export type TransferRow = {
   tx_hash: string;
   log_index: number;
@@ -233,8 +239,12 @@ export type PaymentStore = {
   }): StoredPayment[];
   /** How many payments have each status (statuses with none are missing). */
   countByStatus(): Partial<Record<PaymentStatus, number>>;
-  /** Open (waiting or seen) payments whose deadline is at or before `now`, soonest first. */
-  dueDeadlines(now: number): StoredPayment[];
+  /**
+   * Open (waiting or seen) payments whose deadline is at or before `now`,
+   * soonest first, by (expires_at, id): all of them, or with `limit` a page
+   * of them that starts after `after` (the last of the page before).
+   */
+  dueDeadlines(now: number, page?: DeadlinePage): StoredPayment[];
   /** The nearest deadline of an open payment after `now` (UNIX ms), if any. */
   nextDeadline(now: number): number | undefined;
   paymentIdByAddress(address: string): string | undefined;

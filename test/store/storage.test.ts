@@ -516,6 +516,50 @@ describe.each([sqlite, postgres])("Storage on $name", (backend) => {
     expect((await storage.payments.confirmingPaymentIds()).sort()).toEqual([row(4).id, row(5).id]);
   });
 
+  test("due deadlines a page at a time: by (expires_at, id), each page after the last one's position, ties included", async () => {
+    const storage = await fresh(backend);
+    // Seven open payments, four sharing one deadline (a bulk import), one closed, one not due.
+    for (const [i, expires_at] of [
+      [0, 1_000],
+      [1, 500],
+      [2, 1_000],
+      [3, 1_000],
+      [4, 1_000],
+      [5, 700],
+      [6, 2_000],
+      [7, 9_000],
+    ] as const) {
+      await create(storage, i, { expires_at });
+    }
+    await storage.payments.updateLifecycle(row(6).id, lifecycle({ status: "expired" }));
+    const all = (await storage.payments.dueDeadlines(5_000)).map((p) => p.id);
+    const tied = [row(0).id, row(2).id, row(3).id, row(4).id].sort();
+    expect(all).toEqual([row(1).id, row(5).id, ...tied]);
+    const pages: string[][] = [];
+    let after: { expires_at: number; id: string } | undefined;
+    for (;;) {
+      const page = await storage.payments.dueDeadlines(5_000, { limit: 2, after });
+      if (page.length === 0) break;
+      pages.push(page.map((p) => p.id));
+      const last = page.at(-1) as StoredPayment;
+      after = { expires_at: last.expires_at, id: last.id };
+    }
+    expect(pages).toEqual([
+      [row(1).id, row(5).id],
+      [tied[0], tied[1]],
+      [tied[2], tied[3]],
+    ]);
+    // A payment that stays open (still confirming) is passed over by the next page.
+    expect(
+      (
+        await storage.payments.dueDeadlines(5_000, {
+          limit: 10,
+          after: { expires_at: 1_000, id: tied[1] as string },
+        })
+      ).map((p) => p.id),
+    ).toEqual([tied[2], tied[3]]);
+  });
+
   test("a transfer is recorded once; transfers read back in chain order, by payment", async () => {
     const storage = await fresh(backend);
     await create(storage, 0);

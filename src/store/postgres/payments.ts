@@ -121,10 +121,20 @@ export function createPostgresPaymentQueries({ read, write }: Connections): Paym
         Record<PaymentStatus, number>
       >;
     },
-    async dueDeadlines(now) {
+    async dueDeadlines(now, page) {
+      if (page === undefined) {
+        const { rows } = await read.query<StoredPayment>(
+          "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= $1 ORDER BY expires_at, id",
+          [now],
+        );
+        return rows;
+      }
+      // NOTE: one range of payments_open_deadlines (expires_at, id).
       const { rows } = await read.query<StoredPayment>(
-        "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= $1 ORDER BY expires_at",
-        [now],
+        `SELECT * FROM payments WHERE status IN ('waiting', 'seen')
+          AND expires_at <= $1 AND (expires_at, id) > ($2, $3)
+          ORDER BY expires_at, id LIMIT $4`,
+        [now, page.after?.expires_at ?? Number.MIN_SAFE_INTEGER, page.after?.id ?? "", page.limit],
       );
       return rows;
     },

@@ -8,6 +8,7 @@ import {
   type BlockRow,
   COUNT_BY_STATUS_SQL,
   type CursorRow,
+  type DeadlinePage,
   LEGACY_NETWORK,
   type LifecycleFields,
   type ListPosition,
@@ -57,11 +58,19 @@ export function createPaymentStore(db: Db): PaymentStore {
       .pluck(),
     countByStatus: db.prepare(COUNT_BY_STATUS_SQL),
     dueDeadlines: db.prepare(
-      "SELECT * FROM payments WHERE status IN ('waiting', 'seen') AND expires_at <= ? ORDER BY expires_at",
+      "SELECT * FROM payments INDEXED BY payments_open_deadlines WHERE status IN ('waiting', 'seen') AND expires_at <= ? ORDER BY expires_at, id",
     ),
+    // NOTE: one range of payments_open_deadlines (expires_at, id): the row
+    // value comparison starts the page after the last one's position.
+    // INDEXED BY: without statistics the planner takes payments_by_status
+    // (every open payment's entry) and sorts them, for each page.
+    dueDeadlinesPage: db.prepare(`SELECT * FROM payments INDEXED BY payments_open_deadlines
+      WHERE status IN ('waiting', 'seen')
+      AND expires_at <= @now AND (expires_at, id) > (@after_at, @after_id)
+      ORDER BY expires_at, id LIMIT @limit`),
     nextDeadline: db
       .prepare(
-        "SELECT min(expires_at) FROM payments WHERE status IN ('waiting', 'seen') AND expires_at > ?",
+        "SELECT min(expires_at) FROM payments INDEXED BY payments_open_deadlines WHERE status IN ('waiting', 'seen') AND expires_at > ?",
       )
       .pluck(),
     updateLifecycle: db.prepare(`UPDATE payments SET status = @status,
@@ -209,8 +218,14 @@ export function createPaymentStore(db: Db): PaymentStore {
       return Object.fromEntries(rows.map((row) => [row.status, row.count]));
     },
     /** Open (waiting or seen) payments whose deadline is at or before `now`, soonest first. */
-    dueDeadlines(now: number): StoredPayment[] {
-      return statements.dueDeadlines.all(now) as StoredPayment[];
+    dueDeadlines(now: number, page?: DeadlinePage): StoredPayment[] {
+      if (page === undefined) return statements.dueDeadlines.all(now) as StoredPayment[];
+      return statements.dueDeadlinesPage.all({
+        now,
+        after_at: page.after?.expires_at ?? Number.MIN_SAFE_INTEGER,
+        after_id: page.after?.id ?? "",
+        limit: page.limit,
+      }) as StoredPayment[];
     },
     /** The nearest deadline of an open payment after `now` (UNIX ms), if any. */
     nextDeadline(now: number): number | undefined {

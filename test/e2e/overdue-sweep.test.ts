@@ -1,0 +1,116 @@
+/**
+ * A daemon that comes back to a backlog of overdue payments (it was down
+ * for a day during a sale): 20,000 open payments whose deadlines passed,
+ * in a real SQLite file with the real migrations. The deadline sweep works
+ * them off in batches, one transaction each (payments/deadlines.ts), while
+ * status.json and start_payment are answered between two batches, and
+ * every payment ends expired with exactly one postback for the shops that
+ * opted in to payment.expired, none for the others.
+ *
+ * Nothing is timed: a second connection to the file reads the committed
+ * count of expired payments whenever the daemon's event loop lets it, and
+ * each count it sees is a whole number of batches.
+ */
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { SWEEP_BATCH } from "../../src/payments/deadlines.ts";
+import { openDatabase } from "../../src/store/sqlite/index.ts";
+import {
+  startPayment,
+  startReceiver,
+  startTestChain,
+  startTestDaemon,
+  status,
+  type TestChain,
+  tempDir,
+  waitFor,
+} from "../helpers/index.ts";
+
+const OVERDUE = 20_000;
+/** Every OPTED_IN_EVERY-th payment opted in to payment.expired. */
+const OPTED_IN_EVERY = 20;
+
+let chain: TestChain;
+const dir = tempDir();
+beforeAll(async () => {
+  chain = await startTestChain();
+});
+afterAll(async () => {
+  await chain?.stop();
+  dir.cleanup();
+});
+
+/** 20,000 payments as start_payment wrote them a day and more ago, none paid. */
+function seedOverdue(path: string, postbackUrl: string, now: number) {
+  const db = openDatabase({ path });
+  db.transaction(() => {
+    db.prepare(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < @total)
+      INSERT INTO payments (id, amount, derivation_index, address, postback_url, created_at,
+        expires_at, postback_events)
+      SELECT printf('%016x', i), '100000000', i, printf('0x%040x', i + 1), @url,
+        @now - 2 * 86400000 + i, @now - 86400000 + i,
+        CASE WHEN i % @every = 0 THEN '["payment.expired"]' END
+      FROM n`).run({ total: OVERDUE, url: postbackUrl, now, every: OPTED_IN_EVERY });
+    db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(OVERDUE);
+  })();
+  db.close();
+}
+
+describe("a backlog of overdue payments at start", () => {
+  test("is worked off in batches while both ports answer; each ends expired, one postback per opted-in shop", async () => {
+    const receiver = await startReceiver();
+    const path = join(dir.path, "overdue.sqlite");
+    seedOverdue(path, receiver.url, Date.now());
+    const observer = new Database(path, { readonly: true });
+    const expiredCount = observer
+      .prepare("SELECT count(*) FROM payments WHERE status = 'expired'")
+      .pluck();
+    const seen = new Set<number>();
+    const poller = setInterval(() => seen.add(expiredCount.get() as number), 1);
+    const daemon = await startTestDaemon({ rpcUrl: chain.rpcUrl, token: chain.token }, path);
+    try {
+      // The sweep has begun and not ended: ask both ports now.
+      await waitFor(() => (expiredCount.get() as number) > 0, { what: "the sweep's first batch" });
+      const [view, created] = await Promise.all([
+        status(daemon.publicUrl, (OVERDUE - 1).toString(16).padStart(16, "0")),
+        startPayment(daemon.privateUrl, { amount: "1" }),
+      ]);
+      const whenAnswered = expiredCount.get() as number;
+      expect(whenAnswered).toBeGreaterThan(0);
+      expect(whenAnswered).toBeLessThan(OVERDUE);
+      expect(view.status).toBe(200);
+      expect(created.id).toMatch(/^[0-9a-f]{16}$/);
+
+      await waitFor(() => expiredCount.get() === OVERDUE, {
+        timeoutMs: 60_000,
+        what: "every overdue payment expired",
+      });
+      clearInterval(poller);
+      // Each commit the observer saw is a whole number of batches, and it saw
+      // the sweep between batches many times, not one transaction of all.
+      const counts = [...seen].sort((a, b) => a - b);
+      expect(counts.filter((n) => n % SWEEP_BATCH !== 0)).toEqual([]);
+      expect(counts.filter((n) => n > 0 && n < OVERDUE).length).toBeGreaterThanOrEqual(5);
+
+      const events = observer
+        .prepare(
+          `SELECT p.postback_events IS NOT NULL AS opted, count(e.id) AS n, min(e.type) AS type
+           FROM payments p LEFT JOIN events e ON e.payment_id = p.id
+           WHERE p.derivation_index < ? GROUP BY p.id`,
+        )
+        .all(OVERDUE) as Array<{ opted: number; n: number; type: string | null }>;
+      const opted = events.filter((e) => e.opted === 1);
+      expect(opted.length).toBe(OVERDUE / OPTED_IN_EVERY);
+      expect(opted.every((e) => e.n === 1 && e.type === "payment.expired")).toBe(true);
+      expect(events.filter((e) => e.opted === 0 && e.n !== 0)).toEqual([]);
+      // The new payment is open, untouched by the sweep.
+      expect((await status(daemon.publicUrl, created.id)).body.status).toBe("waiting");
+    } finally {
+      clearInterval(poller);
+      observer.close();
+      await daemon.stop();
+      await receiver.close();
+    }
+  });
+});
