@@ -22,10 +22,15 @@ import { errorMessage } from "./internal/errors.ts";
 import { createLeadership, type Leadership } from "./internal/leadership.ts";
 import type { Logger } from "./internal/logger.ts";
 import { createShutdown, type Shutdown } from "./internal/shutdown.ts";
-import { createOpsListener, createOpsMetrics, readinessBounds } from "./ops/index.ts";
+import {
+  createOpsListener,
+  createOpsMetrics,
+  type OpsMetrics,
+  readinessBounds,
+} from "./ops/index.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
-import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
+import { createTargetGuard, type Resolver, type TargetGuard } from "./postbacks/targets.ts";
 import { createCheckout } from "./public/checkout/index.ts";
 import { type ConnectionLimits, createConnectionLimits } from "./public/connections.ts";
 import { createPublicListener, publicRouteOf } from "./public/index.ts";
@@ -155,20 +160,22 @@ async function openStorage({
   return { storage: createSqliteStorage(db), db, postgresUrl: undefined };
 }
 
-export async function startDaemon({
+/**
+ * Storage: opens the database (see {@link openStorage}) and, on a SQLite
+ * file, the WAL checkpointer; stops both, the database last. A failed open
+ * releases what it had opened and throws.
+ */
+async function startStorage({
   config,
+  clock,
   logger,
-  clock = createClock(),
-  resolve,
+  shutdown,
 }: {
   config: Config;
+  clock: Clock;
   logger: Logger;
-  clock?: Clock;
-  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
-  resolve?: Resolver;
-}): Promise<Daemon> {
-  const shutdown = createShutdown();
-  const log = logger.child({ module: "daemon" });
+  shutdown: Shutdown;
+}) {
   let opened: Opened;
   try {
     opened = await openStorage({ config, clock, logger, shutdown });
@@ -185,11 +192,32 @@ export async function startDaemon({
       ? undefined
       : startCheckpointer({ db, path, logger });
   if (checkpointer) shutdown.add(() => checkpointer.close());
-  const metrics = createOpsMetrics({ clock });
-  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
-  let leadership: Leadership | undefined;
+  return { storage, db, postgresUrl, checkpointer };
+}
 
-  let sender: PostbackSender | undefined;
+/**
+ * Payments: starts the address pool's worker and the payment logic over
+ * `storage` for every configured network; stops the pool.
+ */
+async function startPayments({
+  config,
+  clock,
+  logger,
+  shutdown,
+  storage,
+  onEvents,
+  onGroupCommit,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  storage: Storage;
+  /** New events are in the outbox (wakes the postback sender). */
+  onEvents: () => void;
+  /** A group commit landed (nudges the checkpointer). */
+  onGroupCommit: () => void;
+}) {
   // Addresses are derived ahead in a worker thread; an index it has not
   // reached yet is derived on the spot (same addresses, tested).
   const addresses = createAddressPool({
@@ -232,17 +260,41 @@ export async function startDaemon({
     monitorForSeconds: config.payments.monitorFor,
     keepBlocks: keepBlocksOf(first),
     defaultEvents: config.postbacks.events,
-    onEvents: () => sender?.wake(),
-    onGroupCommit: () => void checkpointer?.touch(),
+    onEvents,
+    onGroupCommit,
     waitForScan: true,
   });
+  return { payments, networks, first, decimals };
+}
+
+/**
+ * Postbacks: starts the SSRF guard and builds the sender over the outbox
+ * (its loop runs from {@link startLoops}); stops the guard.
+ */
+function startPostbacks({
+  config,
+  clock,
+  logger,
+  shutdown,
+  payments,
+  decimals,
+  resolve,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  payments: Payments;
+  decimals: number;
+  resolve: Resolver | undefined;
+}): { guard: TargetGuard; sender: PostbackSender } {
   const guard = createTargetGuard({
     allowTargets: config.postbacks.allowTargets,
     connectTimeoutMs: config.postbacks.timeoutMs,
     ...(resolve ? { resolve } : {}),
   });
   shutdown.add(() => guard.close());
-  const postbackSender = createPostbackSender({
+  const sender = createPostbackSender({
     outbox: payments.outbox,
     clock,
     logger,
@@ -256,7 +308,31 @@ export async function startDaemon({
     concurrency: config.postbacks.concurrency,
     dispatcher: guard.dispatcher,
   });
-  sender = postbackSender;
+  return { guard, sender };
+}
+
+/**
+ * Watchers: builds one chain watcher per network, each with its own RPC
+ * client, feeding that network's payment sink (they run from
+ * {@link startLoops}); stops nothing.
+ */
+function createWatchers({
+  config,
+  clock,
+  logger,
+  metrics,
+  networks,
+  first,
+  payments,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  metrics: OpsMetrics;
+  networks: NetworkConfig[];
+  first: NetworkConfig;
+  payments: Payments;
+}) {
   // One watcher per network, each with its own client, cursor, block window,
   // ranges and backoff: a network that is down or lagging stalls no other.
   const watchers = new Map(
@@ -283,6 +359,41 @@ export async function startDaemon({
     ]),
   );
   const watcher = watchers.get(first.name) as ChainWatcher;
+  return { watchers, watcher };
+}
+
+export async function startDaemon({
+  config,
+  logger,
+  clock = createClock(),
+  resolve,
+}: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
+  resolve?: Resolver;
+}): Promise<Daemon> {
+  const shutdown = createShutdown();
+  const log = logger.child({ module: "daemon" });
+  const base = { config, clock, logger };
+  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
+  const metrics = createOpsMetrics({ clock });
+  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
+  let leadership: Leadership | undefined;
+  /** Wakes the postback sender on new events; a no-op until it is built. */
+  let wakeSender: (() => void) | undefined;
+  const { payments, networks, first, decimals } = await startPayments({
+    ...base,
+    shutdown,
+    storage,
+    onEvents: () => wakeSender?.(),
+    onGroupCommit: () => void checkpointer?.touch(),
+  });
+  const postbacks = startPostbacks({ ...base, shutdown, payments, decimals, resolve });
+  const { guard, sender } = postbacks;
+  wakeSender = () => sender.wake();
+  const { watchers, watcher } = createWatchers({ ...base, metrics, networks, first, payments });
 
   const privateServer = createServer(
     createPrivateListener({
@@ -297,7 +408,7 @@ export async function startDaemon({
       logger,
       postbacks: {
         checkUrl: (url) => guard.checkUrl(url),
-        resend: (id) => postbackSender.resend(id),
+        resend: (id) => sender.resend(id),
       },
       apiKeys: config.private.apiKeys,
       checkoutUrlOf: (id) => `${checkoutBase}/${id}`,
@@ -361,7 +472,7 @@ export async function startDaemon({
           }),
         })),
         checksPerNetwork: config.networks !== undefined,
-        sender: postbackSender,
+        sender,
         sseConnections: () => live.count(),
         clock,
         logger,
@@ -436,7 +547,7 @@ export async function startDaemon({
   }
   const loops = [
     ...(leadership ? [leadership.run(shutdown.signal)] : scan(shutdown.signal)),
-    postbackSender.run(shutdown.signal),
+    sender.run(shutdown.signal),
     ...heads.map((subscription) => subscription.run(shutdown.signal)),
   ].map(fatal);
   // The first thing a stop does (terminators run newest first): the ports
@@ -475,7 +586,7 @@ export async function startDaemon({
     publicUrl,
     opsUrl,
     payments,
-    sender: postbackSender,
+    sender,
     watcher,
     watchers,
     publicConnections,
