@@ -34,7 +34,7 @@ import { createTargetGuard, type Resolver, type TargetGuard } from "./postbacks/
 import { createCheckout } from "./public/checkout/index.ts";
 import { type ConnectionLimits, createConnectionLimits } from "./public/connections.ts";
 import { createPublicListener, publicRouteOf } from "./public/index.ts";
-import { createLiveStreams } from "./public/live.ts";
+import { createLiveStreams, type LiveStreams } from "./public/live.ts";
 import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/checkpoint.ts";
 import { type Db, openDatabase } from "./store/index.ts";
@@ -362,39 +362,49 @@ function createWatchers({
   return { watchers, watcher };
 }
 
-export async function startDaemon({
+/** The private and public ports, built but not listening yet. */
+type Ports = {
+  privateServer: Server;
+  privateDrain: Drainable;
+  publicServer: Server;
+  publicDrain: Drainable;
+  live: LiveStreams;
+  publicConnections: ConnectionLimits;
+  /** Sets the public port as shoppers reach it (the private port's `checkout_url`s). */
+  setCheckoutBase(base: string): void;
+};
+
+/**
+ * Ports: builds the private port (JSON-RPC) and the public port (status,
+ * checkout, live streams) with its connection caps, both drainable and
+ * counted by `metrics`; stops the connection caps (the drain is
+ * {@link drainOnStop}'s).
+ */
+function createPorts({
   config,
+  clock,
   logger,
-  clock = createClock(),
-  resolve,
+  shutdown,
+  metrics,
+  payments,
+  networks,
+  first,
+  decimals,
+  postbacks: { guard, sender },
 }: {
   config: Config;
+  clock: Clock;
   logger: Logger;
-  clock?: Clock;
-  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
-  resolve?: Resolver;
-}): Promise<Daemon> {
-  const shutdown = createShutdown();
-  const log = logger.child({ module: "daemon" });
-  const base = { config, clock, logger };
-  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
-  const metrics = createOpsMetrics({ clock });
-  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
-  let leadership: Leadership | undefined;
-  /** Wakes the postback sender on new events; a no-op until it is built. */
-  let wakeSender: (() => void) | undefined;
-  const { payments, networks, first, decimals } = await startPayments({
-    ...base,
-    shutdown,
-    storage,
-    onEvents: () => wakeSender?.(),
-    onGroupCommit: () => void checkpointer?.touch(),
-  });
-  const postbacks = startPostbacks({ ...base, shutdown, payments, decimals, resolve });
-  const { guard, sender } = postbacks;
-  wakeSender = () => sender.wake();
-  const { watchers, watcher } = createWatchers({ ...base, metrics, networks, first, payments });
-
+  shutdown: Shutdown;
+  metrics: OpsMetrics;
+  payments: Payments;
+  networks: NetworkConfig[];
+  first: NetworkConfig;
+  decimals: number;
+  postbacks: { guard: TargetGuard; sender: PostbackSender };
+}): Ports {
+  /** The public port as shoppers reach it: `public.url`, else the listener's own address. */
+  let checkoutBase = "";
   const privateServer = createServer(
     createPrivateListener({
       payments,
@@ -456,58 +466,192 @@ export async function startDaemon({
 
   metrics.watchServer(privateServer, "private", privateRouteOf);
   metrics.watchServer(publicServer, "public", publicRouteOf);
-  const ops = config.ops.enabled
-    ? createOpsListener({
-        metrics,
-        writable: () => storage.writable(),
-        scanning: () => leadership?.isLeader() ?? true,
-        payments,
-        networks: networks.map((network) => ({
-          name: network.name,
-          watcher: watchers.get(network.name) as ChainWatcher,
-          bounds: readinessBounds({
-            ready: config.ops.ready,
-            confirmations: network.confirmations,
-            pollIntervalMs: network.pollIntervalMs,
-          }),
-        })),
-        checksPerNetwork: config.networks !== undefined,
-        sender,
-        sseConnections: () => live.count(),
-        clock,
-        logger,
-      })
-    : undefined;
-  if (ops) shutdown.add(() => ops.close());
-  const opsServer = ops ? createServer(ops.listener) : undefined;
-  if (ops && opsServer) metrics.watchServer(opsServer, "ops", ops.routeOf);
-  const opsDrain = opsServer ? drainable(opsServer) : undefined;
   const publicDrain = drainable(publicServer);
+  return {
+    privateServer,
+    privateDrain,
+    publicServer,
+    publicDrain,
+    live,
+    publicConnections,
+    setCheckoutBase: (base) => {
+      checkoutBase = base;
+    },
+  };
+}
 
+/** The ops port, built but not listening yet. */
+type OpsPort = { server: Server; drain: Drainable };
+
+/**
+ * Ops: builds the ops port (/livez, /readyz, /metrics over every part),
+ * undefined with `ops.enabled: false`; stops its heartbeat.
+ */
+function createOps({
+  config,
+  clock,
+  logger,
+  shutdown,
+  metrics,
+  storage,
+  payments,
+  networks,
+  watchers,
+  sender,
+  live,
+  scanning,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  metrics: OpsMetrics;
+  storage: Storage;
+  payments: Payments;
+  networks: NetworkConfig[];
+  watchers: ReadonlyMap<string, ChainWatcher>;
+  sender: PostbackSender;
+  live: LiveStreams;
+  /** Whether this daemon runs the scan now (leadership). */
+  scanning: () => boolean;
+}): OpsPort | undefined {
+  if (!config.ops.enabled) return undefined;
+  const ops = createOpsListener({
+    metrics,
+    writable: () => storage.writable(),
+    scanning,
+    payments,
+    networks: networks.map((network) => ({
+      name: network.name,
+      watcher: watchers.get(network.name) as ChainWatcher,
+      bounds: readinessBounds({
+        ready: config.ops.ready,
+        confirmations: network.confirmations,
+        pollIntervalMs: network.pollIntervalMs,
+      }),
+    })),
+    checksPerNetwork: config.networks !== undefined,
+    sender,
+    sseConnections: () => live.count(),
+    clock,
+    logger,
+  });
+  shutdown.add(() => ops.close());
+  const server = createServer(ops.listener);
+  metrics.watchServer(server, "ops", ops.routeOf);
+  return { server, drain: drainable(server) };
+}
+
+/**
+ * Listening: binds the public, private and ops ports, in that order, and
+ * sets the checkout base once the public port has its address; on a failed
+ * bind, closes the ports, stops everything started so far and throws.
+ */
+async function listenPorts({
+  config,
+  log,
+  shutdown,
+  ports,
+  ops,
+}: {
+  config: Config;
+  log: Logger;
+  shutdown: Shutdown;
+  ports: Ports;
+  ops: OpsPort | undefined;
+}): Promise<{ privateUrl: string; publicUrl: string; opsUrl: string | undefined }> {
   let privateUrl: string;
   let publicUrl: string;
   let opsUrl: string | undefined;
-  /** The public port as shoppers reach it: `public.url`, else the listener's own address. */
-  let checkoutBase = "";
   try {
-    publicUrl = await listen(publicServer, config.public.host, config.public.port);
-    checkoutBase =
+    publicUrl = await listen(ports.publicServer, config.public.host, config.public.port);
+    const checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
+    ports.setCheckoutBase(checkoutBase);
     if (config.public.url === undefined && !isLoopbackHost(config.public.host)) {
       log.warn(
         { public_url: checkoutBase },
         "public.url is not set: checkout_url uses the listener's address; set public.url to the address shoppers reach",
       );
     }
-    privateUrl = await listen(privateServer, config.private.host, config.private.port);
-    if (opsServer) opsUrl = await listen(opsServer, config.ops.host, config.ops.port);
+    privateUrl = await listen(ports.privateServer, config.private.host, config.private.port);
+    if (ops) opsUrl = await listen(ops.server, config.ops.host, config.ops.port);
   } catch (error) {
-    live.close();
-    await Promise.all([publicDrain.close(0), privateDrain.close(0), opsDrain?.close(0)]);
+    ports.live.close();
+    await Promise.all([
+      ports.publicDrain.close(0),
+      ports.privateDrain.close(0),
+      ops?.drain.close(0),
+    ]);
     await shutdown.kill();
     throw error;
   }
+  return { privateUrl, publicUrl, opsUrl };
+}
+
+export async function startDaemon({
+  config,
+  logger,
+  clock = createClock(),
+  resolve,
+}: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
+  resolve?: Resolver;
+}): Promise<Daemon> {
+  const shutdown = createShutdown();
+  const log = logger.child({ module: "daemon" });
+  const base = { config, clock, logger };
+  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
+  const metrics = createOpsMetrics({ clock });
+  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
+  let leadership: Leadership | undefined;
+  /** Wakes the postback sender on new events; a no-op until it is built. */
+  let wakeSender: (() => void) | undefined;
+  const { payments, networks, first, decimals } = await startPayments({
+    ...base,
+    shutdown,
+    storage,
+    onEvents: () => wakeSender?.(),
+    onGroupCommit: () => void checkpointer?.touch(),
+  });
+  const postbacks = startPostbacks({ ...base, shutdown, payments, decimals, resolve });
+  const { sender } = postbacks;
+  wakeSender = () => sender.wake();
+  const { watchers, watcher } = createWatchers({ ...base, metrics, networks, first, payments });
+
+  const ports = createPorts({
+    ...base,
+    shutdown,
+    metrics,
+    payments,
+    networks,
+    first,
+    decimals,
+    postbacks,
+  });
+  const ops = createOps({
+    ...base,
+    shutdown,
+    metrics,
+    storage,
+    payments,
+    networks,
+    watchers,
+    sender,
+    live: ports.live,
+    scanning: () => leadership?.isLeader() ?? true,
+  });
+  const { privateUrl, publicUrl, opsUrl } = await listenPorts({
+    config,
+    log,
+    shutdown,
+    ports,
+    ops,
+  });
 
   const heads = networks.flatMap((network) =>
     network.wsUrl
@@ -557,14 +701,14 @@ export async function startDaemon({
   // and the database closed.
   shutdown.add(async () => {
     log.info(
-      { in_flight: privateDrain.inFlight() + publicDrain.inFlight() },
+      { in_flight: ports.privateDrain.inFlight() + ports.publicDrain.inFlight() },
       "stopping: no new connections; finishing requests in flight and the current scan batch",
     );
-    live.close();
+    ports.live.close();
     await Promise.all([
-      close(privateDrain, "private", log),
-      close(publicDrain, "public", log),
-      ...(opsDrain ? [close(opsDrain, "ops", log)] : []),
+      close(ports.privateDrain, "private", log),
+      close(ports.publicDrain, "public", log),
+      ...(ops ? [close(ops.drain, "ops", log)] : []),
       Promise.allSettled(loops),
     ]);
     // A term's watchers finish their batch once leadership is released.
@@ -589,7 +733,7 @@ export async function startDaemon({
     sender,
     watcher,
     watchers,
-    publicConnections,
+    publicConnections: ports.publicConnections,
     db,
     isLeader: () => leadership?.isLeader() ?? true,
     done,
