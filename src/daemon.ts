@@ -590,69 +590,35 @@ async function listenPorts({
   return { privateUrl, publicUrl, opsUrl };
 }
 
-export async function startDaemon({
+/**
+ * Loops: starts the head subscriptions, the scan (every chain watcher and
+ * the deadline sweep; on PostgreSQL, leadership runs it in terms while this
+ * replica leads) and the postback sender's loop; each ends when `shutdown`
+ * aborts, and a fatal error in any stops the daemon.
+ */
+function startLoops({
   config,
+  clock,
   logger,
-  clock = createClock(),
-  resolve,
+  log,
+  shutdown,
+  networks,
+  watchers,
+  payments,
+  sender,
+  postgresUrl,
 }: {
   config: Config;
+  clock: Clock;
   logger: Logger;
-  clock?: Clock;
-  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
-  resolve?: Resolver;
-}): Promise<Daemon> {
-  const shutdown = createShutdown();
-  const log = logger.child({ module: "daemon" });
-  const base = { config, clock, logger };
-  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
-  const metrics = createOpsMetrics({ clock });
-  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
-  let leadership: Leadership | undefined;
-  /** Wakes the postback sender on new events; a no-op until it is built. */
-  let wakeSender: (() => void) | undefined;
-  const { payments, networks, first, decimals } = await startPayments({
-    ...base,
-    shutdown,
-    storage,
-    onEvents: () => wakeSender?.(),
-    onGroupCommit: () => void checkpointer?.touch(),
-  });
-  const postbacks = startPostbacks({ ...base, shutdown, payments, decimals, resolve });
-  const { sender } = postbacks;
-  wakeSender = () => sender.wake();
-  const { watchers, watcher } = createWatchers({ ...base, metrics, networks, first, payments });
-
-  const ports = createPorts({
-    ...base,
-    shutdown,
-    metrics,
-    payments,
-    networks,
-    first,
-    decimals,
-    postbacks,
-  });
-  const ops = createOps({
-    ...base,
-    shutdown,
-    metrics,
-    storage,
-    payments,
-    networks,
-    watchers,
-    sender,
-    live: ports.live,
-    scanning: () => leadership?.isLeader() ?? true,
-  });
-  const { privateUrl, publicUrl, opsUrl } = await listenPorts({
-    config,
-    log,
-    shutdown,
-    ports,
-    ops,
-  });
-
+  log: Logger;
+  shutdown: Shutdown;
+  networks: NetworkConfig[];
+  watchers: ReadonlyMap<string, ChainWatcher>;
+  payments: Payments;
+  sender: PostbackSender;
+  postgresUrl: string | undefined;
+}) {
   const heads = networks.flatMap((network) =>
     network.wsUrl
       ? [
@@ -679,26 +645,48 @@ export async function startDaemon({
     );
   /** The scanner's terms on PostgreSQL: each runs until leadership is lost (or the stop). */
   const terms: Promise<unknown>[] = [];
-  if (postgresUrl !== undefined) {
-    leadership = createLeadership({
-      url: postgresUrl,
-      clock,
-      logger,
-      onElected: (term) => {
-        terms.push(Promise.allSettled(scan(AbortSignal.any([term, shutdown.signal]))));
-      },
-    });
-  }
+  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
+  const leadership =
+    postgresUrl === undefined
+      ? undefined
+      : createLeadership({
+          url: postgresUrl,
+          clock,
+          logger,
+          onElected: (term) => {
+            terms.push(Promise.allSettled(scan(AbortSignal.any([term, shutdown.signal]))));
+          },
+        });
   const loops = [
     ...(leadership ? [leadership.run(shutdown.signal)] : scan(shutdown.signal)),
     sender.run(shutdown.signal),
     ...heads.map((subscription) => subscription.run(shutdown.signal)),
   ].map(fatal);
-  // The first thing a stop does (terminators run newest first): the ports
-  // stop accepting and answer what they have in flight while the loops,
-  // already told by the abort, finish their current step (a scan batch
-  // commits with its cursor, or is not started). Only then are the workers
-  // and the database closed.
+  return { loops, terms, leadership };
+}
+
+/**
+ * The stop's first step (terminators run newest first): the ports stop
+ * accepting and answer what they have in flight while the loops, already
+ * told by the abort, finish their current step (a scan batch commits with
+ * its cursor, or is not started). Only then are the workers and the
+ * database closed.
+ */
+function drainOnStop({
+  log,
+  shutdown,
+  ports,
+  ops,
+  loops,
+  terms,
+}: {
+  log: Logger;
+  shutdown: Shutdown;
+  ports: Ports;
+  ops: OpsPort | undefined;
+  loops: Promise<void>[];
+  terms: Promise<unknown>[];
+}): void {
   shutdown.add(async () => {
     log.info(
       { in_flight: ports.privateDrain.inFlight() + ports.publicDrain.inFlight() },
@@ -714,28 +702,118 @@ export async function startDaemon({
     // A term's watchers finish their batch once leadership is released.
     await Promise.allSettled(terms);
   });
+}
+
+/**
+ * Stops the daemon once every loop has ended; the promise settles when it
+ * has stopped and rejects with the first loop's fatal error.
+ */
+function doneWhenLoopsEnd({
+  shutdown,
+  loops,
+}: {
+  shutdown: Shutdown;
+  loops: Promise<void>[];
+}): Promise<void> {
   const done = Promise.allSettled(loops).then(async (results) => {
     await shutdown.kill();
     const failed = results.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
   });
   done.catch(() => {});
+  return done;
+}
+
+/**
+ * Starts the daemon in named steps, in the order below. A stop (`stop()`,
+ * or a loop's fatal error) undoes them in reverse, each step's terminators
+ * newest first: drainOnStop's drain of the ports and loops, then the ops
+ * heartbeat, the public connection caps, the postback guard, the address
+ * pool, the checkpointer, and the database last (its lock after it).
+ */
+export async function startDaemon({
+  config,
+  logger,
+  clock = createClock(),
+  resolve,
+}: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
+  resolve?: Resolver;
+}): Promise<Daemon> {
+  const shutdown = createShutdown();
+  const log = logger.child({ module: "daemon" });
+  const base = { config, clock, logger };
+  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
+  const metrics = createOpsMetrics({ clock });
+  /** Set by startLoops on PostgreSQL; without it this daemon always scans. */
+  let leadership: Leadership | undefined;
+  const isLeader = () => leadership?.isLeader() ?? true;
+  /** Wakes the postback sender on new events; a no-op until it is built. */
+  let wakeSender: (() => void) | undefined;
+  const { payments, networks, first, decimals } = await startPayments({
+    ...base,
+    shutdown,
+    storage,
+    onEvents: () => wakeSender?.(),
+    onGroupCommit: () => void checkpointer?.touch(),
+  });
+  const postbacks = startPostbacks({ ...base, shutdown, payments, decimals, resolve });
+  const { sender } = postbacks;
+  wakeSender = () => sender.wake();
+  const { watchers, watcher } = createWatchers({ ...base, metrics, networks, first, payments });
+  const ports = createPorts({
+    ...base,
+    shutdown,
+    metrics,
+    payments,
+    networks,
+    first,
+    decimals,
+    postbacks,
+  });
+  const ops = createOps({
+    ...base,
+    shutdown,
+    metrics,
+    storage,
+    payments,
+    networks,
+    watchers,
+    sender,
+    live: ports.live,
+    scanning: isLeader,
+  });
+  const urls = await listenPorts({ config, log, shutdown, ports, ops });
+  const started = startLoops({
+    ...base,
+    log,
+    shutdown,
+    networks,
+    watchers,
+    payments,
+    sender,
+    postgresUrl,
+  });
+  leadership = started.leadership;
+  drainOnStop({ log, shutdown, ports, ops, loops: started.loops, terms: started.terms });
+  const done = doneWhenLoopsEnd({ shutdown, loops: started.loops });
 
   log.info(
-    { private_url: privateUrl, public_url: publicUrl, ops_url: opsUrl ?? null },
+    { private_url: urls.privateUrl, public_url: urls.publicUrl, ops_url: urls.opsUrl ?? null },
     "daemon started",
   );
   return {
-    privateUrl,
-    publicUrl,
-    opsUrl,
+    ...urls,
     payments,
     sender,
     watcher,
     watchers,
     publicConnections: ports.publicConnections,
     db,
-    isLeader: () => leadership?.isLeader() ?? true,
+    isLeader,
     done,
     stop: () => shutdown.kill(),
   };
