@@ -22,14 +22,19 @@ import { errorMessage } from "./internal/errors.ts";
 import { createLeadership, type Leadership } from "./internal/leadership.ts";
 import type { Logger } from "./internal/logger.ts";
 import { createShutdown, type Shutdown } from "./internal/shutdown.ts";
-import { createOpsListener, createOpsMetrics, readinessBounds } from "./ops/index.ts";
+import {
+  createOpsListener,
+  createOpsMetrics,
+  type OpsMetrics,
+  readinessBounds,
+} from "./ops/index.ts";
 import { createPayments, type Payments } from "./payments/index.ts";
 import { createPostbackSender, type PostbackSender } from "./postbacks/index.ts";
-import { createTargetGuard, type Resolver } from "./postbacks/targets.ts";
+import { createTargetGuard, type Resolver, type TargetGuard } from "./postbacks/targets.ts";
 import { createCheckout } from "./public/checkout/index.ts";
 import { type ConnectionLimits, createConnectionLimits } from "./public/connections.ts";
 import { createPublicListener, publicRouteOf } from "./public/index.ts";
-import { createLiveStreams } from "./public/live.ts";
+import { createLiveStreams, type LiveStreams } from "./public/live.ts";
 import { createPrivateListener, privateRouteOf } from "./rpc/index.ts";
 import { startCheckpointer } from "./store/sqlite/checkpoint.ts";
 import { type Db, openDatabase } from "./store/sqlite/index.ts";
@@ -156,20 +161,22 @@ async function openStorage({
   return { storage: createSqliteStorage(db), db, postgresUrl: undefined };
 }
 
-export async function startDaemon({
+/**
+ * Storage: opens the database (see {@link openStorage}) and, on a SQLite
+ * file, the WAL checkpointer; stops both, the database last. A failed open
+ * releases what it had opened and throws.
+ */
+async function startStorage({
   config,
+  clock,
   logger,
-  clock = createClock(),
-  resolve,
+  shutdown,
 }: {
   config: Config;
+  clock: Clock;
   logger: Logger;
-  clock?: Clock;
-  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
-  resolve?: Resolver;
-}): Promise<Daemon> {
-  const shutdown = createShutdown();
-  const log = logger.child({ module: "daemon" });
+  shutdown: Shutdown;
+}) {
   let opened: Opened;
   try {
     opened = await openStorage({ config, clock, logger, shutdown });
@@ -186,11 +193,32 @@ export async function startDaemon({
       ? undefined
       : startCheckpointer({ db, path, logger });
   if (checkpointer) shutdown.add(() => checkpointer.close());
-  const metrics = createOpsMetrics({ clock });
-  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
-  let leadership: Leadership | undefined;
+  return { storage, db, postgresUrl, checkpointer };
+}
 
-  let sender: PostbackSender | undefined;
+/**
+ * Payments: starts the address pool's worker and the payment logic over
+ * `storage` for every configured network; stops the pool.
+ */
+async function startPayments({
+  config,
+  clock,
+  logger,
+  shutdown,
+  storage,
+  onEvents,
+  onGroupCommit,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  storage: Storage;
+  /** New events are in the outbox (wakes the postback sender). */
+  onEvents: () => void;
+  /** A group commit landed (nudges the checkpointer). */
+  onGroupCommit: () => void;
+}) {
   // Addresses are derived ahead in a worker thread; an index it has not
   // reached yet is derived on the spot (same addresses, tested).
   const addresses = createAddressPool({
@@ -233,17 +261,41 @@ export async function startDaemon({
     monitorForSeconds: config.payments.monitorFor,
     keepBlocks: keepBlocksOf(first),
     defaultEvents: config.postbacks.events,
-    onEvents: () => sender?.wake(),
-    onGroupCommit: () => void checkpointer?.touch(),
+    onEvents,
+    onGroupCommit,
     waitForScan: true,
   });
+  return { payments, networks, first, decimals };
+}
+
+/**
+ * Postbacks: starts the SSRF guard and builds the sender over the outbox
+ * (its loop runs from {@link startLoops}); stops the guard.
+ */
+function startPostbacks({
+  config,
+  clock,
+  logger,
+  shutdown,
+  payments,
+  decimals,
+  resolve,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  payments: Payments;
+  decimals: number;
+  resolve: Resolver | undefined;
+}): { guard: TargetGuard; sender: PostbackSender } {
   const guard = createTargetGuard({
     allowTargets: config.postbacks.allowTargets,
     connectTimeoutMs: config.postbacks.timeoutMs,
     ...(resolve ? { resolve } : {}),
   });
   shutdown.add(() => guard.close());
-  const postbackSender = createPostbackSender({
+  const sender = createPostbackSender({
     outbox: payments.outbox,
     clock,
     logger,
@@ -257,7 +309,31 @@ export async function startDaemon({
     concurrency: config.postbacks.concurrency,
     dispatcher: guard.dispatcher,
   });
-  sender = postbackSender;
+  return { guard, sender };
+}
+
+/**
+ * Watchers: builds one chain watcher per network, each with its own RPC
+ * client, feeding that network's payment sink (they run from
+ * {@link startLoops}); stops nothing.
+ */
+function createWatchers({
+  config,
+  clock,
+  logger,
+  metrics,
+  networks,
+  first,
+  payments,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  metrics: OpsMetrics;
+  networks: NetworkConfig[];
+  first: NetworkConfig;
+  payments: Payments;
+}) {
   // One watcher per network, each with its own client, cursor, block window,
   // ranges and backoff: a network that is down or lagging stalls no other.
   const watchers = new Map(
@@ -284,7 +360,52 @@ export async function startDaemon({
     ]),
   );
   const watcher = watchers.get(first.name) as ChainWatcher;
+  return { watchers, watcher };
+}
 
+/** The private and public ports, built but not listening yet. */
+type Ports = {
+  privateServer: Server;
+  privateDrain: Drainable;
+  publicServer: Server;
+  publicDrain: Drainable;
+  live: LiveStreams;
+  publicConnections: ConnectionLimits;
+  /** Sets the public port as shoppers reach it (the private port's `checkout_url`s). */
+  setCheckoutBase(base: string): void;
+};
+
+/**
+ * Ports: builds the private port (JSON-RPC) and the public port (status,
+ * checkout, live streams) with its connection caps, both drainable and
+ * counted by `metrics`; stops the connection caps (the drain is
+ * {@link drainOnStop}'s).
+ */
+function createPorts({
+  config,
+  clock,
+  logger,
+  shutdown,
+  metrics,
+  payments,
+  networks,
+  first,
+  decimals,
+  postbacks: { guard, sender },
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  metrics: OpsMetrics;
+  payments: Payments;
+  networks: NetworkConfig[];
+  first: NetworkConfig;
+  decimals: number;
+  postbacks: { guard: TargetGuard; sender: PostbackSender };
+}): Ports {
+  /** The public port as shoppers reach it: `public.url`, else the listener's own address. */
+  let checkoutBase = "";
   const privateServer = createServer(
     createPrivateListener({
       payments,
@@ -298,7 +419,7 @@ export async function startDaemon({
       logger,
       postbacks: {
         checkUrl: (url) => guard.checkUrl(url),
-        resend: (id) => postbackSender.resend(id),
+        resend: (id) => sender.resend(id),
       },
       apiKeys: config.private.apiKeys,
       checkoutUrlOf: (id) => `${checkoutBase}/${id}`,
@@ -346,59 +467,159 @@ export async function startDaemon({
 
   metrics.watchServer(privateServer, "private", privateRouteOf);
   metrics.watchServer(publicServer, "public", publicRouteOf);
-  const ops = config.ops.enabled
-    ? createOpsListener({
-        metrics,
-        writable: () => storage.writable(),
-        scanning: () => leadership?.isLeader() ?? true,
-        payments,
-        networks: networks.map((network) => ({
-          name: network.name,
-          watcher: watchers.get(network.name) as ChainWatcher,
-          bounds: readinessBounds({
-            ready: config.ops.ready,
-            confirmations: network.confirmations,
-            pollIntervalMs: network.pollIntervalMs,
-          }),
-        })),
-        checksPerNetwork: config.networks !== undefined,
-        sender: postbackSender,
-        sseConnections: () => live.count(),
-        clock,
-        logger,
-      })
-    : undefined;
-  if (ops) shutdown.add(() => ops.close());
-  const opsServer = ops ? createServer(ops.listener) : undefined;
-  if (ops && opsServer) metrics.watchServer(opsServer, "ops", ops.routeOf);
-  const opsDrain = opsServer ? drainable(opsServer) : undefined;
   const publicDrain = drainable(publicServer);
+  return {
+    privateServer,
+    privateDrain,
+    publicServer,
+    publicDrain,
+    live,
+    publicConnections,
+    setCheckoutBase: (base) => {
+      checkoutBase = base;
+    },
+  };
+}
 
+/** The ops port, built but not listening yet. */
+type OpsPort = { server: Server; drain: Drainable };
+
+/**
+ * Ops: builds the ops port (/livez, /readyz, /metrics over every part),
+ * undefined with `ops.enabled: false`; stops its heartbeat.
+ */
+function createOps({
+  config,
+  clock,
+  logger,
+  shutdown,
+  metrics,
+  storage,
+  payments,
+  networks,
+  watchers,
+  sender,
+  live,
+  scanning,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  shutdown: Shutdown;
+  metrics: OpsMetrics;
+  storage: Storage;
+  payments: Payments;
+  networks: NetworkConfig[];
+  watchers: ReadonlyMap<string, ChainWatcher>;
+  sender: PostbackSender;
+  live: LiveStreams;
+  /** Whether this daemon runs the scan now (leadership). */
+  scanning: () => boolean;
+}): OpsPort | undefined {
+  if (!config.ops.enabled) return undefined;
+  const ops = createOpsListener({
+    metrics,
+    writable: () => storage.writable(),
+    scanning,
+    payments,
+    networks: networks.map((network) => ({
+      name: network.name,
+      watcher: watchers.get(network.name) as ChainWatcher,
+      bounds: readinessBounds({
+        ready: config.ops.ready,
+        confirmations: network.confirmations,
+        pollIntervalMs: network.pollIntervalMs,
+      }),
+    })),
+    checksPerNetwork: config.networks !== undefined,
+    sender,
+    sseConnections: () => live.count(),
+    clock,
+    logger,
+  });
+  shutdown.add(() => ops.close());
+  const server = createServer(ops.listener);
+  metrics.watchServer(server, "ops", ops.routeOf);
+  return { server, drain: drainable(server) };
+}
+
+/**
+ * Listening: binds the public, private and ops ports, in that order, and
+ * sets the checkout base once the public port has its address; on a failed
+ * bind, closes the ports, stops everything started so far and throws.
+ */
+async function listenPorts({
+  config,
+  log,
+  shutdown,
+  ports,
+  ops,
+}: {
+  config: Config;
+  log: Logger;
+  shutdown: Shutdown;
+  ports: Ports;
+  ops: OpsPort | undefined;
+}): Promise<{ privateUrl: string; publicUrl: string; opsUrl: string | undefined }> {
   let privateUrl: string;
   let publicUrl: string;
   let opsUrl: string | undefined;
-  /** The public port as shoppers reach it: `public.url`, else the listener's own address. */
-  let checkoutBase = "";
   try {
-    publicUrl = await listen(publicServer, config.public.host, config.public.port);
-    checkoutBase =
+    publicUrl = await listen(ports.publicServer, config.public.host, config.public.port);
+    const checkoutBase =
       config.public.url ??
       publicUrl.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
+    ports.setCheckoutBase(checkoutBase);
     if (config.public.url === undefined && !isLoopbackHost(config.public.host)) {
       log.warn(
         { public_url: checkoutBase },
         "public.url is not set: checkout_url uses the listener's address; set public.url to the address shoppers reach",
       );
     }
-    privateUrl = await listen(privateServer, config.private.host, config.private.port);
-    if (opsServer) opsUrl = await listen(opsServer, config.ops.host, config.ops.port);
+    privateUrl = await listen(ports.privateServer, config.private.host, config.private.port);
+    if (ops) opsUrl = await listen(ops.server, config.ops.host, config.ops.port);
   } catch (error) {
-    live.close();
-    await Promise.all([publicDrain.close(0), privateDrain.close(0), opsDrain?.close(0)]);
+    ports.live.close();
+    await Promise.all([
+      ports.publicDrain.close(0),
+      ports.privateDrain.close(0),
+      ops?.drain.close(0),
+    ]);
     await shutdown.kill();
     throw error;
   }
+  return { privateUrl, publicUrl, opsUrl };
+}
 
+/**
+ * Loops: starts the head subscriptions, the scan (every chain watcher and
+ * the deadline sweep; on PostgreSQL, leadership runs it in terms while this
+ * replica leads) and the postback sender's loop; each ends when `shutdown`
+ * aborts, and a fatal error in any stops the daemon.
+ */
+function startLoops({
+  config,
+  clock,
+  logger,
+  log,
+  shutdown,
+  networks,
+  watchers,
+  payments,
+  sender,
+  postgresUrl,
+}: {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  log: Logger;
+  shutdown: Shutdown;
+  networks: NetworkConfig[];
+  watchers: ReadonlyMap<string, ChainWatcher>;
+  payments: Payments;
+  sender: PostbackSender;
+  postgresUrl: string | undefined;
+}) {
   const heads = networks.flatMap((network) =>
     network.wsUrl
       ? [
@@ -425,63 +646,175 @@ export async function startDaemon({
     );
   /** The scanner's terms on PostgreSQL: each runs until leadership is lost (or the stop). */
   const terms: Promise<unknown>[] = [];
-  if (postgresUrl !== undefined) {
-    leadership = createLeadership({
-      url: postgresUrl,
-      clock,
-      logger,
-      onElected: (term) => {
-        terms.push(Promise.allSettled(scan(AbortSignal.any([term, shutdown.signal]))));
-      },
-    });
-  }
+  /** Leadership among replicas (PostgreSQL only): who runs the scan. */
+  const leadership =
+    postgresUrl === undefined
+      ? undefined
+      : createLeadership({
+          url: postgresUrl,
+          clock,
+          logger,
+          onElected: (term) => {
+            terms.push(Promise.allSettled(scan(AbortSignal.any([term, shutdown.signal]))));
+          },
+        });
   const loops = [
     ...(leadership ? [leadership.run(shutdown.signal)] : scan(shutdown.signal)),
-    postbackSender.run(shutdown.signal),
+    sender.run(shutdown.signal),
     ...heads.map((subscription) => subscription.run(shutdown.signal)),
   ].map(fatal);
-  // The first thing a stop does (terminators run newest first): the ports
-  // stop accepting and answer what they have in flight while the loops,
-  // already told by the abort, finish their current step (a scan batch
-  // commits with its cursor, or is not started). Only then are the workers
-  // and the database closed.
+  return { loops, terms, leadership };
+}
+
+/**
+ * The stop's first step (terminators run newest first): the ports stop
+ * accepting and answer what they have in flight while the loops, already
+ * told by the abort, finish their current step (a scan batch commits with
+ * its cursor, or is not started). Only then are the workers and the
+ * database closed.
+ */
+function drainOnStop({
+  log,
+  shutdown,
+  ports,
+  ops,
+  loops,
+  terms,
+}: {
+  log: Logger;
+  shutdown: Shutdown;
+  ports: Ports;
+  ops: OpsPort | undefined;
+  loops: Promise<void>[];
+  terms: Promise<unknown>[];
+}): void {
   shutdown.add(async () => {
     log.info(
-      { in_flight: privateDrain.inFlight() + publicDrain.inFlight() },
+      { in_flight: ports.privateDrain.inFlight() + ports.publicDrain.inFlight() },
       "stopping: no new connections; finishing requests in flight and the current scan batch",
     );
-    live.close();
+    ports.live.close();
     await Promise.all([
-      close(privateDrain, "private", log),
-      close(publicDrain, "public", log),
-      ...(opsDrain ? [close(opsDrain, "ops", log)] : []),
+      close(ports.privateDrain, "private", log),
+      close(ports.publicDrain, "public", log),
+      ...(ops ? [close(ops.drain, "ops", log)] : []),
       Promise.allSettled(loops),
     ]);
     // A term's watchers finish their batch once leadership is released.
     await Promise.allSettled(terms);
   });
+}
+
+/**
+ * Stops the daemon once every loop has ended; the promise settles when it
+ * has stopped and rejects with the first loop's fatal error.
+ */
+function doneWhenLoopsEnd({
+  shutdown,
+  loops,
+}: {
+  shutdown: Shutdown;
+  loops: Promise<void>[];
+}): Promise<void> {
   const done = Promise.allSettled(loops).then(async (results) => {
     await shutdown.kill();
     const failed = results.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
   });
   done.catch(() => {});
+  return done;
+}
+
+/**
+ * Starts the daemon in named steps, in the order below. A stop (`stop()`,
+ * or a loop's fatal error) undoes them in reverse, each step's terminators
+ * newest first: drainOnStop's drain of the ports and loops, then the ops
+ * heartbeat, the public connection caps, the postback guard, the address
+ * pool, the checkpointer, and the database last (its lock after it).
+ */
+export async function startDaemon({
+  config,
+  logger,
+  clock = createClock(),
+  resolve,
+}: {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
+  resolve?: Resolver;
+}): Promise<Daemon> {
+  const shutdown = createShutdown();
+  const log = logger.child({ module: "daemon" });
+  const base = { config, clock, logger };
+  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
+  const metrics = createOpsMetrics({ clock });
+  /** Set by startLoops on PostgreSQL; without it this daemon always scans. */
+  let leadership: Leadership | undefined;
+  const isLeader = () => leadership?.isLeader() ?? true;
+  /** Wakes the postback sender on new events; a no-op until it is built. */
+  let wakeSender: (() => void) | undefined;
+  const { payments, networks, first, decimals } = await startPayments({
+    ...base,
+    shutdown,
+    storage,
+    onEvents: () => wakeSender?.(),
+    onGroupCommit: () => void checkpointer?.touch(),
+  });
+  const postbacks = startPostbacks({ ...base, shutdown, payments, decimals, resolve });
+  const { sender } = postbacks;
+  wakeSender = () => sender.wake();
+  const { watchers, watcher } = createWatchers({ ...base, metrics, networks, first, payments });
+  const ports = createPorts({
+    ...base,
+    shutdown,
+    metrics,
+    payments,
+    networks,
+    first,
+    decimals,
+    postbacks,
+  });
+  const ops = createOps({
+    ...base,
+    shutdown,
+    metrics,
+    storage,
+    payments,
+    networks,
+    watchers,
+    sender,
+    live: ports.live,
+    scanning: isLeader,
+  });
+  const urls = await listenPorts({ config, log, shutdown, ports, ops });
+  const started = startLoops({
+    ...base,
+    log,
+    shutdown,
+    networks,
+    watchers,
+    payments,
+    sender,
+    postgresUrl,
+  });
+  leadership = started.leadership;
+  drainOnStop({ log, shutdown, ports, ops, loops: started.loops, terms: started.terms });
+  const done = doneWhenLoopsEnd({ shutdown, loops: started.loops });
 
   log.info(
-    { private_url: privateUrl, public_url: publicUrl, ops_url: opsUrl ?? null },
+    { private_url: urls.privateUrl, public_url: urls.publicUrl, ops_url: urls.opsUrl ?? null },
     "daemon started",
   );
   return {
-    privateUrl,
-    publicUrl,
-    opsUrl,
+    ...urls,
     payments,
-    sender: postbackSender,
+    sender,
     watcher,
     watchers,
-    publicConnections,
+    publicConnections: ports.publicConnections,
     db,
-    isLeader: () => leadership?.isLeader() ?? true,
+    isLeader,
     done,
     stop: () => shutdown.kill(),
   };
