@@ -30,7 +30,7 @@ module.exports = {
     {
       name: "chain-knows-no-payments",
       comment:
-        "chain/ knows tokens and blocks, not payments: it emits batches and rewinds to a sink. Importing payments, the store or a port would tie reorg logic to one use of it (ARCHITECTURE.md).",
+        "chain/ knows tokens and blocks, not payments: it emits batches and rewinds to a sink. Importing payments, the store or a port would tie reorg logic to one use of it (docs/development.md).",
       severity: "error",
       from: { path: "^src/chain/" },
       to: { path: "^src/(payments|store|rpc|public|postbacks)/" },
@@ -110,7 +110,7 @@ module.exports = {
     {
       name: "src-not-to-dev-deps",
       comment:
-        "Production installs with `npm ci --omit=dev` (README, Dockerfile): a devDependency imported from src/ is missing there. The one exception is the worker bootstraps (*-worker.mjs): they load a worker's TypeScript through tsx when the daemon runs from the sources, and the compiled daemon never loads them (internal/background.ts workerModule).",
+        "Production installs with `npm ci --omit=dev` (docs/production.md, Dockerfile): a devDependency imported from src/ is missing there. The one exception is the worker bootstraps (*-worker.mjs): they load a worker's TypeScript through tsx when the daemon runs from the sources, and the compiled daemon never loads them (internal/background.ts workerModule).",
       severity: "error",
       from: { path: "^src/", pathNot: "^src/.+-worker[.]mjs$" },
       to: { dependencyTypes: ["npm-dev"] },

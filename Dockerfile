@@ -9,7 +9,7 @@
 #     0xbtcpay
 #
 # The config must set database.path under /data and private.host "0.0.0.0"
-# (see README.md, "Docker"). Built and run for real, with podman, by
+# (see docs/production.md, "Docker"). Built and run for real, with podman, by
 # `npm run docker:verify` (test/docker/verify.sh).
 
 # --- build: TypeScript to JavaScript (dist/). Needs the devDependencies (the
@@ -74,7 +74,7 @@ VOLUME /data
 EXPOSE 8888 8080 9464
 # NOTE: /livez, not /readyz: an unhealthy container gets restarted or taken
 # out of rotation, and a restart cures neither a slow RPC provider nor a
-# stalled chain. /readyz is for monitoring (README "Operations"). The ops
+# stalled chain. /readyz is for monitoring (docs/operations.md, "Health and metrics"). The ops
 # listener stays on 127.0.0.1 (ops.host) inside the container; this check
 # runs in the container's own network namespace. No curl in the image: node
 # does the request. Change the port here (--health-cmd) if ops.port changes.

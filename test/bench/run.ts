@@ -9,7 +9,7 @@
  *   npm run bench -- --profile DIR      --cpu-prof the daemon (and baseline) children into DIR
  *
  * Everything runs on 127.0.0.1: anvil, the daemon and the baselines in child
- * processes, autocannon in this process. See README "Benchmarks".
+ * processes, autocannon in this process. See docs/benchmarks.md.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";

@@ -48,11 +48,12 @@ describe("0xbtcpay CLI", () => {
   });
 
   test.each([["serve"], ["dev"], ["derive"], ["dev", "pay"]])(
-    "%s --help describes the command",
+    "%s --help describes the command and ends by naming its section of docs/operations.md",
     async (...command) => {
       const { code, stdout } = await cli([...command, "--help"]);
       expect(code).toBe(0);
       expect(stdout).toMatch(/^Usage: 0xbtcpay /);
+      expect(stdout.endsWith(`\nDocs: docs/operations.md#${command.join("-")}\n`)).toBe(true);
     },
   );
 

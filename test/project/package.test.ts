@@ -145,6 +145,7 @@ describe("the packed npm package", () => {
       "bin",
       "config",
       "dist",
+      "docs",
       "node_modules",
       "npm-shrinkwrap.json",
       "package.json",
@@ -208,6 +209,11 @@ describe("the packed npm package", () => {
     expect(serve.stdout).toMatch(/^Usage: 0xbtcpay serve \[options\]/);
     expect(serve.stdout).toContain("OXBTCPAY_RPC_URL");
     expect(serve.stdout).toContain("OXBTCPAY_DATABASE_URL");
+    // The section it names ships with the package.
+    expect(serve.stdout).toContain("\nDocs: docs/operations.md#serve\n");
+    expect(readFileSync(join(installed, "docs", "operations.md"), "utf8")).toContain(
+      "\n### `serve`\n",
+    );
     // doctor checks a config without starting anything.
     expect(help.stdout).toContain("\n  doctor ");
     const doctor = await npx(["doctor", "--help"]);

@@ -1,7 +1,7 @@
 /**
  * config/0xbtcpay.service: systemd's own parser accepts every line of it
  * (`systemd-analyze verify`, from Debian's systemd package, which .ci/run
- * installs when missing), and it keeps the hardening the README promises.
+ * installs when missing), and it keeps the hardening docs/production.md promises.
  */
 import { execFile } from "node:child_process";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
@@ -74,7 +74,7 @@ describe("the systemd unit", () => {
     expect(output).toContain("Unknown key 'ProtectSytem' in section [Service], ignoring.");
   });
 
-  test("runs the compiled daemon as a dedicated user, with the hardening and limits the README lists", async () => {
+  test("runs the compiled daemon as a dedicated user, with the hardening and limits docs/production.md lists", async () => {
     const unit = parseUnit(readFileSync(UNIT, "utf8"));
     const service = new Map(unit.get("Service"));
     expect(service.get("ExecStart")).toBe(

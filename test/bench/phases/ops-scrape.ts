@@ -10,7 +10,7 @@
  *
  * ops_status_seed_ms is the one GROUP BY the daemon runs at start to seed
  * payments by status. The query plans of what a scrape and the seed run
- * are printed on stderr (README "Benchmarks").
+ * are printed on stderr (docs/benchmarks.md).
  */
 import { join } from "node:path";
 import { openDatabase } from "../../../src/store/sqlite/index.ts";

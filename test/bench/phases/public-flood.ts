@@ -168,7 +168,7 @@ export const publicFloodPhase: Phase = {
         readFileSync(`/proc/${daemon.pid}/limits`, "utf8"),
       );
       if (descriptorLimit === undefined) throw new Error("no descriptor limit for the daemon");
-      // The caps in force: the daemon's defaults (README "Public port").
+      // The caps in force: the daemon's defaults (docs/production.md, "Connection caps and timeouts").
       const caps = smoke
         ? SMOKE_CAPS
         : { maxConnections: defaultMaxConnections(descriptorLimit), maxConnectionsPerIp: 256 };
