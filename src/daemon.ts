@@ -133,11 +133,13 @@ async function openStorage({
   clock,
   logger,
   shutdown,
+  sqlTrace,
 }: {
   config: Config;
   clock: Clock;
   logger: Logger;
   shutdown: Shutdown;
+  sqlTrace: ((sql: string) => void) | undefined;
 }): Promise<Opened> {
   const url = config.database.url;
   if (url !== undefined) {
@@ -156,7 +158,7 @@ async function openStorage({
     const lock = lockDatabase({ path, command: "serve" });
     shutdown.add(() => lock.release());
   }
-  const db = openDatabase({ path });
+  const db = openDatabase({ path, verbose: sqlTrace });
   shutdown.add(() => db.close());
   return { storage: createSqliteStorage(db), db, postgresUrl: undefined };
 }
@@ -171,15 +173,17 @@ async function startStorage({
   clock,
   logger,
   shutdown,
+  sqlTrace,
 }: {
   config: Config;
   clock: Clock;
   logger: Logger;
   shutdown: Shutdown;
+  sqlTrace: ((sql: string) => void) | undefined;
 }) {
   let opened: Opened;
   try {
-    opened = await openStorage({ config, clock, logger, shutdown });
+    opened = await openStorage({ config, clock, logger, shutdown, sqlTrace });
   } catch (error) {
     await shutdown.kill();
     throw error;
@@ -737,17 +741,27 @@ export async function startDaemon({
   logger,
   clock = createClock(),
   resolve,
+  sqlTrace,
 }: {
   config: Config;
   logger: Logger;
   clock?: Clock;
   /** DNS for the postback SSRF guard; tests inject one, production uses the system's. */
   resolve?: Resolver;
+  /**
+   * Told every statement the SQLite connection runs (the tests count what
+   * start-up reads); nothing on PostgreSQL.
+   */
+  sqlTrace?: (sql: string) => void;
 }): Promise<Daemon> {
   const shutdown = createShutdown();
   const log = logger.child({ module: "daemon" });
   const base = { config, clock, logger };
-  const { storage, db, postgresUrl, checkpointer } = await startStorage({ ...base, shutdown });
+  const { storage, db, postgresUrl, checkpointer } = await startStorage({
+    ...base,
+    shutdown,
+    sqlTrace,
+  });
   const metrics = createOpsMetrics({ clock });
   /** Set by startLoops on PostgreSQL; without it this daemon always scans. */
   let leadership: Leadership | undefined;

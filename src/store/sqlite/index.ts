@@ -94,17 +94,24 @@ export function openDatabase({
   readonly = false,
   migrate: migrateSchema = true,
   allowOlder = false,
+  verbose,
 }: {
   path: string;
   readonly?: boolean;
   migrate?: boolean;
   allowOlder?: boolean;
+  /** Told every SQL statement the connection runs, its parameters filled in. */
+  verbose?: ((sql: string) => void) | undefined;
 }): Db {
   const migrating = migrateSchema && !readonly;
   if (!migrating && path !== ":memory:" && !existsSync(path)) {
     throw new DatabaseMissingError({ path });
   }
-  const db = new Database(path, { readonly, fileMustExist: !migrating });
+  const db = new Database(path, {
+    readonly,
+    fileMustExist: !migrating,
+    ...(verbose ? { verbose: (sql: unknown) => verbose(String(sql)) } : {}),
+  });
   try {
     // NOTE: synchronous must be set on every open. better-sqlite3 does not keep
     // it, and WAL at the default NORMAL can lose the last commits on power loss:
