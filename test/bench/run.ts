@@ -24,6 +24,7 @@ import { detectPhase, PAYER } from "./phases/detect.ts";
 import { detectBrowserPhase } from "./phases/detect-browser.ts";
 import { matchPhase } from "./phases/match.ts";
 import { opsScrapePhase } from "./phases/ops-scrape.ts";
+import { overduePhase } from "./phases/overdue.ts";
 import { postgresPhase } from "./phases/postgres.ts";
 import { publicFloodPhase } from "./phases/public-flood.ts";
 import { rssPhase } from "./phases/rss.ts";
@@ -41,6 +42,7 @@ const PHASES: Phase[] = [
   detectPhase,
   backfillPhase,
   rssPhase,
+  overduePhase,
   checkoutPhase,
   detectBrowserPhase,
   ssePhase,

@@ -294,3 +294,45 @@ export function makeEventsPending({ path, count }: { path: string; count: number
   });
   db.close();
 }
+
+/**
+ * `total` open payments, created two days ago with deadlines a day ago and
+ * nothing received: a daemon that was down during a sale comes back to
+ * them (ids and addresses follow the row number, from the derivation
+ * counter on). Every `optedInEvery`-th opted in to payment.expired; the
+ * others get the daemon's default events (no postback on expiry). Returns
+ * the ids.
+ */
+export function seedOverdue({
+  path,
+  total,
+  postbackUrl,
+  optedInEvery = 0,
+  now = Date.now(),
+}: {
+  path: string;
+  total: number;
+  postbackUrl: string;
+  optedInEvery?: number;
+  now?: number;
+}): string[] {
+  const db = openDatabase({ path });
+  db.pragma("synchronous = OFF");
+  const first = db
+    .prepare("SELECT value FROM counters WHERE name = 'derivation_index'")
+    .pluck()
+    .get() as number;
+  db.transaction(() => {
+    db.prepare(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < @total)
+      INSERT INTO payments (id, amount, derivation_index, address, postback_url, created_at,
+        expires_at, postback_events)
+      SELECT printf('%016x', @first + i), '100000000', @first + i, printf('0x%040x', @first + i + 1),
+        @url, @now - 2 * 86400000 + i, @now - 86400000 + i,
+        CASE WHEN @every > 0 AND i % @every = 0 THEN '["payment.expired"]' END
+      FROM n`).run({ total, url: postbackUrl, now, every: optedInEvery, first });
+    db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(first + total);
+  })();
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+  return Array.from({ length: total }, (_, i) => (first + i).toString(16).padStart(16, "0"));
+}

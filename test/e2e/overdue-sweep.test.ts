@@ -15,7 +15,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { SWEEP_BATCH } from "../../src/payments/deadlines.ts";
-import { openDatabase } from "../../src/store/sqlite/index.ts";
+import { seedOverdue } from "../bench/seed.ts";
 import {
   startPayment,
   startReceiver,
@@ -41,27 +41,11 @@ afterAll(async () => {
   dir.cleanup();
 });
 
-/** 20,000 payments as start_payment wrote them a day and more ago, none paid. */
-function seedOverdue(path: string, postbackUrl: string, now: number) {
-  const db = openDatabase({ path });
-  db.transaction(() => {
-    db.prepare(`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < @total)
-      INSERT INTO payments (id, amount, derivation_index, address, postback_url, created_at,
-        expires_at, postback_events)
-      SELECT printf('%016x', i), '100000000', i, printf('0x%040x', i + 1), @url,
-        @now - 2 * 86400000 + i, @now - 86400000 + i,
-        CASE WHEN i % @every = 0 THEN '["payment.expired"]' END
-      FROM n`).run({ total: OVERDUE, url: postbackUrl, now, every: OPTED_IN_EVERY });
-    db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(OVERDUE);
-  })();
-  db.close();
-}
-
 describe("a backlog of overdue payments at start", () => {
   test("is worked off in batches while both ports answer; each ends expired, one postback per opted-in shop", async () => {
     const receiver = await startReceiver();
     const path = join(dir.path, "overdue.sqlite");
-    seedOverdue(path, receiver.url, Date.now());
+    seedOverdue({ path, total: OVERDUE, postbackUrl: receiver.url, optedInEvery: OPTED_IN_EVERY });
     const observer = new Database(path, { readonly: true });
     const expiredCount = observer
       .prepare("SELECT count(*) FROM payments WHERE status = 'expired'")
