@@ -8,6 +8,7 @@
  * screen at 360 and 1280 px, in English and Spanish, go to
  * test-output/checkout/.
  */
+
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
@@ -20,6 +21,7 @@ import { ANVIL_ACCOUNTS } from "../../src/chain/anvil.ts";
 import type { Daemon } from "../../src/daemon.ts";
 import { erc20TransferUri, transferCalldata } from "../../src/public/checkout/uri.ts";
 import { decodeQr, launchBrowser, recordRequests } from "../helpers/browser.ts";
+import { expectCachedPagesAsRendered } from "../helpers/checkout.ts";
 import {
   anvilCall,
   chainAlignedClock,
@@ -425,6 +427,33 @@ describe("the checkout page in Chromium", () => {
     ).toEqual([]);
   });
 
+  test("the countdown follows the server's clock (Server-Timing), not the browser's, and the page's bytes carry no time", async () => {
+    const created = await create({ expires_in: 3600 });
+    const first = await fetch(`${daemon.publicUrl}/${created.id}`);
+    const firstBody = await first.text();
+    // The server's clock 20 minutes ahead of the browser's: 40 minutes are left by it.
+    clock.skewMs += 20 * 60_000;
+    try {
+      const again = await fetch(`${daemon.publicUrl}/${created.id}`);
+      expect(await again.text()).toBe(firstBody);
+      expect(again.headers.get("server-timing")).toMatch(/^clock;desc="\d{13}"$/);
+      const { page } = await newPage();
+      await page.goto(`${daemon.publicUrl}/${created.id}`);
+      const left = await waitFor(
+        async () => {
+          const text = (await page.locator("#countdown").textContent()) ?? "";
+          return /^\d+:\d\d(?::\d\d)?$/.test(text) ? text : undefined;
+        },
+        { what: "the countdown running" },
+      );
+      const [minutes] = left.split(":").map(Number);
+      expect(minutes).toBeGreaterThanOrEqual(38);
+      expect(minutes).toBeLessThanOrEqual(40);
+    } finally {
+      clock.skewMs -= 20 * 60_000;
+    }
+  });
+
   test("a malformed or unknown id is a 404 page in the chosen language", async () => {
     const { page } = await newPage();
     const unknown = await page.goto(`${daemon.publicUrl}/0123456789abcdef?lang=es`);
@@ -505,6 +534,15 @@ describe("every screen: axe-core, both languages, screenshots at 360 and 1280 px
     await seen(confirming.id, "confirming", (s) => s.status === "seen" && s.confirmations === 1);
     return { waiting, partial, confirming, paid, cancelled, expired, paid_late: late, reorged };
   }
+
+  test("a page served from the cache is the page rendered afresh: every screen, both languages, gzipped or not", async () => {
+    const states = await paymentsInEveryState();
+    const hits = await expectCachedPagesAsRendered({
+      payments: screens.payments,
+      ids: Object.values(states).map((p) => p.id),
+    });
+    expect(hits).toBeGreaterThan(0);
+  });
 
   test("no serious or critical axe violation on any screen, in English and Spanish; screenshots taken", async () => {
     const states = await paymentsInEveryState();

@@ -20,6 +20,7 @@ import { parseConfig } from "../../src/config/index.ts";
 import { type Daemon, startDaemon } from "../../src/daemon.ts";
 import { erc20TransferUri, transferCalldata } from "../../src/public/checkout/uri.ts";
 import { decodeQr, launchBrowser, recordRequests } from "../helpers/browser.ts";
+import { expectCachedPagesAsRendered } from "../helpers/checkout.ts";
 import {
   anvilCall,
   LOOPBACK_TARGETS,
@@ -27,9 +28,11 @@ import {
   rpc,
   silentLogger,
   startTestChain,
+  status as statusOf,
   type TestChain,
   tempDir,
   tokens,
+  waitFor,
 } from "../helpers/index.ts";
 
 const PAYER = ANVIL_ACCOUNTS[1] as Hex;
@@ -303,6 +306,61 @@ describe("the network switch of a payment that accepts Ethereum and Polygon", ()
     await page.goto(`${restricted.checkout_url}?network=ethereum`);
     expect(await qrOf(page)).toBe(uriOn(poly, 31338, restricted.address, tokens(1)));
     expect(requests.offMachine()).toEqual([]);
+  });
+
+  test("a page served from the cache is the page rendered afresh, on each network, both languages: open, partly paid on Polygon, restricted, unknown ?network=", async () => {
+    const open = await create({ amount: "3" });
+    const partial = await create({ amount: "3" });
+    const hash = await poly.submitTransfer({
+      token: poly.token,
+      from: PAYER,
+      to: partial.address,
+      value: tokens(1),
+    });
+    await poly.mine(1);
+    await poly.client.waitForTransactionReceipt({ hash, pollingInterval: 20 });
+    await waitFor(
+      async () => (await statusOf(daemon.publicUrl, partial.id)).body.paid_amount === "1",
+      { what: "the partial payment seen on Polygon" },
+    );
+    const restricted = await create({ amount: "1", networks: ["polygon"] });
+    const hits = await expectCachedPagesAsRendered({
+      payments: daemon.payments,
+      ids: [open.id, partial.id, restricted.id],
+      networks: new Map([
+        [
+          "ethereum",
+          {
+            chainId: 31337,
+            token: eth.token,
+            networkName: "Ethereum",
+            symbol: "0xBTC",
+            explorerUrl: undefined,
+          },
+        ],
+        [
+          "polygon",
+          {
+            chainId: 31338,
+            token: poly.token,
+            networkName: "Polygon",
+            symbol: "0xBTC",
+            explorerUrl: undefined,
+          },
+        ],
+        [
+          "solana",
+          {
+            chainId: 1,
+            token: eth.token,
+            networkName: "Solana",
+            symbol: "0xBTC",
+            explorerUrl: undefined,
+          },
+        ],
+      ]),
+    });
+    expect(hits).toBeGreaterThan(0);
   });
 
   test("axe-core finds no serious or critical violation with the switch, in English and Spanish, and dark; screenshots at 360 and 1280 px", async () => {

@@ -3,10 +3,18 @@
  * page, in the shopper's language) and `GET /assets/<name>` (its script,
  * styles and theme, content-hashed and cached for good). Answers are plain
  * objects; the public listener writes them.
+ *
+ * A page's bytes follow from what it shows of the payment (its view, the
+ * network shown, the language) and nothing else: the server's clock, which
+ * the countdown needs, travels in a header (`Server-Timing: clock`). So a
+ * page, gzipped, is rendered once and served from a cache until what it
+ * shows changes: building its two QR codes and compressing it cost a
+ * hundred times what serving its bytes does, and a bot asking for pages
+ * must not take the public port's core from everyone else.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import QRCode from "qrcode";
 import { formatAmount } from "../../payments/amount.ts";
 import type { CheckoutView, Payments } from "../../payments/index.ts";
@@ -43,6 +51,8 @@ type Asset = { url: string; type: string; raw: Buffer; gzip: Buffer };
 const ASSET_DIR = new URL("./assets/", import.meta.url);
 /** QR codes kept (then the cache starts over): each is a few KB. */
 const QR_CACHE_SIZE = 2_000;
+/** The rendered pages kept, gzipped (a page is about 4 KB): the least recently served go first. */
+export const PAGE_CACHE_BYTES = 64 * 1024 * 1024;
 /** The shopper's language choice is remembered this long (seconds). */
 const LANGUAGE_COOKIE_MAX_AGE = 365 * 86_400;
 
@@ -81,7 +91,11 @@ export type Checkout = {
   notFound(request: CheckoutRequest): CheckoutResponse;
   /** Asset URLs, for the benchmark's first-load count. */
   assetUrls(): string[];
+  /** The rendered-page cache: pages served from it and rendered, and what it holds. */
+  pageCacheStats(): PageCacheStats;
 };
+
+export type PageCacheStats = { hits: number; misses: number; entries: number; bytes: number };
 
 /** What the page shows of one network: where to send and how it is called. */
 export type CheckoutNetwork = Pick<
@@ -109,6 +123,7 @@ export function createCheckout({
   language,
   themeColor,
   now = () => Date.now(),
+  pageCacheBytes = PAGE_CACHE_BYTES,
 }: {
   payments: Pick<Payments, "checkout">;
   /** The page's settings, with the first network's (the only one with a single chain). */
@@ -124,7 +139,10 @@ export function createCheckout({
   /** `checkout.language`: the last fallback. */
   language: Language;
   themeColor: string;
+  /** The server's clock, sent with each page for the countdown. */
   now?: () => number;
+  /** How many bytes of rendered pages to keep; 0: render every page. */
+  pageCacheBytes?: number;
 }): Checkout {
   const assets = new Map<string, Asset>();
   const add = (item: Asset) => {
@@ -162,9 +180,10 @@ export function createCheckout({
     return svg;
   }
 
+  /** An HTML answer of `status`: `gzipped` as it is when the request accepts gzip, else unzipped. */
   function htmlResponse(
     status: number,
-    html: string,
+    gzipped: Buffer,
     request: CheckoutRequest,
     extra: Record<string, string> = {},
   ): CheckoutResponse {
@@ -175,13 +194,15 @@ export function createCheckout({
       "referrer-policy": "no-referrer",
       "x-content-type-options": "nosniff",
       "cache-control": "no-store",
+      // The countdown's reference: the page's script reads it from the
+      // navigation's timing (the page's own bytes carry no time).
+      "server-timing": `clock;desc="${now()}"`,
       vary: "Accept-Language, Cookie, Accept-Encoding",
       ...(settings.frameAncestors.length === 0 ? { "x-frame-options": "DENY" } : {}),
       ...(gzip ? { "content-encoding": "gzip" } : {}),
       ...extra,
     };
-    const body = Buffer.from(html);
-    return { status, headers, body: gzip ? gzipSync(body) : body };
+    return { status, headers, body: gzip ? gzipped : gunzipSync(gzipped) };
   }
 
   function languageOf(request: CheckoutRequest) {
@@ -257,7 +278,6 @@ export function createCheckout({
       paymentUri,
       calldata: transferCalldata({ to: view.address, amount: remainingUnits }),
       qr: { payment: paymentQr, address: addressQr },
-      now: now(),
       settings,
       networks: choices,
       paidOn: paidOn ?? settings,
@@ -267,7 +287,50 @@ export function createCheckout({
 
   function notFound(request: CheckoutRequest): CheckoutResponse {
     const { lang, cookie } = languageOf(request);
-    return htmlResponse(404, renderNotFound({ lang, assets: urls }), request, cookie);
+    return htmlResponse(404, notFoundPage(lang), request, cookie);
+  }
+
+  const pages = createPageCache(pageCacheBytes);
+  /** The 404 page of each language, rendered once: it shows nothing of any payment. */
+  const notFoundPages = new Map<Language, Buffer>();
+  function notFoundPage(lang: Language): Buffer {
+    let page = notFoundPages.get(lang);
+    if (!page) {
+      page = gzipSync(Buffer.from(renderNotFound({ lang, assets: urls })));
+      notFoundPages.set(lang, page);
+    }
+    return page;
+  }
+
+  /** The page of `found` in `lang` on the network asked for, gzipped: from the cache, or rendered. */
+  async function pageGzip(
+    id: string,
+    lang: Language,
+    found: CheckoutView,
+    requested: string | null,
+  ) {
+    const shown = networksFor(found.view, requested).choices?.selected ?? "";
+    // NOTE: keyed by the network shown, not the one asked for: an unknown
+    // ?network= shows the first and takes no entry of its own.
+    const key = `${id}\n${lang}\n${shown}`;
+    const { view, amounts, description, returnUrl, cancelUrl } = found;
+    const shows = JSON.stringify([
+      view,
+      `${amounts.amount}`,
+      `${amounts.paid}`,
+      `${amounts.late}`,
+      description,
+      returnUrl,
+      cancelUrl,
+    ]);
+    const render = async () =>
+      gzipSync(Buffer.from(renderPage(await model(id, lang, found, requested))));
+    if (pageCacheBytes <= 0) return render();
+    const hit = pages.get(key, shows);
+    if (hit) return hit;
+    const gzip = await render();
+    pages.set(key, shows, gzip);
+    return gzip;
   }
 
   return {
@@ -275,8 +338,8 @@ export function createCheckout({
       const found = await payments.checkout(id);
       if (!found) return notFound(request);
       const { lang, cookie } = languageOf(request);
-      const page = renderPage(await model(id, lang, found, request.query.get("network")));
-      return htmlResponse(200, page, request, cookie);
+      const gzip = await pageGzip(id, lang, found, request.query.get("network"));
+      return htmlResponse(200, gzip, request, cookie);
     },
     asset(path, acceptEncoding) {
       const item = assets.get(path);
@@ -296,5 +359,54 @@ export function createCheckout({
     },
     notFound,
     assetUrls: () => [...assets.keys()],
+    pageCacheStats: () => pages.stats(),
+  };
+}
+
+/**
+ * Rendered pages by key (payment, language, network shown), each with what
+ * it shows: an entry serves only while the payment still shows the same.
+ * Bounded by the bytes kept; the least recently served entry goes first.
+ */
+function createPageCache(maxBytes: number) {
+  const entries = new Map<string, { shows: string; body: Buffer }>();
+  let bytes = 0;
+  let hits = 0;
+  let misses = 0;
+  const sizeOf = (key: string, entry: { shows: string; body: Buffer }) =>
+    key.length + entry.shows.length + entry.body.length;
+  function drop(key: string) {
+    const entry = entries.get(key);
+    if (!entry) return;
+    entries.delete(key);
+    bytes -= sizeOf(key, entry);
+  }
+  return {
+    get(key: string, shows: string): Buffer | undefined {
+      const entry = entries.get(key);
+      if (!entry || entry.shows !== shows) {
+        drop(key);
+        misses++;
+        return undefined;
+      }
+      hits++;
+      // Most recently served last: Map keeps insertion order.
+      entries.delete(key);
+      entries.set(key, entry);
+      return entry.body;
+    },
+    set(key: string, shows: string, body: Buffer): void {
+      drop(key);
+      const entry = { shows, body };
+      const size = sizeOf(key, entry);
+      if (size > maxBytes) return;
+      entries.set(key, entry);
+      bytes += size;
+      for (const [oldest] of entries) {
+        if (bytes <= maxBytes) break;
+        drop(oldest);
+      }
+    },
+    stats: (): PageCacheStats => ({ hits, misses, entries: entries.size, bytes }),
   };
 }

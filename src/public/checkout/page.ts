@@ -75,8 +75,6 @@ export type PageModel = {
   calldata: string;
   /** Server-rendered QR codes (SVG markup): the payment URI and the address alone. */
   qr: { payment: string; address: string };
-  /** UNIX ms when the page was rendered (the countdown's reference). */
-  now: number;
   /** The shop's settings on the network shown (its chain id, token, name, explorer). */
   settings: CheckoutSettings;
   /**
@@ -102,15 +100,21 @@ function translator(lang: Language): T {
   return (key, values) => fill(messages[key], values);
 }
 
+const timeFormats = new Map<Language, Intl.DateTimeFormat>();
+
 /** A UNIX-seconds time as the shopper reads it, in UTC. */
 function formatTime(seconds: number, lang: Language): string {
-  return new Intl.DateTimeFormat(lang === "es" ? "es-ES" : "en-GB", {
-    dateStyle: "medium",
-    timeStyle: "short",
-    timeZone: "UTC",
-  })
-    .format(new Date(seconds * 1000))
-    .concat(" UTC");
+  // NOTE: one formatter per language: making one costs more than the page's HTML.
+  let format = timeFormats.get(lang);
+  if (!format) {
+    format = new Intl.DateTimeFormat(lang === "es" ? "es-ES" : "en-GB", {
+      dateStyle: "medium",
+      timeStyle: "short",
+      timeZone: "UTC",
+    });
+    timeFormats.set(lang, format);
+  }
+  return `${format.format(new Date(seconds * 1000))} UTC`;
 }
 
 const listFormats = new Map<Language, Intl.ListFormat>();
@@ -331,7 +335,6 @@ function screenData(model: PageModel) {
     screen: model.screen,
     status: view.status,
     final: isFinal(view),
-    now: model.now,
     expiresAt: view.expires_at,
     /** The network shown, and below what its wallet needs. */
     networkName: settings.networkName,

@@ -12,8 +12,16 @@
     );
   const screenData = () => JSON.parse(document.getElementById("screen-data").textContent);
   let data = screenData();
-  // NOTE: the countdown follows the server's clock: the offset is taken once, at load.
-  const clockOffset = data.now - Date.now();
+  // NOTE: the countdown follows the server's clock: the offset is taken once,
+  // at load, from the page's `Server-Timing: clock;desc="<UNIX ms>"` header
+  // (the page's bytes carry no time, so the server can keep them); without
+  // it, the browser's clock.
+  const clockOffset = (() => {
+    const [navigation] = performance.getEntriesByType?.("navigation") ?? [];
+    const clock = navigation?.serverTiming?.find((entry) => entry.name === "clock");
+    const serverNow = Number(clock?.description);
+    return Number.isFinite(serverNow) && serverNow > 0 ? serverNow - Date.now() : 0;
+  })();
   let lastBody = "";
   let walletBusy = false;
   // The network the shopper chose (the switch or the link's ?network=); null: the server's default.
