@@ -74,8 +74,10 @@ describe("a backlog of overdue payments at start", () => {
       // Each commit the observer saw ends a batch, and it saw the sweep
       // between batches many times, not one transaction of all.
       const ends = new Set([0]);
-      for (let n = 0, sum = 0; sum < OVERDUE; n++)
-        ends.add((sum = Math.min(OVERDUE, sum + sweepBatchSize(n))));
+      for (let n = 0, sum = 0; sum < OVERDUE; n++) {
+        sum = Math.min(OVERDUE, sum + sweepBatchSize(n));
+        ends.add(sum);
+      }
       const counts = [...seen].sort((a, b) => a - b);
       expect(counts.filter((n) => !ends.has(n))).toEqual([]);
       expect(counts.filter((n) => n > 0 && n < OVERDUE).length).toBeGreaterThanOrEqual(5);
