@@ -181,9 +181,20 @@ export function seedPayments({
   db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(
     first + plan.length,
   );
-  db.pragma("wal_checkpoint(TRUNCATE)");
+  durable(db);
   db.close();
   return seeded;
+}
+
+/**
+ * Ends a fixture's writes as the daemon's would have ended: checkpointed
+ * and on the disk. The fixture writes without fsync (synchronous = OFF);
+ * left so, the first checkpoint of the daemon under test would flush the
+ * whole fixture from the page cache, a stall no real database has.
+ */
+function durable(db: ReturnType<typeof openDatabase>): void {
+  db.pragma("synchronous = FULL");
+  db.pragma("wal_checkpoint(TRUNCATE)");
 }
 
 /** How `seedPaymentsBySql` spreads statuses, in hundredths of the payments. */
@@ -280,7 +291,7 @@ export function seedPaymentsBySql({
     });
     db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(first + total);
   })();
-  db.pragma("wal_checkpoint(TRUNCATE)");
+  durable(db);
   db.close();
 }
 
@@ -332,7 +343,7 @@ export function seedOverdue({
       FROM n`).run({ total, url: postbackUrl, now, every: optedInEvery, first });
     db.prepare("UPDATE counters SET value = ? WHERE name = 'derivation_index'").run(first + total);
   })();
-  db.pragma("wal_checkpoint(TRUNCATE)");
+  durable(db);
   db.close();
   return Array.from({ length: total }, (_, i) => (first + i).toString(16).padStart(16, "0"));
 }

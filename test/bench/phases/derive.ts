@@ -70,7 +70,9 @@ export const derivePhase: Phase = {
     emit(
       figure("derive_per_s", median(batchRates), "addresses/s", {
         baseline: median(referenceRates),
-        target: { on: "value", op: ">=", limit: 5000 },
+        // NOTE: a ratio to the same run's one-at-a-time derivation: 5,000/s
+        // was 4x that baseline (1,251/s) on the machine that set it.
+        target: { on: "ratio", op: ">=", limit: 4 },
       }),
     );
     emit(

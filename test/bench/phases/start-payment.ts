@@ -118,13 +118,16 @@ export const startPaymentPhase: Phase = {
       emit(
         figure("start_payment_rps", result.rps, "req/s", {
           baseline: base.rps,
-          target: { on: "value", op: ">=", limit: 2000 },
+          // NOTE: a ratio, as the machine's speed moves both: 2,000/s was
+          // 0.77x the bare insert on the machine that set it (2,612/s).
+          target: { on: "ratio", op: ">=", limit: 0.75 },
         }),
       );
       emit(
         figure("start_payment_p99_ms", result.p99Ms, "ms", {
           baseline: base.p99Ms,
-          target: { on: "value", op: "<", limit: 10 },
+          // NOTE: a ratio: an absolute 10 ms is noise on these machines.
+          target: { on: "ratio", op: "<=", limit: 0.7 },
         }),
       );
     } finally {
