@@ -4,11 +4,12 @@
  * in time). A timer waits for the nearest deadline; at start, one sweep
  * catches up with the deadlines that passed while the daemon was down.
  *
- * A sweep works off what is due in batches of {@link SWEEP_BATCH}, oldest
- * deadline first, one transaction each, and after each batch leaves the
- * event loop to everything else for as long as the batch took: a backlog of
- * any size (a daemon that was down for a day during a sale comes back to
- * tens of thousands of overdue payments) takes at most half of the process
+ * A sweep works off what is due in batches of at most {@link SWEEP_BATCH}
+ * payments and {@link SWEEP_SLICE_MS}, oldest deadline first, one
+ * transaction each, and after each batch leaves the event loop to
+ * everything else for twice as long as the batch took: a backlog of any
+ * size (a daemon that was down for a day during a sale comes back to tens
+ * of thousands of overdue payments) takes at most a third of the process
  * and holds the database (on SQLite, the one connection) for one batch at a
  * time, so both ports keep answering, and memory holds one batch of rows.
  */
@@ -26,14 +27,12 @@ const RETRY_AFTER_FAILURE_MS = 5_000;
 /** Payments re-decided per transaction of a sweep, at most. */
 export const SWEEP_BATCH = 100;
 /**
- * The size of a sweep's `n`-th batch (from 0): 10, 20, 40, 80, then
- * {@link SWEEP_BATCH}. A sweep at start runs on code not yet compiled, and
- * its first batches would hold the process several times longer than
- * later ones do: they start small.
+ * How long one batch may hold the process: it commits what it has
+ * re-decided by then (one payment at least), and the next batch starts
+ * there. A sweep at start runs on code not yet compiled, several times
+ * slower than later: its batches are smaller, not longer.
  */
-export function sweepBatchSize(n: number): number {
-  return Math.min(SWEEP_BATCH, 10 * 2 ** Math.min(n, 4));
-}
+export const SWEEP_SLICE_MS = 5;
 
 export type DeadlineSweep = {
   /**
@@ -73,23 +72,27 @@ export function createDeadlineSweep({
     async (
       now: number,
       after: DeadlinePage["after"],
-      limit: number,
     ): Promise<{
-      rows: number;
+      /** Whether this batch re-decided the last payment due. */
+      done: boolean;
       queued: number;
       expired: string[];
       last: DeadlinePage["after"];
     }> => {
+      const began = performance.now();
       const heads = await store.heads();
-      const due = await store.dueDeadlines(now, { limit, after });
+      const due = await store.dueDeadlines(now, { limit: SWEEP_BATCH, after });
       let queued = 0;
       const expired: string[] = [];
+      let taken = 0;
       for (const payment of due) {
         queued += await transitions.apply(payment.id, heads, now, expired);
+        taken++;
+        if (performance.now() - began >= SWEEP_SLICE_MS) break;
       }
-      const last = due.at(-1);
+      const last = due[taken - 1];
       return {
-        rows: due.length,
+        done: taken === due.length && due.length < SWEEP_BATCH,
         queued,
         expired,
         last: last && { expires_at: last.expires_at, id: last.id },
@@ -105,10 +108,9 @@ export function createDeadlineSweep({
     const now = clock.now();
     let after: DeadlinePage["after"];
     let queued = 0;
-    for (let n = 0; ; n++) {
+    for (;;) {
       const began = performance.now();
-      const limit = sweepBatchSize(n);
-      const batch = await sweepBatch(now, after, limit);
+      const batch = await sweepBatch(now, after);
       // One line a batch, once committed: a grep for a payment id still finds it.
       if (batch.expired.length > 0) {
         log.info(
@@ -118,13 +120,13 @@ export function createDeadlineSweep({
       }
       queued += batch.queued;
       if (batch.queued > 0) onEvents();
-      if (batch.rows < limit || signal?.aborted) return queued;
+      if (batch.done || signal?.aborted) return queued;
       after = batch.last;
       // Whatever waits for the database or the event loop goes first, for
-      // as long as the batch held them. NOTE: real time, not the clock's:
+      // twice as long as the batch held them. NOTE: real time, not the clock's:
       // this shares the process, it waits for no deadline.
       const spent = performance.now() - began;
-      await new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Math.ceil(spent))));
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Math.ceil(2 * spent))));
     }
   }
 

@@ -5,10 +5,11 @@
  * (50 connections, random ids among the overdue ones):
  *
  * - overdue_sweep_status_p99_ms: status.json's p99 (the worst of 1-second
- *   rounds from the daemon's start) while the sweep runs. The baseline: the
- *   same daemon started again on the same database, now with nothing due,
- *   under the same load for as many rounds from its start (both start
- *   cold). Target ≤ 3×.
+ *   rounds from the daemon's start, the first one left out) while the sweep
+ *   runs. The baseline: the same daemon started again on the same
+ *   database, now with nothing due, under the same load for as many rounds
+ *   from its start, its first left out too (both start cold; the first
+ *   second of either is the start's, and both are printed). Target ≤ 3×.
  * - overdue_sweep_rss_growth_mb: what the backlog adds to the process's
  *   high-water mark (VmHWM, over its resident memory at start) beyond what
  *   the same load costs the daemon without it: target ≤ 50 MB (one batch of
@@ -106,8 +107,17 @@ export const overduePhase: Phase = {
       } finally {
         await calm.stop();
       }
-      const p99During = worst(during);
-      const p99Calm = worst(baseline);
+      // NOTE: the first second after a start is the start's, with or
+      // without a backlog (modules, caches and compiled code still coming
+      // up: its p99 moved from 16 to 72 ms between runs with nothing due),
+      // so the figure compares the rounds after it; both first rounds are
+      // in the progress line.
+      const settled = (rounds: LoadResult[]) => (rounds.length > 1 ? rounds.slice(1) : rounds);
+      const p99During = worst(settled(during));
+      const p99Calm = worst(settled(baseline));
+      progress(
+        `overdue: first second's p99 ${worst(during.slice(0, 1)).toFixed(2)} ms with the backlog, ${worst(baseline.slice(0, 1)).toFixed(2)} ms without`,
+      );
       // What the backlog added to the process's peak, beyond what the load costs anyway.
       const growth = withBacklog.hwmMb - atStart.rssMb - (withoutBacklog.hwmMb - calmStart.rssMb);
       progress(
