@@ -172,6 +172,8 @@ export function createPostbackSender({
   const cooldown = new Map<string, number>();
   const outcomes: PostbackStats = { delivered: 0, retry: 0, failed: 0, crashed: 0 };
   let stopSignal: AbortSignal | undefined;
+  /** The stop signal whose listener limit this sender raised. */
+  let raisedFor: AbortSignal | undefined;
   let notified = false;
   let notify: (() => void) | undefined;
 
@@ -376,7 +378,11 @@ export function createPostbackSender({
       // NOTE: each attempt in flight listens for the stop, and so do the
       // daemon's other tasks on the same signal: more than Node's default
       // of 10 by design, not a leak (each attempt removes its listener).
-      setMaxListeners(getMaxListeners(signal) + concurrency, signal);
+      // Once per signal, however often this sender runs on it.
+      if (raisedFor !== signal) {
+        raisedFor = signal;
+        setMaxListeners(getMaxListeners(signal) + concurrency, signal);
+      }
       while (!signal.aborted) {
         notified = false;
         let nextAt: number | undefined;
